@@ -1,0 +1,58 @@
+// The contract between partition actors and storage. Embedded mode implements it with a local
+// WAL and snapshot files; cluster mode with Kafka and Redis. Actors never know which.
+
+/** Dedup state travels with the deltas so exactly-once survives a crash. */
+export const DEDUP_STREAM = 1 // tag = clientId, value = last applied frame seq
+export const DEDUP_IDEMPOTENCY = 2 // tag = key + '\n' + Idempotency-Key, value = the value returned
+export type DedupKind = typeof DEDUP_STREAM | typeof DEDUP_IDEMPOTENCY
+
+export interface DedupEntry {
+  kind: DedupKind
+  tag: string
+  value: number
+  ts: number // ms since the Unix epoch when it was recorded; entries expire after the dedup window
+}
+
+/**
+ * One group commit of one partition: the net change of every key touched since the previous
+ * record. `seq` grows by one per record of a partition, across restarts and owners; `epoch` grows
+ * each time the partition changes owner (a new process counts as a new owner).
+ */
+export interface DeltaRecord {
+  partition: number
+  epoch: number
+  seq: number
+  ts: number
+  keys: string[]
+  deltas: number[] // parallel to keys
+  dedup: DedupEntry[]
+}
+
+/** A partition's state as of log record `seq` (everything up to and including it). */
+export interface Checkpoint {
+  partition: number
+  epoch: number
+  seq: number
+  ts: number
+  keys: string[]
+  values: number[] // parallel to keys; 0 = the counter was reset (or never existed)
+  dedup: DedupEntry[]
+}
+
+export interface DeltaLog {
+  /** Appends records (any partitions of this host) durably; resolves once every one is durable. */
+  append (records: DeltaRecord[]): Promise<void>
+  /** Calls onRecord for each stored record of the given partitions, in log order per partition. */
+  replay (partitions: readonly number[], onRecord: (r: DeltaRecord) => void): Promise<void>
+  /** Every partition of this host is checkpointed up to its current seq: older log data may go. */
+  checkpointed (): Promise<void>
+  close (): Promise<void>
+}
+
+export interface CheckpointStore {
+  /** True: save() takes only counters changed since the last save (0 = reset). False: the whole state. */
+  readonly incremental: boolean
+  load (partition: number): Promise<Checkpoint | null>
+  save (checkpoints: Checkpoint[]): Promise<void>
+  close (): Promise<void>
+}
