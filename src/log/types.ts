@@ -44,8 +44,11 @@ export interface DeltaLog {
   append (records: DeltaRecord[]): Promise<void>
   /** Calls onRecord for each stored record of the given partitions, in log order per partition. */
   replay (partitions: readonly number[], onRecord: (r: DeltaRecord) => void): Promise<void>
-  /** Every partition of this host is checkpointed up to its current seq: older log data may go. */
-  checkpointed (): Promise<void>
+  /**
+   * Checkpoints now hold every partition in `upTo` up to the seq given: log data at or below it
+   * may be dropped (WAL segments deleted; Kafka may record the offsets for a faster replay).
+   */
+  checkpointed (upTo: ReadonlyMap<number, number>): Promise<void>
   close (): Promise<void>
 }
 

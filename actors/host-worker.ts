@@ -1,0 +1,266 @@
+// Entry of one actor host thread (run by piscina, one thread per pool, so a partition's state
+// never lives in two threads). Holds the partition actors of its partitions, applies batches in
+// arrival order, and group-commits: everything applied since the last commit becomes one log
+// append (one record per touched partition); acks of ack=durable tasks are released when it is durable.
+import Piscina from 'piscina'
+import pino from 'pino'
+import { asCounterdError } from '../src/errors'
+import { openStorage } from '../src/log/open-storage'
+import type { Checkpoint, DeltaRecord } from '../src/log/types'
+import { PartitionState } from './counter-state'
+import {
+  OP_GET, OP_INCR, OP_RESET,
+  type HostInit, type HostStats, type HostTask, type PartBatch, type PartResult, type RecoverStats
+} from './protocol'
+
+const init = Piscina.workerData as HostInit
+const { config } = init
+const logger = pino({ level: config.logLevel, base: { host: init.hostIndex } })
+const storage = openStorage(config, init.hostIndex, init.epoch, {
+  onTornTail: (file, good, total) => logger.warn({ file, goodBytes: good, ignoredBytes: total - good }, 'WAL segment has a torn tail; ignoring it')
+})
+const durable = config.ackMode === 'durable'
+
+const states = new Map<number, PartitionState>()
+for (const p of init.partitions) {
+  states.set(p, new PartitionState(p, init.epoch, config.dedupWindowMs, config.dedupMaxEntries, storage.checkpoints.incremental))
+}
+
+// ---- group commit -------------------------------------------------------------------------------
+
+interface CommitBatch {
+  records: DeltaRecord[]
+  waiters: Array<() => void> // durable acks released when these records are durable
+  after: Array<() => void> // checkpoint barriers
+}
+
+let next: CommitBatch = { records: [], waiters: [], after: [] }
+let inFlight: CommitBatch | null = null
+let windowOps = 0
+let flushTimer: NodeJS.Timeout | null = null
+let retryDelayMs = 0
+let logError: string | undefined
+let durableRecords = 0
+
+function seal (): void {
+  const now = Date.now()
+  for (const s of states.values()) s.seal(now, next.records)
+  windowOps = 0
+}
+
+function flushSoon (): void {
+  if (windowOps >= config.maxBatchOps) { flushNow(); return }
+  if (flushTimer === null) flushTimer = setTimeout(flushNow, config.flushIntervalMs)
+}
+
+function flushNow (): void {
+  if (flushTimer !== null) { clearTimeout(flushTimer); flushTimer = null }
+  seal()
+  pump()
+}
+
+function pump (): void {
+  if (inFlight !== null) return
+  const batch = next
+  if (batch.records.length === 0 && batch.waiters.length === 0 && batch.after.length === 0) return
+  next = { records: [], waiters: [], after: [] }
+  inFlight = batch
+  storage.log.append(batch.records).then(() => {
+    inFlight = null
+    retryDelayMs = 0
+    if (logError !== undefined) logger.info('log writes succeed again')
+    logError = undefined
+    durableRecords += batch.records.length
+    for (const w of batch.waiters) w()
+    for (const a of batch.after) a()
+    // Group commit: whatever arrived during this append goes out at once.
+    if (windowOps > 0) flushNow()
+    else pump()
+  }, (err: Error) => {
+    // Nothing applied is dropped: the same records are retried, in order, until the log takes them.
+    // Acks stay held, so the front sheds new work once too much is in flight.
+    retryDelayMs = Math.min(Math.max(retryDelayMs * 2, 10), 1000)
+    logError = err.message
+    logger.error({ err, retryInMs: retryDelayMs }, 'log append failed; retrying')
+    setTimeout(() => { inFlight = null; next = merge(batch, next); pump() }, retryDelayMs)
+  })
+}
+
+function merge (a: CommitBatch, b: CommitBatch): CommitBatch {
+  return { records: a.records.concat(b.records), waiters: a.waiters.concat(b.waiters), after: a.after.concat(b.after) }
+}
+
+/** Resolves once everything applied so far is durable. */
+function commitBarrier (): Promise<void> {
+  return new Promise((resolve) => {
+    seal()
+    next.after.push(resolve)
+    if (flushTimer !== null) { clearTimeout(flushTimer); flushTimer = null }
+    pump()
+  })
+}
+
+// ---- checkpoints ------------------------------------------------------------------------------
+
+let checkpointing: Promise<void> | null = null
+
+function checkpoint (full: boolean): Promise<void> {
+  if (checkpointing !== null) return checkpointing.then(() => checkpoint(full))
+  // Seal first: then each partition's in-memory state is exactly its state after record `seq`.
+  seal()
+  const now = Date.now()
+  const captured: Checkpoint[] = []
+  const upTo = new Map<number, number>()
+  for (const s of states.values()) {
+    captured.push(s.capture(full || !storage.checkpoints.incremental, now))
+    upTo.set(s.partition, s.seq)
+  }
+  checkpointing = (async () => {
+    await commitBarrier() // a checkpoint may only be saved once the log holds everything it includes
+    await storage.checkpoints.save(captured)
+    await storage.log.checkpointed(upTo)
+  })().finally(() => { checkpointing = null })
+  return checkpointing
+}
+
+let checkpointTimer: NodeJS.Timeout | null = null
+function startCheckpointTimer (): void {
+  checkpointTimer = setInterval(() => {
+    checkpoint(false).catch((err) => logger.error({ err }, 'checkpoint failed; will retry at the next interval'))
+  }, config.checkpointIntervalMs)
+}
+
+// ---- tasks ------------------------------------------------------------------------------------
+
+function stateOf (p: number): PartitionState {
+  const s = states.get(p)
+  if (s === undefined) throw new Error(`partition ${p} is not held by host ${init.hostIndex}`)
+  return s
+}
+
+function applyWrite (part: PartBatch): PartResult {
+  const s = stateOf(part.p)
+  const buf = Buffer.from(part.ops.buffer, part.ops.byteOffset, part.ops.byteLength)
+  const values = part.wantValues ? new Float64Array(part.n) : null
+  const refused: number[] = []
+  const dups: number[] = []
+  const now = Date.now()
+  let o = 0
+  let i = 0
+  for (let u = 0; u < part.ends.length; u++) {
+    const end = part.ends[u]
+    const tag = part.tags[u]
+    const streamSeq = part.seqs[u]
+    if (tag !== null) {
+      const seen = streamSeq >= 0 ? s.streams.get(tag, now) : s.idempotency.get(tag, now)
+      if (seen !== undefined && (streamSeq < 0 || streamSeq <= seen)) {
+        // A resend: nothing is applied again. HTTP retries get the value first returned.
+        for (; i < end; i++) {
+          if (values !== null) values[i] = seen
+          o = skipOp(buf, o)
+        }
+        dups.push(u)
+        continue
+      }
+    }
+    let last = 0
+    for (; i < end; i++) {
+      const kind = buf[o]
+      const len = buf[o + 1]
+      const key = buf.toString('latin1', o + 2, o + 2 + len)
+      o += 2 + len
+      let v: number
+      if (kind === OP_INCR) {
+        v = s.increment(key, buf.readDoubleLE(o), next.records)
+        o += 8
+      } else if (kind === OP_RESET) {
+        v = s.reset(key, next.records)
+      } else {
+        v = s.get(key)
+      }
+      if (Number.isNaN(v)) refused.push(i)
+      if (values !== null) values[i] = v
+      last = v
+      windowOps++
+    }
+    if (tag !== null) {
+      if (streamSeq >= 0) s.recordStream(tag, streamSeq, now)
+      else if (!Number.isNaN(last)) s.recordIdempotent(tag, last, now)
+    }
+  }
+  return { values, refused, dups }
+}
+
+function skipOp (buf: Buffer, o: number): number {
+  return o + 2 + buf[o + 1] + (buf[o] === OP_INCR ? 8 : 0)
+}
+
+function applyRead (part: PartBatch): PartResult {
+  const s = stateOf(part.p)
+  const buf = Buffer.from(part.ops.buffer, part.ops.byteOffset, part.ops.byteLength)
+  const values = new Float64Array(part.n)
+  let o = 0
+  for (let i = 0; i < part.n; i++) {
+    const len = buf[o + 1]
+    values[i] = buf[o] === OP_GET ? s.get(buf.toString('latin1', o + 2, o + 2 + len)) : NaN
+    o = skipOp(buf, o)
+  }
+  return { values, refused: [], dups: [] }
+}
+
+async function recover (): Promise<RecoverStats> {
+  const started = Date.now()
+  for (const s of states.values()) {
+    const cp = await storage.checkpoints.load(s.partition)
+    if (cp !== null) s.load(cp)
+  }
+  let records = 0
+  await storage.log.replay(init.partitions, (r) => { if (stateOf(r.partition).replay(r)) records++ })
+  // A fresh checkpoint of everything recovered lets the node drop the log segments it replayed.
+  await checkpoint(true)
+  startCheckpointTimer()
+  let counters = 0
+  for (const s of states.values()) counters += s.counters.size
+  return { partitions: states.size, counters, records, ms: Date.now() - started }
+}
+
+async function close (): Promise<void> {
+  if (checkpointTimer !== null) clearInterval(checkpointTimer)
+  await checkpoint(true)
+  await storage.log.close()
+  await storage.checkpoints.close()
+}
+
+function stats (): HostStats {
+  let counters = 0
+  for (const s of states.values()) counters += s.counters.size
+  return { counters, pendingOps: windowOps, durableRecords, logOk: logError === undefined, logError }
+}
+
+export default async function handle (task: HostTask): Promise<unknown> {
+  try {
+    switch (task.t) {
+      case 'write': {
+        const results = task.parts.map(applyWrite)
+        flushSoon()
+        if (!durable) return results
+        return await new Promise((resolve) => { next.waiters.push(() => resolve(results)) })
+      }
+      case 'read':
+        return task.parts.map(applyRead)
+      case 'recover':
+        return await recover()
+      case 'checkpoint':
+        await checkpoint(true)
+        return null
+      case 'close':
+        await close()
+        return null
+      case 'stats':
+        return stats()
+    }
+  } catch (err) {
+    logger.error({ err }, 'actor host task failed')
+    throw asCounterdError(err).toWire()
+  }
+}

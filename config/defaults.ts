@@ -1,0 +1,26 @@
+// Every default in one place. Each key is overridable by the environment variable named in
+// config/schema.ts (README lists them).
+export const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 8080,
+  dataDir: './data',
+  partitions: 64,
+  workers: 2,
+  ackMode: 'durable' as 'durable' | 'applied',
+  flushIntervalMs: 2,
+  maxBatchOps: 65_536, // a partition host flushes early once this many ops are pending
+  checkpointIntervalMs: 30_000,
+  dedupWindowMs: 10 * 60_000,
+  dedupMaxEntries: 100_000, // per partition, per dedup kind
+  maxBodyBytes: 64 * 1024,
+  maxFrameBytes: 1024 * 1024,
+  maxOpsPerFrame: 10_000,
+  maxQueryKeys: 1000,
+  maxInflightOps: 2_000_000, // across the node; past it new work gets 503 / overloaded
+  maxInflightFrames: 1024, // per WebSocket connection
+  maxWsBackpressureBytes: 4 * 1024 * 1024,
+  retryAfterSeconds: 1,
+  logLevel: 'info'
+}
+
+export type Defaults = typeof DEFAULTS

@@ -1,0 +1,60 @@
+// What each setting is, which environment variable sets it, and what values it accepts.
+// Validation happens once at start; an error names the variable and what was expected.
+import type { Defaults } from './defaults'
+
+type Parser<T> = (raw: string, name: string) => T
+
+export class ConfigError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+function integer (min: number, max: number): Parser<number> {
+  return (raw, name) => {
+    const s = raw.trim()
+    const n = /^-?\d+$/.test(s) ? Number(s) : NaN
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`)
+    }
+    return n
+  }
+}
+
+function oneOf<T extends string> (...values: T[]): Parser<T> {
+  return (raw, name) => {
+    if (!(values as string[]).includes(raw)) {
+      throw new ConfigError(`${name} must be one of ${values.join(', ')}, got ${JSON.stringify(raw)}`)
+    }
+    return raw as T
+  }
+}
+
+function nonEmpty (raw: string, name: string): string {
+  if (raw.trim() === '') throw new ConfigError(`${name} must not be empty`)
+  return raw
+}
+
+export const SCHEMA: { [K in keyof Defaults]: { env: string, parse: Parser<Defaults[K]> } } = {
+  host: { env: 'HOST', parse: nonEmpty },
+  port: { env: 'PORT', parse: integer(0, 65535) },
+  dataDir: { env: 'DATA_DIR', parse: nonEmpty },
+  partitions: { env: 'PARTITIONS', parse: integer(1, 65535) },
+  workers: { env: 'WORKERS', parse: integer(1, 256) },
+  ackMode: { env: 'ACK_MODE', parse: oneOf('durable', 'applied') },
+  flushIntervalMs: { env: 'FLUSH_INTERVAL_MS', parse: integer(0, 10_000) },
+  maxBatchOps: { env: 'MAX_BATCH_OPS', parse: integer(1, 10_000_000) },
+  checkpointIntervalMs: { env: 'CHECKPOINT_INTERVAL_MS', parse: integer(100, 86_400_000) },
+  dedupWindowMs: { env: 'DEDUP_WINDOW_MS', parse: integer(1000, 7 * 86_400_000) },
+  dedupMaxEntries: { env: 'DEDUP_MAX_ENTRIES', parse: integer(1, 100_000_000) },
+  maxBodyBytes: { env: 'MAX_BODY_BYTES', parse: integer(64, 64 * 1024 * 1024) },
+  maxFrameBytes: { env: 'MAX_FRAME_BYTES', parse: integer(64, 64 * 1024 * 1024) },
+  maxOpsPerFrame: { env: 'MAX_OPS_PER_FRAME', parse: integer(1, 65535) },
+  maxQueryKeys: { env: 'MAX_QUERY_KEYS', parse: integer(1, 100_000) },
+  maxInflightOps: { env: 'MAX_INFLIGHT_OPS', parse: integer(1, 1_000_000_000) },
+  maxInflightFrames: { env: 'MAX_INFLIGHT_FRAMES', parse: integer(1, 1_000_000) },
+  maxWsBackpressureBytes: { env: 'MAX_WS_BACKPRESSURE_BYTES', parse: integer(1024, 1024 * 1024 * 1024) },
+  retryAfterSeconds: { env: 'RETRY_AFTER_SECONDS', parse: integer(1, 3600) },
+  logLevel: { env: 'LOG_LEVEL', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') }
+}

@@ -1,0 +1,128 @@
+// Embedded delta log: append-only segment files of CRC-framed records (record-codec.ts).
+// One WAL per actor host rather than per partition, so one group commit is one write and one
+// fdatasync however many partitions it touched; each record still names its partition and seq,
+// so the log is per-partition ordered. Segment names sort in write order:
+//   h{host}-e{epoch}-{n}.wal   (n zero-padded)
+import fs from 'node:fs'
+import path from 'node:path'
+import { decodeFrames, encodeFrames } from './record-codec'
+import type { DeltaLog, DeltaRecord } from './types'
+
+const SEGMENT_RE = /^h(\d+)-e(\d+)-(\d+)\.wal$/
+const MAX_SEGMENT_BYTES = 256 * 1024 * 1024
+
+export interface SegmentName { file: string, host: number, epoch: number, n: number }
+
+export function listSegments (dir: string): SegmentName[] {
+  if (!fs.existsSync(dir)) return []
+  const out: SegmentName[] = []
+  for (const file of fs.readdirSync(dir)) {
+    const m = SEGMENT_RE.exec(file)
+    if (m !== null) out.push({ file, host: Number(m[1]), epoch: Number(m[2]), n: Number(m[3]) })
+  }
+  // Within an epoch a partition lives in one host's segments, so (epoch, host, n) is log order per partition.
+  return out.sort((a, b) => a.epoch - b.epoch || a.host - b.host || a.n - b.n)
+}
+
+interface Segment {
+  name: string
+  fd: number
+  bytes: number
+  maxSeq: Map<number, number> // partition → highest seq written here
+}
+
+export interface WalOptions {
+  dir: string
+  hostIndex: number
+  epoch: number
+  onTornTail?: (file: string, goodBytes: number, totalBytes: number) => void
+}
+
+export class WalLog implements DeltaLog {
+  private current: Segment
+  private readonly closed: Segment[] = []
+  private nextN = 1
+
+  constructor (private readonly opts: WalOptions) {
+    fs.mkdirSync(opts.dir, { recursive: true })
+    this.current = this.openSegment()
+  }
+
+  private openSegment (): Segment {
+    const name = `h${this.opts.hostIndex}-e${this.opts.epoch}-${String(this.nextN++).padStart(8, '0')}.wal`
+    const fd = fs.openSync(path.join(this.opts.dir, name), 'a')
+    return { name, fd, bytes: 0, maxSeq: new Map() }
+  }
+
+  private rotate (): void {
+    const old = this.current
+    this.current = this.openSegment()
+    fs.closeSync(old.fd)
+    old.fd = -1
+    this.closed.push(old)
+  }
+
+  async append (records: DeltaRecord[]): Promise<void> {
+    if (records.length === 0) return
+    if (this.current.bytes >= MAX_SEGMENT_BYTES) this.rotate()
+    const seg = this.current
+    const buf = encodeFrames(records)
+    try {
+      let off = 0
+      while (off < buf.length) off += await write(seg.fd, buf, off)
+      await fdatasync(seg.fd)
+    } catch (err) {
+      // A failed write may have left a partial frame; nothing may follow it in this file, or replay
+      // would stop there. Retries go to a fresh segment.
+      if (this.current === seg) this.rotate()
+      throw err
+    }
+    seg.bytes += buf.length
+    for (const r of records) {
+      if ((seg.maxSeq.get(r.partition) ?? 0) < r.seq) seg.maxSeq.set(r.partition, r.seq)
+    }
+  }
+
+  async replay (partitions: readonly number[], onRecord: (r: DeltaRecord) => void): Promise<void> {
+    const wanted = new Set(partitions)
+    for (const seg of listSegments(this.opts.dir)) {
+      if (seg.host === this.opts.hostIndex && seg.epoch === this.opts.epoch) continue // our own, new
+      const buf = await fs.promises.readFile(path.join(this.opts.dir, seg.file))
+      const good = decodeFrames(buf, (r) => { if (wanted.has(r.partition)) onRecord(r) })
+      if (good < buf.length) this.opts.onTornTail?.(seg.file, good, buf.length)
+    }
+  }
+
+  /** Closed segments whose every record is at or below the checkpointed seqs are deleted. */
+  async checkpointed (upTo: ReadonlyMap<number, number>): Promise<void> {
+    if (this.current.bytes > 0) this.rotate()
+    for (let i = this.closed.length - 1; i >= 0; i--) {
+      const seg = this.closed[i]
+      let covered = true
+      for (const [p, seq] of seg.maxSeq) {
+        if ((upTo.get(p) ?? 0) < seq) { covered = false; break }
+      }
+      if (covered) {
+        await fs.promises.rm(path.join(this.opts.dir, seg.name), { force: true })
+        this.closed.splice(i, 1)
+      }
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.current.fd >= 0) fs.closeSync(this.current.fd)
+    this.current.fd = -1
+  }
+}
+
+function write (fd: number, buf: Buffer, off: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.write(fd, buf, off, buf.length - off, null, (err, n) => { if (err !== null) reject(err); else resolve(n) })
+  })
+}
+
+function fdatasync (fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.fdatasync(fd, (err) => { if (err !== null) reject(err); else resolve() })
+  })
+}
