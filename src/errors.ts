@@ -35,7 +35,11 @@ const KINDS = {
   not_ready: { status: 503, retriable: true, message: 'the node is still recovering' },
   shutting_down: { status: 503, retriable: true, message: 'the node is shutting down' },
   storage_unavailable: { status: 503, retriable: true, message: 'the log is not accepting writes' },
-  internal: { status: 500, retriable: true, message: 'internal error' }
+  internal: { status: 500, retriable: true, message: 'internal error' },
+  // Feature data structures (actors/features/): construction, arguments, encoded state.
+  invalid_option: { status: 500, retriable: false, message: 'an option has an invalid value' },
+  invalid_argument: { status: 400, retriable: false, message: 'an argument has an invalid value' },
+  corrupt_state: { status: 500, retriable: false, message: 'encoded state could not be decoded' }
 } satisfies Record<string, ErrorKind>
 
 export type ErrorCode = keyof typeof KINDS
