@@ -1,0 +1,246 @@
+// HTTP API v1 on uWebSockets.js. Each handler copies what it needs from `req` synchronously
+// (uWS invalidates it on return), installs onAborted before anything asynchronous, validates
+// everything before any op reaches the router, and answers errors as {"error":{code,message}}.
+import type { PartResult } from '../../actors/protocol'
+import { CounterdError } from '../errors'
+import { isValidId, isValidType, partitionOf, splitKey } from '../keys'
+import { isValidDelta } from '../protocol/ops'
+import type { UnitOwner } from '../router/router'
+import { admit, type FrontContext } from './context'
+import { replyError, replyJson, type Abortable } from './replies'
+import type { HttpRequest, HttpResponse, TemplatedApp } from './uws'
+
+const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,128}$/
+
+/** One HTTP request waiting for its actor host. */
+class Pending implements Abortable, UnitOwner {
+  aborted = false
+  constructor (readonly ctx: FrontContext, readonly res: HttpResponse, readonly type: string, readonly id: string) {}
+
+  fail (err: CounterdError): void {
+    this.ctx.metrics.countError(this.ctx.metrics.httpErrors, err.code)
+    replyError(this.res, this, err, this.ctx.config.retryAfterSeconds)
+  }
+
+  onPart (res: PartResult | null, first: number, _end: number, _dup: boolean, err: CounterdError | null): void {
+    if (err !== null || res === null) { this.fail(err ?? new CounterdError('internal')); return }
+    const value = (res.values as Float64Array)[first]
+    if (Number.isNaN(value)) { this.fail(new CounterdError('value_out_of_range')); return }
+    replyJson(this.res, this, 200, `{"type":"${this.type}","id":"${this.id}","value":${value}}`)
+  }
+}
+
+class IncrementPending extends Pending {
+  override onPart (res: PartResult | null, first: number, end: number, dup: boolean, err: CounterdError | null): void {
+    if (err === null && res !== null && !Number.isNaN((res.values as Float64Array)[first])) this.ctx.metrics.incrementsAcked++
+    super.onPart(res, first, end, dup, err)
+  }
+}
+
+/** A batch read: one owner per key, all answering into one reply. */
+class Query implements Abortable {
+  aborted = false
+  remaining: number
+  readonly values: number[]
+  constructor (readonly ctx: FrontContext, readonly res: HttpResponse, readonly keys: string[]) {
+    this.remaining = keys.length
+    this.values = new Array(keys.length).fill(0)
+  }
+
+  answer (index: number, value: number, err: CounterdError | null): void {
+    if (err !== null) {
+      this.ctx.metrics.countError(this.ctx.metrics.httpErrors, err.code)
+      replyError(this.res, this, err, this.ctx.config.retryAfterSeconds)
+      return
+    }
+    this.values[index] = value
+    if (--this.remaining > 0) return
+    const out: Record<string, number> = {}
+    for (let i = 0; i < this.keys.length; i++) out[this.keys[i]] = this.values[i]
+    replyJson(this.res, this, 200, JSON.stringify({ values: out }))
+  }
+}
+
+class QueryKey implements UnitOwner {
+  constructor (readonly query: Query, readonly index: number) {}
+  onPart (res: PartResult | null, first: number, _end: number, _dup: boolean, err: CounterdError | null): void {
+    this.query.answer(this.index, res === null ? 0 : (res.values as Float64Array)[first], err ?? (res === null ? new CounterdError('internal') : null))
+  }
+}
+
+/** Reads a request body up to the configured limit; `done` gets null after a 413 was sent. */
+function readBody (ctx: FrontContext, res: HttpResponse, state: Abortable, contentLength: string, done: (body: Buffer | null) => void): void {
+  const limit = ctx.config.maxBodyBytes
+  const declared = contentLength === '' ? 0 : Number(contentLength)
+  const tooLarge = (): void => {
+    ctx.metrics.countError(ctx.metrics.httpErrors, 'payload_too_large')
+    replyError(res, state, new CounterdError('payload_too_large', `body is larger than ${limit} bytes`), ctx.config.retryAfterSeconds)
+    done(null)
+  }
+  if (declared > limit) { tooLarge(); return }
+  const chunks: Buffer[] = []
+  let size = 0
+  let over = false
+  res.onData((chunk, isLast) => {
+    if (over) return
+    size += chunk.byteLength
+    if (size > limit) { over = true; tooLarge(); return }
+    chunks.push(Buffer.from(chunk.slice(0))) // uWS reuses the chunk's memory after this call
+    if (isLast) done(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
+  })
+}
+
+function parseJsonBody (body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'))
+  } catch {
+    throw new CounterdError('malformed_json')
+  }
+}
+
+function validateTypeId (type: string, id: string): CounterdError | null {
+  if (!isValidType(type)) return new CounterdError('invalid_type')
+  if (!isValidId(id)) return new CounterdError('invalid_id')
+  return null
+}
+
+export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
+  const { config, router, metrics } = ctx
+  const P = config.partitions
+  const fail = (res: HttpResponse, state: Abortable, err: CounterdError): void => {
+    metrics.countError(metrics.httpErrors, err.code)
+    replyError(res, state, err, config.retryAfterSeconds)
+  }
+
+  app.post('/v1/counter/:type/:id/increment', (res: HttpResponse, req: HttpRequest) => {
+    metrics.httpRequests++
+    const type = req.getParameter(0)
+    const id = req.getParameter(1)
+    const idem = req.getHeader('idempotency-key')
+    const contentLength = req.getHeader('content-length')
+    const pending = new IncrementPending(ctx, res, type, id)
+    res.onAborted(() => { pending.aborted = true })
+    readBody(ctx, res, pending, contentLength, (body) => {
+      if (body === null) return
+      const bad = validateTypeId(type, id)
+      if (bad !== null) { fail(res, pending, bad); return }
+      if (idem !== '' && !IDEMPOTENCY_KEY_RE.test(idem)) { fail(res, pending, new CounterdError('invalid_idempotency_key')); return }
+      let by = 1
+      if (body.length > 0) {
+        let parsed: unknown
+        try { parsed = parseJsonBody(body) } catch (err) { fail(res, pending, err as CounterdError); return }
+        if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+          fail(res, pending, new CounterdError('invalid_body', 'body must be a JSON object such as {"by": 5}'))
+          return
+        }
+        const given = (parsed as { by?: unknown }).by
+        if (given !== undefined) {
+          if (!isValidDelta(given)) { fail(res, pending, new CounterdError('invalid_delta')); return }
+          by = given
+        }
+      }
+      const refused = admit(ctx, 1)
+      if (refused !== null) { fail(res, pending, refused); return }
+      const key = type + ':' + id
+      router.beginUnit(pending, idem === '' ? null : key + '\n' + idem, -1, true)
+      router.increment(partitionOf(key, P), key, by)
+      router.endUnit()
+    })
+  })
+
+  app.get('/v1/counter/:type/:id', (res: HttpResponse, req: HttpRequest) => {
+    metrics.httpRequests++
+    const type = req.getParameter(0)
+    const id = req.getParameter(1)
+    const pending = new Pending(ctx, res, type, id)
+    res.onAborted(() => { pending.aborted = true })
+    const bad = validateTypeId(type, id) ?? admit(ctx, 1)
+    if (bad !== null) { fail(res, pending, bad); return }
+    const key = type + ':' + id
+    router.read(partitionOf(key, P), key, pending)
+  })
+
+  app.del('/v1/counter/:type/:id', (res: HttpResponse, req: HttpRequest) => {
+    metrics.httpRequests++
+    const type = req.getParameter(0)
+    const id = req.getParameter(1)
+    const pending = new Pending(ctx, res, type, id)
+    res.onAborted(() => { pending.aborted = true })
+    const bad = validateTypeId(type, id) ?? admit(ctx, 1)
+    if (bad !== null) { fail(res, pending, bad); return }
+    const key = type + ':' + id
+    router.beginUnit(pending, null, -1, true)
+    router.reset(partitionOf(key, P), key)
+    router.endUnit()
+  })
+
+  app.post('/v1/counters/query', (res: HttpResponse, req: HttpRequest) => {
+    metrics.httpRequests++
+    const contentLength = req.getHeader('content-length')
+    const state: Abortable = { aborted: false }
+    res.onAborted(() => { state.aborted = true })
+    readBody(ctx, res, state, contentLength, (body) => {
+      if (body === null) return
+      let parsed: unknown
+      try { parsed = parseJsonBody(body) } catch (err) { fail(res, state, err as CounterdError); return }
+      const keys = (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) ? (parsed as { keys?: unknown }).keys : undefined
+      if (!Array.isArray(keys)) { fail(res, state, new CounterdError('invalid_body', 'body must be {"keys": ["type:id", ...]}')); return }
+      if (keys.length > config.maxQueryKeys) { fail(res, state, new CounterdError('too_many_keys', `at most ${config.maxQueryKeys} keys per query, got ${keys.length}`)); return }
+      for (let i = 0; i < keys.length; i++) {
+        if (typeof keys[i] !== 'string' || splitKey(keys[i] as string) === null) {
+          fail(res, state, new CounterdError('invalid_key', `keys[${i}] must be "type:id" with type [a-z0-9_-]{1,32} and id [A-Za-z0-9_.:-]{1,128}`))
+          return
+        }
+      }
+      if (keys.length === 0) { replyJson(res, state, 200, '{"values":{}}'); return }
+      const refused = admit(ctx, keys.length)
+      if (refused !== null) { fail(res, state, refused); return }
+      const query = new Query(ctx, res, keys as string[])
+      res.onAborted(() => { query.aborted = true; state.aborted = true })
+      for (let i = 0; i < keys.length; i++) router.read(partitionOf(keys[i] as string, P), keys[i] as string, new QueryKey(query, i))
+    })
+  })
+
+  app.get('/health', (res: HttpResponse) => {
+    replyJson(res, { aborted: false }, 200, '{"status":"ok"}')
+  })
+
+  app.get('/ready', (res: HttpResponse) => {
+    const state: Abortable = { aborted: false }
+    res.onAborted(() => { state.aborted = true })
+    ctx.status.readiness().then(({ ready, detail }) => {
+      if (ready) replyJson(res, state, 200, JSON.stringify({ status: 'ready', ...detail }))
+      else replyJson(res, state, 503, JSON.stringify({ error: new CounterdError(ctx.status.draining ? 'shutting_down' : 'not_ready').toWire(), ...detail }), { 'retry-after': String(config.retryAfterSeconds) })
+    }, (err: Error) => fail(res, state, new CounterdError('internal', err.message)))
+  })
+
+  app.get('/metrics', (res: HttpResponse) => {
+    res.cork(() => {
+      res.writeHeader('content-type', 'text/plain; version=0.0.4')
+      res.end(metrics.render({ inflight_ops: router.inflightOps, ready: ctx.status.ready ? 1 : 0 }))
+    })
+  })
+
+  // Known paths with the wrong method get 405 and Allow; anything else 404.
+  const allow: Array<[string, string]> = [
+    ['/v1/counter/:type/:id/increment', 'POST'],
+    ['/v1/counter/:type/:id', 'GET, DELETE'],
+    ['/v1/counters/query', 'POST'],
+    ['/v1/stream', 'GET'],
+    ['/health', 'GET'],
+    ['/ready', 'GET'],
+    ['/metrics', 'GET']
+  ]
+  for (const [pattern, methods] of allow) {
+    app.any(pattern, (res: HttpResponse, req: HttpRequest) => {
+      const method = req.getMethod().toUpperCase()
+      metrics.countError(metrics.httpErrors, 'method_not_allowed')
+      replyError(res, { aborted: false }, new CounterdError('method_not_allowed', `${method} is not allowed here; use ${methods}`),
+        config.retryAfterSeconds, { allow: methods })
+    })
+  }
+  app.any('/*', (res: HttpResponse, req: HttpRequest) => {
+    const url = req.getUrl()
+    fail(res, { aborted: false }, new CounterdError('not_found', `no route for ${url}`))
+  })
+}

@@ -1,0 +1,144 @@
+// WebSocket /v1/stream: many increments per frame, JSON or compact binary (docs/stream-protocol.md).
+// Each frame is acked once, after every op in it is applied (ack=applied) or durable (ack=durable).
+// A frame that fails validation is answered with an error ack and touches no state; a frame that
+// cannot even be read (no seq to answer) closes the connection with 1007 and a reason.
+import type { PartResult } from '../../actors/protocol'
+import { CounterdError } from '../errors'
+import { isValidId } from '../keys'
+import { decodeBinaryFrame, encodeAckError, encodeAckOk } from '../protocol/binary-frame'
+import { decodeJsonFrame } from '../protocol/json-frame'
+import { FrameOps } from '../protocol/ops'
+import type { UnitOwner } from '../router/router'
+import { admit, type FrontContext } from './context'
+import { uws, type HttpRequest, type HttpResponse, type TemplatedApp, type WebSocket } from './uws'
+
+export interface StreamConn {
+  clientId: string | null // set: resent frames (same clientId, same seq) count once
+  inflight: number
+  open: boolean
+}
+
+const CLOSE_INVALID_DATA = 1007
+const CLOSE_POLICY = 1008
+const CLOSE_GOING_AWAY = 1001
+
+/** One frame waiting for its parts to be applied (or durable). */
+class FrameAck implements UnitOwner {
+  remaining = 0
+  refusedOps = 0
+  error: CounterdError | null = null
+
+  constructor (readonly ctx: FrontContext, readonly ws: WebSocket<StreamConn>, readonly conn: StreamConn,
+    readonly seq: number, readonly binary: boolean, readonly ops: number) {}
+
+  onPart (res: PartResult | null, first: number, end: number, dup: boolean, err: CounterdError | null): void {
+    if (err !== null) this.error = err
+    else if (res !== null && !dup) {
+      for (const i of res.refused) if (i >= first && i < end) this.refusedOps++
+    }
+    if (--this.remaining > 0) return
+    this.conn.inflight--
+    if (this.error === null && this.refusedOps > 0) {
+      this.error = new CounterdError('value_out_of_range',
+        `${this.refusedOps} of ${this.ops} ops would take a value outside ±(2^53-1) and were not applied; the others were`)
+    }
+    if (this.error === null) this.ctx.metrics.incrementsAcked += this.ops
+    if (!this.conn.open) return
+    // Late replies (outside a uWS callback) are corked so the ack goes out in one syscall.
+    this.ws.cork(() => sendAck(this.ctx, this.ws, this.conn, this.seq, this.binary, this.error))
+  }
+}
+
+function sendAck (ctx: FrontContext, ws: WebSocket<StreamConn>, conn: StreamConn, seq: number, binary: boolean, err: CounterdError | null): void {
+  if (!conn.open) return
+  if (err !== null) ctx.metrics.countError(ctx.metrics.wsErrors, err.code)
+  let status: number
+  if (binary) {
+    status = ws.send(err === null ? encodeAckOk(seq) : encodeAckError(seq, err.toWire()), true)
+  } else {
+    status = ws.send(err === null ? `{"seq":${seq},"ok":true}` : JSON.stringify({ seq, error: err.toWire() }), false)
+  }
+  // 2 = dropped: the client reads acks too slowly for the backpressure limit; it would never
+  // learn what happened to its frames, so it must reconnect and resend.
+  if (status === 2) ws.end(CLOSE_POLICY, 'acks are not being read; reconnect and resend unacked frames')
+}
+
+export function installStream (app: TemplatedApp, ctx: FrontContext, sockets: Set<WebSocket<StreamConn>>): void {
+  const { config, router, metrics } = ctx
+  const P = config.partitions
+  const ops = new FrameOps(config.maxOpsPerFrame) // reused: frames are decoded one at a time
+
+  app.ws<StreamConn>('/v1/stream', {
+    compression: uws.DISABLED,
+    maxPayloadLength: config.maxFrameBytes,
+    maxBackpressure: config.maxWsBackpressureBytes * 2,
+    idleTimeout: 120,
+    sendPingsAutomatically: true,
+
+    upgrade: (res: HttpResponse, req: HttpRequest, context) => {
+      const clientId = req.getQuery('clientId') ?? ''
+      const key = req.getHeader('sec-websocket-key')
+      const protocol = req.getHeader('sec-websocket-protocol')
+      const extensions = req.getHeader('sec-websocket-extensions')
+      if (clientId !== '' && (clientId.length > 64 || !isValidId(clientId))) {
+        const err = new CounterdError('invalid_client_id')
+        res.cork(() => res.writeStatus('400 Bad Request').writeHeader('content-type', 'application/json').end(JSON.stringify(err.toJSON())))
+        return
+      }
+      res.upgrade<StreamConn>({ clientId: clientId === '' ? null : clientId, inflight: 0, open: true }, key, protocol, extensions, context)
+    },
+
+    open: (ws: WebSocket<StreamConn>) => {
+      sockets.add(ws)
+      metrics.wsConnections++
+    },
+
+    message: (ws: WebSocket<StreamConn>, message: ArrayBuffer, isBinary: boolean) => {
+      const conn = ws.getUserData()
+      metrics.wsFrames++
+      let bad: CounterdError | null
+      try {
+        bad = isBinary
+          ? decodeBinaryFrame(new Uint8Array(message), P, ops)
+          : decodeJsonFrame(Buffer.from(message).toString('utf8'), P, ops)
+      } catch (err) {
+        ws.end(CLOSE_INVALID_DATA, (err as Error).message.slice(0, 120))
+        return
+      }
+      if (bad === null && !isBinary && ops.seq < 0) bad = new CounterdError('invalid_seq')
+      if (bad !== null && ops.seq < 0) {
+        // Without a seq the client cannot match an error ack to a frame.
+        metrics.countError(metrics.wsErrors, bad.code)
+        ws.end(CLOSE_INVALID_DATA, `${bad.code}: ${bad.message}`.slice(0, 120))
+        return
+      }
+      const seq = ops.seq
+      if (bad === null) bad = admit(ctx, ops.n)
+      if (bad === null && (conn.inflight >= config.maxInflightFrames || ws.getBufferedAmount() > config.maxWsBackpressureBytes)) {
+        bad = new CounterdError('overloaded', `more than ${config.maxInflightFrames} frames in flight on this connection, or acks not read; retry later`)
+      }
+      if (bad !== null) { sendAck(ctx, ws, conn, seq, isBinary, bad); return }
+
+      const ack = new FrameAck(ctx, ws, conn, seq, isBinary, ops.n)
+      router.beginUnit(ack, conn.clientId, conn.clientId === null ? -1 : seq, false)
+      const src = new Uint8Array(message)
+      for (let i = 0; i < ops.n; i++) {
+        if (isBinary) router.incrementBytes(ops.partition[i], src, ops.typeStart[i], ops.typeLen[i], ops.idStart[i], ops.idLen[i], ops.delta[i])
+        else router.increment(ops.partition[i], ops.keys[i], ops.delta[i])
+      }
+      ack.remaining = router.endUnit()
+      conn.inflight++
+      metrics.wsOps += ops.n
+    },
+
+    close: (ws: WebSocket<StreamConn>) => {
+      ws.getUserData().open = false
+      sockets.delete(ws)
+      metrics.wsConnections--
+    }
+  })
+}
+
+export function closeStreams (sockets: Set<WebSocket<StreamConn>>): void {
+  for (const ws of sockets) ws.end(CLOSE_GOING_AWAY, 'server shutting down')
+}

@@ -1,0 +1,37 @@
+// `npm start` / `node dist/src/main.js`: one node with the configuration from the environment.
+import pino from 'pino'
+import { ConfigError, loadConfig } from '../config/loader'
+import { CounterNode } from './node'
+
+async function main (): Promise<void> {
+  let config
+  try {
+    config = loadConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`counterd: invalid configuration: ${err.message}\n`)
+      process.exit(2)
+    }
+    throw err
+  }
+  const logger = pino({ level: config.logLevel })
+  const fatal = (err: Error): void => {
+    logger.fatal({ err }, 'fatal error; exiting')
+    process.exit(1)
+  }
+  let node: CounterNode
+  try {
+    node = await CounterNode.start(config, logger, fatal)
+  } catch (err) {
+    fatal(err as Error)
+    return
+  }
+  const stop = (signal: string): void => {
+    logger.info({ signal }, 'draining')
+    node.close().then(() => process.exit(0), fatal)
+  }
+  process.once('SIGTERM', () => stop('SIGTERM'))
+  process.once('SIGINT', () => stop('SIGINT'))
+}
+
+void main()

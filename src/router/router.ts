@@ -1,0 +1,233 @@
+// Collects the ops of one event-loop tick into one part per partition, and sends each actor host
+// one write task and one read task per tick (never a message per op). Answers flow back to the
+// unit owners (an HTTP request, a WebSocket frame) as each host replies.
+import type { ActorHosts } from '../../actors/host'
+import { OP_GET, OP_INCR, OP_RESET, type PartBatch, type PartResult } from '../../actors/protocol'
+import { CounterdError, asCounterdError } from '../errors'
+
+/** Whoever submitted a unit of ops; told once per partition part the unit was split into. */
+export interface UnitOwner {
+  /** res is null when the host failed (err set). first..end are op indexes inside res. */
+  onPart: (res: PartResult | null, first: number, end: number, dup: boolean, err: CounterdError | null) => void
+}
+
+class PartBuilder {
+  buf: Buffer = Buffer.allocUnsafeSlow(4096)
+  len = 0
+  n = 0
+  unitFirst = -1 // first op of the open unit in this part, -1 when the unit has none here
+  ends: number[] = []
+  tags: Array<string | null> = []
+  seqs: number[] = []
+  owners: UnitOwner[] = []
+  wantValues = false
+
+  constructor (readonly p: number) {}
+
+  reserve (bytes: number): void {
+    if (this.len + bytes <= this.buf.length) return
+    let size = this.buf.length * 2
+    while (size < this.len + bytes) size *= 2
+    const bigger = Buffer.allocUnsafeSlow(size)
+    this.buf.copy(bigger, 0, 0, this.len)
+    this.buf = bigger
+  }
+}
+
+interface SentPart { ends: number[], owners: UnitOwner[] }
+
+export class Router {
+  inflightOps = 0
+  private writes: Array<PartBuilder | null>
+  private reads: Array<PartBuilder | null>
+  private readonly touched: number[] = [] // partitions with a write or read builder this tick
+  private readonly unitParts: number[] = [] // partitions the open unit has ops in
+  private unitOwner: UnitOwner | null = null
+  private unitTag: string | null = null
+  private unitSeq = -1
+  private unitWantValues = false
+  private scheduled = false
+  private readonly flushBound = (): void => this.flush()
+
+  constructor (private readonly hosts: ActorHosts, readonly partitions: number) {
+    this.writes = new Array(partitions).fill(null)
+    this.reads = new Array(partitions).fill(null)
+  }
+
+  // ---- writes: beginUnit, then ops, then endUnit ----
+
+  /** tag: stream clientId (with seq ≥ 0) or key + '\n' + Idempotency-Key (seq −1), or null. */
+  beginUnit (owner: UnitOwner, tag: string | null, seq: number, wantValues: boolean): void {
+    this.unitOwner = owner
+    this.unitTag = tag
+    this.unitSeq = seq
+    this.unitWantValues = wantValues
+    this.unitParts.length = 0
+  }
+
+  private writePart (p: number): PartBuilder {
+    let b = this.writes[p]
+    if (b === null) {
+      b = this.writes[p] = new PartBuilder(p)
+      this.touch(p)
+    }
+    if (b.unitFirst < 0) {
+      b.unitFirst = b.n
+      this.unitParts.push(p)
+    }
+    return b
+  }
+
+  /** An increment whose key is a string ("type:id"). */
+  increment (p: number, key: string, delta: number): void {
+    const b = this.writePart(p)
+    b.reserve(2 + key.length + 8)
+    b.buf[b.len] = OP_INCR
+    b.buf[b.len + 1] = key.length
+    b.len += 2
+    b.len += b.buf.write(key, b.len, 'latin1')
+    b.len = b.buf.writeDoubleLE(delta, b.len)
+    b.n++
+  }
+
+  /** An increment whose key is read straight from a binary frame: type bytes, ':', id bytes. */
+  incrementBytes (p: number, src: Uint8Array, typeStart: number, typeLen: number, idStart: number, idLen: number, delta: number): void {
+    const b = this.writePart(p)
+    const keyLen = typeLen + 1 + idLen
+    b.reserve(2 + keyLen + 8)
+    const buf = b.buf
+    let o = b.len
+    buf[o] = OP_INCR
+    buf[o + 1] = keyLen
+    o += 2
+    buf.set(src.subarray(typeStart, typeStart + typeLen), o)
+    o += typeLen
+    buf[o++] = 0x3a // ':'
+    buf.set(src.subarray(idStart, idStart + idLen), o)
+    o += idLen
+    b.len = buf.writeDoubleLE(delta, o)
+    b.n++
+  }
+
+  reset (p: number, key: string): void {
+    const b = this.writePart(p)
+    b.reserve(2 + key.length)
+    b.buf[b.len] = OP_RESET
+    b.buf[b.len + 1] = key.length
+    b.len += 2
+    b.len += b.buf.write(key, b.len, 'latin1')
+    b.n++
+  }
+
+  /** Closes the unit; returns in how many parts its owner will be answered. */
+  endUnit (): number {
+    const owner = this.unitOwner as UnitOwner
+    let ops = 0
+    for (const p of this.unitParts) {
+      const b = this.writes[p] as PartBuilder
+      ops += b.n - b.unitFirst
+      b.ends.push(b.n)
+      b.tags.push(this.unitTag)
+      b.seqs.push(this.unitSeq)
+      b.owners.push(owner)
+      b.wantValues ||= this.unitWantValues
+      b.unitFirst = -1
+    }
+    this.inflightOps += ops
+    this.unitOwner = null
+    return this.unitParts.length
+  }
+
+  // ---- reads: one op per unit ----
+
+  read (p: number, key: string, owner: UnitOwner): void {
+    let b = this.reads[p]
+    if (b === null) {
+      b = this.reads[p] = new PartBuilder(p)
+      this.touch(p)
+    }
+    b.reserve(2 + key.length)
+    b.buf[b.len] = OP_GET
+    b.buf[b.len + 1] = key.length
+    b.len += 2
+    b.len += b.buf.write(key, b.len, 'latin1')
+    b.n++
+    b.ends.push(b.n)
+    b.tags.push(null)
+    b.seqs.push(-1)
+    b.owners.push(owner)
+    this.inflightOps++
+  }
+
+  private touch (p: number): void {
+    this.touched.push(p)
+    if (!this.scheduled) {
+      this.scheduled = true
+      setImmediate(this.flushBound)
+    }
+  }
+
+  /** Sends this tick's parts: per host, writes first, then reads (a read sees the writes before it). */
+  flush (): void {
+    this.scheduled = false
+    const hosts = this.hosts.count
+    const writeParts: PartBatch[][] = Array.from({ length: hosts }, () => [])
+    const writeSent: SentPart[][] = Array.from({ length: hosts }, () => [])
+    const readParts: PartBatch[][] = Array.from({ length: hosts }, () => [])
+    const readSent: SentPart[][] = Array.from({ length: hosts }, () => [])
+    const transfers: ArrayBuffer[][] = Array.from({ length: hosts }, () => [])
+    for (const p of this.touched) {
+      const h = this.hosts.hostOf(p)
+      const w = this.writes[p]
+      if (w !== null) {
+        this.writes[p] = null
+        writeParts[h].push(toBatch(w))
+        writeSent[h].push({ ends: w.ends, owners: w.owners })
+        transfers[h].push(w.buf.buffer as ArrayBuffer)
+      }
+      const r = this.reads[p]
+      if (r !== null) {
+        this.reads[p] = null
+        readParts[h].push(toBatch(r))
+        readSent[h].push({ ends: r.ends, owners: r.owners })
+        transfers[h].push(r.buf.buffer as ArrayBuffer)
+      }
+    }
+    this.touched.length = 0
+    for (let h = 0; h < hosts; h++) {
+      if (writeParts[h].length > 0) this.send(h, 'write', writeParts[h], writeSent[h], transfers[h])
+      if (readParts[h].length > 0) this.send(h, 'read', readParts[h], readSent[h], transfers[h])
+    }
+  }
+
+  private send (h: number, t: 'write' | 'read', parts: PartBatch[], sent: SentPart[], transfers: ArrayBuffer[]): void {
+    const transferList = transfers.filter((ab) => parts.some((pb) => pb.ops.buffer === ab))
+    this.hosts.run(h, { t, parts }, transferList).then(
+      (results) => this.deliver(parts, sent, results as PartResult[], null),
+      (err) => this.deliver(parts, sent, null, asCounterdError(err))
+    )
+  }
+
+  private deliver (parts: PartBatch[], sent: SentPart[], results: PartResult[] | null, err: CounterdError | null): void {
+    for (let i = 0; i < sent.length; i++) {
+      const { ends, owners } = sent[i]
+      const res = results === null ? null : results[i]
+      const dups = res?.dups ?? []
+      let first = 0
+      let d = 0
+      for (let u = 0; u < ends.length; u++) {
+        const dup = d < dups.length && dups[d] === u
+        if (dup) d++
+        owners[u].onPart(res, first, ends[u], dup, err)
+        first = ends[u]
+      }
+      this.inflightOps -= parts[i].n
+    }
+  }
+}
+
+function toBatch (b: PartBuilder): PartBatch {
+  return { p: b.p, ops: new Uint8Array(b.buf.buffer, 0, b.len), n: b.n, ends: b.ends, tags: b.tags, seqs: b.seqs, wantValues: b.wantValues }
+}
+
+export { CounterdError }
