@@ -20,6 +20,7 @@ export interface StreamConn {
 
 const CLOSE_INVALID_DATA = 1007
 const CLOSE_POLICY = 1008
+const CLOSE_TOO_BIG = 1009
 const CLOSE_GOING_AWAY = 1001
 
 /** One frame waiting for its parts to be applied (or durable). */
@@ -70,7 +71,9 @@ export function installStream (app: TemplatedApp, ctx: FrontContext, sockets: Se
 
   app.ws<StreamConn>('/v1/stream', {
     compression: uws.DISABLED,
-    maxPayloadLength: config.maxFrameBytes,
+    // uWS drops a connection without a close frame past maxPayloadLength; up to 4× the limit we
+    // read the frame and close with 1009 and a reason instead.
+    maxPayloadLength: config.maxFrameBytes * 4,
     maxBackpressure: config.maxWsBackpressureBytes * 2,
     idleTimeout: 120,
     sendPingsAutomatically: true,
@@ -96,6 +99,11 @@ export function installStream (app: TemplatedApp, ctx: FrontContext, sockets: Se
     message: (ws: WebSocket<StreamConn>, message: ArrayBuffer, isBinary: boolean) => {
       const conn = ws.getUserData()
       metrics.wsFrames++
+      if (message.byteLength > config.maxFrameBytes) {
+        metrics.countError(metrics.wsErrors, 'payload_too_large')
+        ws.end(CLOSE_TOO_BIG, `frame of ${message.byteLength} bytes is over the ${config.maxFrameBytes}-byte limit`)
+        return
+      }
       let bad: CounterdError | null
       try {
         bad = isBinary
