@@ -35,6 +35,7 @@ const KINDS = {
   not_ready: { status: 503, retriable: true, message: 'the node is still recovering' },
   shutting_down: { status: 503, retriable: true, message: 'the node is shutting down' },
   storage_unavailable: { status: 503, retriable: true, message: 'the log is not accepting writes' },
+  fenced: { status: 409, retriable: false, message: 'a newer owner (higher epoch) has written this partition; this node must stop writing it' },
   internal: { status: 500, retriable: true, message: 'internal error' },
   // Feature data structures (actors/features/): construction, arguments, encoded state.
   invalid_option: { status: 500, retriable: false, message: 'an option has an invalid value' },
