@@ -286,7 +286,6 @@ export class KafkaDeltaLog implements DeltaLog {
       })
       await consumer.run({
         autoCommit: false,
-        eachBatchAutoResolve: false,
         eachBatch: async ({ batch, heartbeat }) => {
           const r = ranges.get(batch.partition)
           if (r === undefined || r.next >= r.end || failed !== null) return

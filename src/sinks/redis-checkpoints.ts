@@ -1,0 +1,356 @@
+// Cluster-mode checkpoints in Redis (a single server or Redis Cluster), incremental: a save holds
+// only the counters changed since the previous one (0 = reset, which deletes the field).
+//
+// Key layout, per counter partition p (prefix default "counterd"; the {p7} hash tag puts all keys
+// of a partition in one cluster slot, so a save is one atomic Lua script and a load one MULTI):
+//   counterd:{p7}:values  hash  counter key → value as decimal integer text ("post:1" → "42")
+//   counterd:{p7}:meta    hash  epoch, seq, ts (ms) of the saved checkpoint, logOffset (absent
+//                               when unknown), owner (epoch claimed by the current owner, claimEpoch)
+//   counterd:{p7}:dedup   hash  "<kind>:<tag>" → "<value> <ts>"  (the partition's live dedup table)
+// Another service reads a counter's checkpointed value with one command:
+//   HGET counterd:{p<fnv1a32(key) mod PARTITIONS>}:values <key>
+//
+// Fencing: a save whose epoch is lower than the stored or claimed epoch is refused (code `fenced`): a stale
+// owner must never overwrite its successor. Within one epoch a save older (lower seq) than the
+// stored one is refused too, so a delayed retry cannot roll values back.
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import { CounterdError } from '../errors'
+import type { Checkpoint, CheckpointStore, DedupEntry, DedupKind } from '../log/types'
+
+export interface RedisCheckpointStoreOptions {
+  /**
+   * REDIS_URL: "redis://host:port[/db]" for one server, or a comma-separated list of
+   * "redis://host:port" startup nodes for Redis Cluster. A single URL that points at a cluster
+   * node is detected (INFO cluster) and used as a cluster startup node.
+   */
+  url: string
+  /** Force cluster (true) or single-server (false) mode instead of detecting it. */
+  cluster?: boolean
+  /** Key prefix (default "counterd"). */
+  keyPrefix?: string
+  /** How long open() waits for the first connection (default 10 s). */
+  startTimeoutMs?: number
+  /** A command without a reply after this long fails (default 5 s), so a hung server fails saves. */
+  commandTimeoutMs?: number
+}
+
+/** Where a partition's checkpoint lives. */
+export function checkpointKeys (prefix: string, partition: number): { values: string, meta: string, dedup: string } {
+  const tag = `${prefix}:{p${partition}}`
+  return { values: `${tag}:values`, meta: `${tag}:meta`, dedup: `${tag}:dedup` }
+}
+
+// KEYS: meta, values, dedup. ARGV: epoch, seq, ts, logOffset ('' = unknown), nPairs,
+// key1, value1, ..., nDedup, field1, value1, ...  Returns {0} saved, {1, epoch, seq} fenced,
+// {2, epoch, seq} older than stored.
+const SAVE_SCRIPT = `
+local cur = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'owner')
+local epoch = tonumber(ARGV[1])
+local seq = tonumber(ARGV[2])
+if cur[3] and epoch < tonumber(cur[3]) then return {1, cur[3], cur[2] or '-'} end
+if cur[1] then
+  local ce = tonumber(cur[1])
+  if epoch < ce then return {1, cur[1], cur[2]} end
+  if epoch == ce and seq < tonumber(cur[2]) then return {2, cur[1], cur[2]} end
+end
+local CHUNK = 1000
+local i = 6
+local sets, dels = {}, {}
+for _ = 1, tonumber(ARGV[5]) do
+  local v = ARGV[i + 1]
+  if v == '0' then dels[#dels + 1] = ARGV[i] else sets[#sets + 1] = ARGV[i]; sets[#sets + 1] = v end
+  i = i + 2
+  if #sets >= 2 * CHUNK then redis.call('HSET', KEYS[2], unpack(sets)); sets = {} end
+  if #dels >= CHUNK then redis.call('HDEL', KEYS[2], unpack(dels)); dels = {} end
+end
+if #sets > 0 then redis.call('HSET', KEYS[2], unpack(sets)) end
+if #dels > 0 then redis.call('HDEL', KEYS[2], unpack(dels)) end
+redis.call('DEL', KEYS[3])
+local nd = tonumber(ARGV[i])
+i = i + 1
+local d = {}
+for _ = 1, nd do
+  d[#d + 1] = ARGV[i]; d[#d + 1] = ARGV[i + 1]
+  i = i + 2
+  if #d >= 2 * CHUNK then redis.call('HSET', KEYS[3], unpack(d)); d = {} end
+end
+if #d > 0 then redis.call('HSET', KEYS[3], unpack(d)) end
+redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'seq', ARGV[2], 'ts', ARGV[3])
+if ARGV[4] == '' then redis.call('HDEL', KEYS[1], 'logOffset') else redis.call('HSET', KEYS[1], 'logOffset', ARGV[4]) end
+return {0}
+`
+
+// KEYS: meta. ARGV: epoch. Records `owner` = epoch unless the partition already has an epoch or
+// owner at least as high; returns 0 when claimed, else that higher epoch.
+const CLAIM_SCRIPT = `
+local cur = redis.call('HMGET', KEYS[1], 'epoch', 'owner')
+local top = math.max(tonumber(cur[1] or '0'), tonumber(cur[2] or '0'))
+if tonumber(ARGV[1]) <= top then return top end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1])
+return 0
+`
+
+type Client = Redis | Cluster
+type ClaimCommand = (meta: string, epoch: string) => Promise<number>
+type SaveCommand = (meta: string, values: string, dedup: string, ...argv: string[]) => Promise<Array<number | string | null>>
+
+export class RedisCheckpointStore implements CheckpointStore {
+  readonly incremental = true
+  readonly keyPrefix: string
+  readonly isCluster: boolean
+  private readonly client: Client
+  private lastError: string | undefined
+
+  /** Connects (detecting Redis Cluster) and returns a ready store; unreachable: storage_unavailable. */
+  static async open (options: RedisCheckpointStoreOptions): Promise<RedisCheckpointStore> {
+    const o = validate(options)
+    const nodes = o.url.split(',').map((u) => u.trim())
+    let cluster = o.cluster ?? (nodes.length > 1 ? true : undefined)
+    const base: RedisOptions = {
+      lazyConnect: true,
+      commandTimeout: o.commandTimeoutMs,
+      connectTimeout: Math.min(o.startTimeoutMs, 10_000),
+      maxRetriesPerRequest: 1,
+      // Keep reconnecting through an outage; saves fail meanwhile and the caller retries later.
+      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000)
+    }
+    if (cluster === undefined) {
+      const probe = new Redis(nodes[0], { ...base, retryStrategy: () => null })
+      try {
+        await withDeadline(o.startTimeoutMs, `Redis at ${nodes[0]} not reachable`, async () => { await probe.connect() })
+        cluster = /cluster_enabled:1/.test(await probe.info('cluster'))
+      } catch (err) {
+        throw asUnavailable(err, `cannot reach Redis at ${nodes[0]}`)
+      } finally {
+        probe.disconnect()
+      }
+    }
+    let client: Client
+    if (cluster) {
+      // Credentials of the first URL apply to every node (a cluster shares them).
+      const first = new URL(nodes[0])
+      const auth: RedisOptions = {}
+      if (first.username !== '') auth.username = decodeURIComponent(first.username)
+      if (first.password !== '') auth.password = decodeURIComponent(first.password)
+      client = new Cluster(nodes.map(parseNode), {
+        lazyConnect: true,
+        redisOptions: { ...base, ...auth },
+        // A partition's keys live on one master; reads go there too (checkpoints must be current).
+        scaleReads: 'master',
+        clusterRetryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000)
+      })
+    } else {
+      client = new Redis(nodes[0], base)
+    }
+    client.on('error', () => {}) // surfaced through failing commands and status()
+    try {
+      await withDeadline(o.startTimeoutMs, `Redis at ${o.url} not reachable`, async () => { await client.connect() })
+      client.defineCommand('counterdSave', { numberOfKeys: 3, lua: SAVE_SCRIPT })
+      client.defineCommand('counterdClaim', { numberOfKeys: 1, lua: CLAIM_SCRIPT })
+    } catch (err) {
+      client.disconnect()
+      throw asUnavailable(err, `cannot reach Redis at ${o.url}`)
+    }
+    return new RedisCheckpointStore(client, o.keyPrefix, cluster)
+  }
+
+  private constructor (client: Client, keyPrefix: string, isCluster: boolean) {
+    this.client = client
+    this.keyPrefix = keyPrefix
+    this.isCluster = isCluster
+  }
+
+  status (): { ok: boolean, error?: string } {
+    if (this.client.status !== 'ready') return { ok: false, error: `Redis connection is ${this.client.status}` }
+    return this.lastError === undefined ? { ok: true } : { ok: false, error: this.lastError }
+  }
+
+  /**
+   * Fencing for a new owner: picks an epoch at least `atLeast` and above every epoch stored or
+   * claimed for these partitions, and records it as their owner. From then on saves of a lower
+   * epoch (the previous owner's) are refused with `fenced`. Use the result as the owner's epoch.
+   */
+  async claimEpoch (partitions: readonly number[], atLeast = 1): Promise<number> {
+    if (!Number.isSafeInteger(atLeast) || atLeast < 1 || atLeast > 0xffffffff) {
+      throw new CounterdError('invalid_argument', `atLeast must be an integer from 1 to 2^32-1, got ${JSON.stringify(atLeast)}`)
+    }
+    const claim = (this.client as unknown as { counterdClaim: ClaimCommand }).counterdClaim.bind(this.client)
+    let epoch = atLeast
+    for (;;) {
+      let tops: number[]
+      try {
+        tops = await Promise.all(partitions.map(async (p) => Number(await claim(checkpointKeys(this.keyPrefix, p).meta, String(epoch)))))
+      } catch (err) {
+        throw asUnavailable(err, 'claiming partitions in Redis failed')
+      }
+      const top = Math.max(0, ...tops)
+      if (top === 0) return epoch
+      // Someone holds a higher epoch somewhere: claim everything again above it.
+      epoch = top + 1
+      if (epoch > 0xffffffff) throw new CounterdError('internal', 'epoch would exceed 2^32-1')
+    }
+  }
+
+  async load (partition: number): Promise<Checkpoint | null> {
+    const k = checkpointKeys(this.keyPrefix, partition)
+    let res: Array<[Error | null, unknown]> | null
+    try {
+      // One MULTI: meta, values and dedup of one save, never a mix of two.
+      res = await this.client.multi().hgetall(k.meta).hgetall(k.values).hgetall(k.dedup).exec()
+    } catch (err) {
+      throw asUnavailable(err, `loading the checkpoint of partition ${partition} from Redis failed`)
+    }
+    if (res === null) throw new CounterdError('storage_unavailable', `loading the checkpoint of partition ${partition}: transaction aborted`)
+    for (const [err] of res) if (err !== null) throw asUnavailable(err, `loading the checkpoint of partition ${partition} failed`)
+    const meta = res[0][1] as Record<string, string>
+    if (meta.seq === undefined) return null
+    const values = res[1][1] as Record<string, string>
+    const dedupHash = res[2][1] as Record<string, string>
+    const where = `${k.meta}`
+    const keys = Object.keys(values)
+    const nums: number[] = new Array(keys.length)
+    for (let i = 0; i < keys.length; i++) nums[i] = parseInteger(values[keys[i]], `${k.values} ${keys[i]}`)
+    const dedup: DedupEntry[] = []
+    for (const field in dedupHash) {
+      const colon = field.indexOf(':')
+      const kind = Number(field.slice(0, colon))
+      const [v, ts] = dedupHash[field].split(' ')
+      if (colon < 1 || (kind !== 1 && kind !== 2)) throw new CounterdError('corrupt_state', `${k.dedup} has a malformed field ${JSON.stringify(field)}`)
+      dedup.push({ kind: kind as DedupKind, tag: field.slice(colon + 1), value: parseNumber(v, `${k.dedup} ${field}`), ts: parseNumber(ts, `${k.dedup} ${field}`) })
+    }
+    const cp: Checkpoint = {
+      partition,
+      epoch: parseInteger(meta.epoch, `${where} epoch`),
+      seq: parseInteger(meta.seq, `${where} seq`),
+      ts: parseNumber(meta.ts, `${where} ts`),
+      keys,
+      values: nums,
+      dedup
+    }
+    if (meta.logOffset !== undefined) cp.logOffset = parseInteger(meta.logOffset, `${where} logOffset`)
+    return cp
+  }
+
+  /**
+   * Saves each checkpoint atomically (partitions in parallel). Rejects after all were tried:
+   * `fenced` if any partition was refused for its epoch, else storage_unavailable.
+   */
+  async save (checkpoints: Checkpoint[]): Promise<void> {
+    const results = await Promise.allSettled(checkpoints.map(async (cp) => { await this.saveOne(cp) }))
+    const fenced: string[] = []
+    let other: CounterdError | null = null
+    for (const r of results) {
+      if (r.status === 'fulfilled') continue
+      const err = r.reason as CounterdError
+      if (err.code === 'fenced') fenced.push(err.message)
+      else other ??= err
+    }
+    if (fenced.length > 0) throw new CounterdError('fenced', fenced.join('; '))
+    if (other !== null) {
+      this.lastError = other.message
+      throw other
+    }
+    this.lastError = undefined
+  }
+
+  private async saveOne (cp: Checkpoint): Promise<void> {
+    checkCheckpoint(cp)
+    const k = checkpointKeys(this.keyPrefix, cp.partition)
+    const argv: string[] = [String(cp.epoch), String(cp.seq), String(cp.ts), cp.logOffset === undefined ? '' : String(cp.logOffset), String(cp.keys.length)]
+    for (let i = 0; i < cp.keys.length; i++) argv.push(cp.keys[i], String(cp.values[i]))
+    argv.push(String(cp.dedup.length))
+    for (const d of cp.dedup) argv.push(`${d.kind}:${d.tag}`, `${d.value} ${d.ts}`)
+    let res: Array<number | string | null>
+    try {
+      res = await (this.client as unknown as { counterdSave: SaveCommand }).counterdSave(k.meta, k.values, k.dedup, ...argv)
+    } catch (err) {
+      throw asUnavailable(err, `saving the checkpoint of partition ${cp.partition} to Redis failed`)
+    }
+    if (res[0] === 1) {
+      throw new CounterdError('fenced', `partition ${cp.partition}: checkpoint of epoch ${cp.epoch} refused, Redis holds epoch ${String(res[1])} (seq ${String(res[2])})`)
+    }
+    if (res[0] === 2) {
+      throw new CounterdError('fenced', `partition ${cp.partition}: checkpoint at seq ${cp.seq} refused, Redis already holds seq ${String(res[2])} of epoch ${String(res[1])}`)
+    }
+  }
+
+  async close (): Promise<void> {
+    try {
+      await this.client.quit()
+    } catch {
+      this.client.disconnect()
+    }
+  }
+}
+
+function checkCheckpoint (cp: Checkpoint): void {
+  const bad = (what: string): never => { throw new CounterdError('invalid_argument', `checkpoint of partition ${cp.partition}: ${what}`) }
+  if (!Number.isInteger(cp.partition) || cp.partition < 0 || cp.partition > 65535) bad('partition must be an integer from 0 to 65535')
+  if (!Number.isSafeInteger(cp.epoch) || cp.epoch < 0) bad('epoch must be a non-negative integer')
+  if (!Number.isSafeInteger(cp.seq) || cp.seq < 0) bad('seq must be a non-negative integer')
+  if (cp.keys.length !== cp.values.length) bad('keys and values differ in length')
+  if (cp.logOffset !== undefined && (!Number.isSafeInteger(cp.logOffset) || cp.logOffset < 0)) bad('logOffset must be a non-negative integer')
+  for (let i = 0; i < cp.values.length; i++) if (!Number.isSafeInteger(cp.values[i])) bad(`value of ${cp.keys[i]} is not a safe integer`)
+}
+
+function parseNumber (s: string | undefined, where: string): number {
+  const n = s === undefined || s === '' ? NaN : Number(s)
+  if (!Number.isFinite(n)) throw new CounterdError('corrupt_state', `${where} is not a number: ${JSON.stringify(s)}`)
+  return n
+}
+
+function parseInteger (s: string | undefined, where: string): number {
+  const n = parseNumber(s, where)
+  if (!Number.isSafeInteger(n)) throw new CounterdError('corrupt_state', `${where} is not a safe integer: ${JSON.stringify(s)}`)
+  return n
+}
+
+function parseNode (url: string): { host: string, port: number } {
+  const u = new URL(url)
+  return { host: u.hostname, port: u.port === '' ? 6379 : Number(u.port) }
+}
+
+function asUnavailable (err: unknown, what: string): CounterdError {
+  if (err instanceof CounterdError && err.code !== 'internal') return err
+  return new CounterdError('storage_unavailable', `${what}: ${(err as Error).message}`)
+}
+
+async function withDeadline<T> (ms: number, what: string, fn: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new CounterdError('storage_unavailable', `${what} within ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([fn(), deadline])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+function validate (o: RedisCheckpointStoreOptions): Required<Omit<RedisCheckpointStoreOptions, 'cluster'>> & { cluster?: boolean } {
+  if (typeof o.url !== 'string' || o.url.trim() === '') throw new CounterdError('invalid_option', 'url must be a redis:// URL or a comma-separated list of them')
+  for (const u of o.url.split(',')) {
+    let parsed: URL
+    try {
+      parsed = new URL(u.trim())
+    } catch {
+      throw new CounterdError('invalid_option', `url must be a redis:// URL or a comma-separated list of them, got ${JSON.stringify(u)}`)
+    }
+    if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+      throw new CounterdError('invalid_option', `url must use redis:// or rediss://, got ${JSON.stringify(u)}`)
+    }
+  }
+  const keyPrefix = o.keyPrefix ?? 'counterd'
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(keyPrefix)) throw new CounterdError('invalid_option', `keyPrefix must be 1 to 64 of [A-Za-z0-9_.:-], got ${JSON.stringify(keyPrefix)}`)
+  const int = (name: string, v: number, min: number, max: number): number => {
+    if (!Number.isSafeInteger(v) || v < min || v > max) throw new CounterdError('invalid_option', `${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`)
+    return v
+  }
+  return {
+    url: o.url,
+    cluster: o.cluster,
+    keyPrefix,
+    startTimeoutMs: int('startTimeoutMs', o.startTimeoutMs ?? 10_000, 100, 600_000),
+    commandTimeoutMs: int('commandTimeoutMs', o.commandTimeoutMs ?? 5000, 10, 600_000)
+  }
+}
