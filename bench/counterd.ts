@@ -21,6 +21,13 @@ export interface Counterd extends NodeService {
   profileDir?: string
 }
 
+let uwsBinding: string | undefined
+
+/** Which uWS binding counterd reported loading (its "starting" log line), once one has started. */
+export function observedUwsBinding (): string | undefined {
+  return uwsBinding
+}
+
 export function assertCounterdBuilt (ctx: BenchContext): void {
   if (!fs.existsSync(ctx.counterdScript)) {
     throw new Error(`${ctx.counterdScript} does not exist: build the server first (npx tsc -p .)`)
@@ -44,6 +51,7 @@ export async function startCounterd (ctx: BenchContext, o: CounterdOptions): Pro
     timeoutMs: o.timeoutMs ?? 120_000,
     ...(o.pollMs === undefined ? {} : { pollMs: o.pollMs })
   })
+  uwsBinding = /"uws":"([^"]+)"/.exec(service.tail())?.[1] ?? uwsBinding
   return { ...service, dataDir, ...(profileDir === undefined ? {} : { profileDir }) }
 }
 

@@ -4,6 +4,7 @@
 // runs under `node --cpu-prof`, which writes one .cpuprofile per thread when it exits.
 import { spawn, type ChildProcess } from 'node:child_process'
 import http from 'node:http'
+import { trackChild } from './children'
 
 export interface NodeService {
   name: string
@@ -58,6 +59,7 @@ export async function startNodeService (o: NodeServiceOptions): Promise<NodeServ
     env: { ...process.env, ...o.env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
+  trackChild(proc)
   let tail = ''
   const timeoutMs = o.timeoutMs ?? 60_000
   const port = await new Promise<number>((resolve, reject) => {

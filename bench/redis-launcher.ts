@@ -5,6 +5,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { freePort } from '../test/support/ports'
+import { trackChild } from './children'
 import { killAndWait, waitForLine } from '../test/support/redis'
 
 export interface RedisInstance {
@@ -52,6 +53,7 @@ export async function launchRedis (opts: RedisLaunchOptions = {}): Promise<Redis
       '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--loglevel', 'notice',
       ...(opts.args ?? [])
     ], { stdio: ['ignore', 'pipe', 'pipe'] })
+    trackChild(proc)
     const ready = await waitForLine(proc, /Ready to accept connections/, opts.readyTimeoutMs ?? 60_000)
     const startMs = Number(process.hrtime.bigint() - started) / 1e6
     if (ready && proc.pid !== undefined) {

@@ -309,3 +309,94 @@ if (!isMainThread && parentPort !== null && (workerData as { options?: unknown }
     .then((result) => port.postMessage({ kind: 'done', result }))
     .catch((e: unknown) => { throw e })
 }
+
+export interface PushOptions {
+  url: string
+  connections: number
+  framesInFlight: number
+  /** number of frames to deliver */
+  count: number
+  /** payload of frame i (encodeFrame output; its seq is overwritten) */
+  payload: (i: number) => Buffer
+  /** give up on a frame after this many retriable error acks */
+  maxRetries?: number
+}
+
+export interface PushResult {
+  acked: number
+  /** frames refused for good, by error code */
+  refused: Record<string, number>
+  retries: number
+  elapsedMs: number
+}
+
+const RETRIABLE = new Set(['overloaded', 'not_ready', 'storage_unavailable'])
+
+/**
+ * Delivers frames 0..count-1 once each (loading data for the memory and recovery suites):
+ * each connection keeps a bounded number in flight; a frame refused with a retriable error is
+ * sent again, so when this resolves every frame is either acknowledged or counted as refused.
+ */
+export async function pushFrames (o: PushOptions): Promise<PushResult> {
+  const started = performance.now()
+  const result: PushResult = { acked: 0, refused: {}, retries: 0, elapsedMs: 0 }
+  const retryQueue: number[] = []
+  const attempts = new Map<number, number>()
+  let next = 0
+  let outstanding = o.count
+  let fail: (e: Error) => void = () => {}
+  let finish: () => void = () => {}
+  const done = new Promise<void>((resolve, reject) => { finish = resolve; fail = reject })
+  const frameOf = (i: number): Buffer => {
+    const p = o.payload(i)
+    p.writeUInt32LE(i, 1)
+    return clientFrame(p)
+  }
+  const sockets: RawWebSocket[] = []
+  const inFlight: number[] = []
+  const pump = (k: number): void => {
+    while (inFlight[k] < o.framesInFlight) {
+      const i = retryQueue.length > 0 ? retryQueue.shift() as number : next < o.count ? next++ : -1
+      if (i < 0) return
+      inFlight[k]++
+      sockets[k].sendFrame(frameOf(i))
+    }
+  }
+  for (let k = 0; k < o.connections; k++) {
+    inFlight.push(0)
+    sockets.push(await RawWebSocket.connect(o.url, {
+      onMessage: (payload) => {
+        inFlight[k]--
+        const i = payload.readUInt32LE(1)
+        if (payload[0] === ACK_OK) {
+          result.acked++
+          outstanding--
+        } else {
+          let code = 'unparseable_error_ack'
+          try { code = String((JSON.parse(payload.toString('utf8', 5)) as { code: unknown }).code) } catch {}
+          const n = (attempts.get(i) ?? 0) + 1
+          attempts.set(i, n)
+          if (RETRIABLE.has(code) && n <= (o.maxRetries ?? 100)) {
+            result.retries++
+            retryQueue.push(i)
+          } else {
+            result.refused[code] = (result.refused[code] ?? 0) + 1
+            outstanding--
+          }
+        }
+        if (outstanding === 0) finish()
+        else pump(k)
+      },
+      onClose: (code, reason) => { if (outstanding > 0) fail(new Error(`stream closed with ${code} ${reason} while loading`)) }
+    }))
+  }
+  for (let k = 0; k < sockets.length; k++) pump(k)
+  if (o.count === 0) finish()
+  try {
+    await done
+  } finally {
+    for (const s of sockets) s.close()
+  }
+  result.elapsedMs = performance.now() - started
+  return result
+}

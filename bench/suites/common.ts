@@ -37,7 +37,10 @@ export function round3 (x: number): number {
 }
 
 /** redis-benchmark INCR over `counter:<12-digit id>`, then every value summed must equal -n. */
-export async function redisIncrRun (redis: RedisInstance, round: number, o: Omit<RedisBenchOptions, 'port'>): Promise<Run> {
+export async function redisIncrRun (redis: RedisInstance, round: number, opts: Omit<RedisBenchOptions, 'port'>): Promise<Run> {
+  // redis-benchmark issues whole pipelines: it sends -n rounded up to a multiple of -P.
+  const pipeline = opts.pipeline ?? 1
+  const o = { ...opts, requests: Math.ceil(opts.requests / pipeline) * pipeline }
   await flushRedis(redis.url)
   const meter = new CpuMeter({ redis: redis.pid })
   const r = await runRedisBenchmark({ ...o, port: redis.port })
