@@ -1,6 +1,8 @@
-// The state of one partition: its counters, its dedup tables, and the deltas not yet sealed into a
-// log record. Owned by exactly one actor host thread; everything here is synchronous.
+// The state of one partition: its counters (a KeyTable), its dedup tables, and the net deltas not
+// yet sealed into a log record. Owned by exactly one actor host thread; everything is synchronous.
+import { EncodedRecord, RECORD_HEADER_BYTES, dedupSize, writeDedupEntries, writeRecordHeader } from '../src/log/record-codec'
 import { DEDUP_IDEMPOTENCY, DEDUP_STREAM, type Checkpoint, type DedupEntry, type DeltaRecord } from '../src/log/types'
+import { KeyTable } from './key-table'
 
 export const MAX_VALUE = Number.MAX_SAFE_INTEGER
 
@@ -36,59 +38,90 @@ export class DedupTable {
   get size (): number { return this.entries.size }
 }
 
+/** A growable list of entry indexes with a mark per entry, so each entry is listed once. */
+class EntrySet {
+  list = new Int32Array(64)
+  count = 0
+  mark = new Uint8Array(64)
+
+  add (e: number): void {
+    if (this.mark[e] !== 0) return
+    this.mark[e] = 1
+    if (this.count === this.list.length) this.list = grown(this.list, this.count * 2)
+    this.list[this.count++] = e
+  }
+
+  clear (): void {
+    for (let i = 0; i < this.count; i++) this.mark[this.list[i]] = 0
+    this.count = 0
+  }
+
+  resize (entries: number): void { this.mark = grown(this.mark, entries) }
+}
+
+function grown<T extends Int32Array | Uint8Array | Float64Array> (a: T, n: number): T {
+  const b = new (a.constructor as new (n: number) => T)(n)
+  b.set(a as never)
+  return b
+}
+
 export class PartitionState {
-  readonly counters = new Map<string, number>()
+  readonly table = new KeyTable()
   readonly streams: DedupTable // clientId → last applied frame seq
   readonly idempotency: DedupTable // key + '\n' + Idempotency-Key → value returned
   seq = 0 // seq of the last record sealed (or recovered)
-  epoch: number
+  nonZero = 0 // counters whose value is not 0
 
-  // Since the last seal: net delta per key, and dedup entries to log with them.
-  private pending = new Map<string, number>()
+  // Since the last seal: net delta per entry, the entries touched, dedup entries to log with them.
+  private pending = new Float64Array(64)
+  private readonly touched = new EntrySet()
   private pendingDedup: DedupEntry[] = []
-  // Keys changed since the last checkpoint capture (for incremental checkpoint stores).
-  private readonly dirty: Set<string> | null
+  // Entries changed since the last checkpoint capture (for incremental checkpoint stores).
+  private readonly dirty: EntrySet | null
 
-  constructor (readonly partition: number, epoch: number, windowMs: number, maxEntries: number, trackDirty: boolean) {
-    this.epoch = epoch
+  constructor (readonly partition: number, public epoch: number, windowMs: number, maxEntries: number, trackDirty: boolean) {
     this.streams = new DedupTable(windowMs, maxEntries)
     this.idempotency = new DedupTable(windowMs, maxEntries)
-    this.dirty = trackDirty ? new Set() : null
+    this.dirty = trackDirty ? new EntrySet() : null
+    this.table.onGrow = (n) => {
+      this.pending = grown(this.pending, n)
+      this.touched.resize(n)
+      this.dirty?.resize(n)
+    }
   }
 
-  get hasPending (): boolean { return this.pending.size > 0 || this.pendingDedup.length > 0 }
+  get hasPending (): boolean { return this.touched.count > 0 || this.pendingDedup.length > 0 }
 
-  get (key: string): number {
-    return this.counters.get(key) ?? 0
+  get (buf: Uint8Array, off: number, len: number, h: number): number {
+    const e = this.table.find(buf, off, len, h)
+    return e < 0 ? 0 : this.table.values[e]
   }
 
   /** Applies one increment; returns the new value, or NaN (nothing applied) when it would leave ±(2^53−1). */
-  increment (key: string, delta: number, sealInto: DeltaRecord[]): number {
-    const cur = this.counters.get(key) ?? 0
-    const next = cur + delta
-    if (next > MAX_VALUE || next < -MAX_VALUE) return NaN
-    const pend = this.pending.get(key) ?? 0
-    // A record's net delta must stay a safe integer too; seal first if it would not.
-    if (Math.abs(pend + delta) > MAX_VALUE) this.seal(Date.now(), sealInto)
-    this.addPending(key, delta)
-    if (next === 0) this.counters.delete(key)
-    else this.counters.set(key, next)
-    return next
+  increment (buf: Uint8Array, off: number, len: number, h: number, delta: number, sealInto: DeltaRecord[]): number {
+    const e = this.table.findOrInsert(buf, off, len, h)
+    return this.add(e, delta, sealInto)
   }
 
   /** Resets to 0, logged as the delta −value so the log stays a log of deltas. */
-  reset (key: string, sealInto: DeltaRecord[]): number {
-    const cur = this.counters.get(key)
-    if (cur === undefined) return 0
-    const pend = this.pending.get(key) ?? 0
-    if (Math.abs(pend - cur) > MAX_VALUE) this.seal(Date.now(), sealInto)
-    this.addPending(key, -cur)
-    this.counters.delete(key)
+  reset (buf: Uint8Array, off: number, len: number, h: number, sealInto: DeltaRecord[]): number {
+    const e = this.table.find(buf, off, len, h)
+    if (e >= 0) this.add(e, -this.table.values[e], sealInto)
     return 0
   }
 
-  private addPending (key: string, delta: number): void {
-    this.pending.set(key, (this.pending.get(key) ?? 0) + delta)
+  private add (e: number, delta: number, sealInto: DeltaRecord[]): number {
+    const cur = this.table.values[e]
+    const next = cur + delta
+    if (next > MAX_VALUE || next < -MAX_VALUE) return NaN
+    // A record's net delta must stay a safe integer too; seal first if it would not.
+    if (Math.abs(this.pending[e] + delta) > MAX_VALUE) this.seal(Date.now(), sealInto)
+    this.pending[e] += delta
+    this.touched.add(e)
+    this.table.values[e] = next
+    if (cur === 0 && next !== 0) this.nonZero++
+    else if (cur !== 0 && next === 0) this.nonZero--
+    return next
   }
 
   recordStream (clientId: string, seq: number, now: number): void {
@@ -101,43 +134,61 @@ export class PartitionState {
     this.pendingDedup.push({ kind: DEDUP_IDEMPOTENCY, tag, value, ts: now })
   }
 
-  /** Moves everything pending into one log record (appended to `out`), if there is anything. */
+  /** Moves everything pending into one log record, encoded straight from the key arena. */
   seal (now: number, out: DeltaRecord[]): void {
     if (!this.hasPending) return
-    const n = this.pending.size
-    const keys: string[] = new Array(n)
-    const deltas: number[] = new Array(n)
-    let i = 0
-    for (const [k, d] of this.pending) {
-      keys[i] = k
-      deltas[i++] = d
-      this.dirty?.add(k)
+    const t = this.table
+    const list = this.touched.list
+    const n = this.touched.count
+    let size = RECORD_HEADER_BYTES + dedupSize(this.pendingDedup)
+    for (let i = 0; i < n; i++) size += 9 + t.keyLen[list[i]]
+    const buf = Buffer.allocUnsafe(size)
+    const seq = ++this.seq
+    let o = writeRecordHeader(buf, 0, this.partition, this.epoch, seq, now, n)
+    for (let i = 0; i < n; i++) {
+      const e = list[i]
+      const len = t.keyLen[e]
+      buf[o++] = len
+      o += t.arena.copy(buf, o, t.keyOff[e], t.keyOff[e] + len)
+      o = buf.writeDoubleLE(this.pending[e], o)
+      this.pending[e] = 0
+      this.dirty?.add(e)
     }
-    out.push({ partition: this.partition, epoch: this.epoch, seq: ++this.seq, ts: now, keys, deltas, dedup: this.pendingDedup })
-    this.pending = new Map()
+    writeDedupEntries(buf, o, this.pendingDedup)
+    this.touched.clear()
     this.pendingDedup = []
+    out.push(new EncodedRecord(this.partition, this.epoch, seq, now, buf))
   }
 
   /** Applies a recovered log record (replay); records at or below the current seq are skipped. */
   replay (r: DeltaRecord): boolean {
     if (r.seq <= this.seq) return false
-    for (let i = 0; i < r.keys.length; i++) {
-      const next = (this.counters.get(r.keys[i]) ?? 0) + r.deltas[i]
-      if (next === 0) this.counters.delete(r.keys[i])
-      else this.counters.set(r.keys[i], next)
-      this.dirty?.add(r.keys[i])
-    }
+    const keys = r.keys
+    for (let i = 0; i < keys.length; i++) this.setValue(keys[i], this.valueOf(keys[i]) + r.deltas[i])
     this.restoreDedup(r.dedup)
     this.seq = r.seq
     return true
   }
 
   load (cp: Checkpoint): void {
-    for (let i = 0; i < cp.keys.length; i++) {
-      if (cp.values[i] !== 0) this.counters.set(cp.keys[i], cp.values[i])
-    }
+    for (let i = 0; i < cp.keys.length; i++) if (cp.values[i] !== 0) this.setValue(cp.keys[i], cp.values[i])
     this.restoreDedup(cp.dedup)
     this.seq = cp.seq
+  }
+
+  /** String-keyed read (recovery, tests). */
+  valueOf (key: string): number {
+    const e = this.table.entryOf(key, false)
+    return e < 0 ? 0 : this.table.values[e]
+  }
+
+  private setValue (key: string, value: number): void {
+    const e = this.table.entryOf(key, true)
+    const cur = this.table.values[e]
+    this.table.values[e] = value
+    this.dirty?.add(e)
+    if (cur === 0 && value !== 0) this.nonZero++
+    else if (cur !== 0 && value === 0) this.nonZero--
   }
 
   private restoreDedup (entries: DedupEntry[]): void {
@@ -152,12 +203,19 @@ export class PartitionState {
    * the state after record `seq`. `full` false: only counters changed since the previous capture.
    */
   capture (full: boolean, now: number): Checkpoint {
-    const source: Iterable<string> = full || this.dirty === null ? this.counters.keys() : this.dirty
+    const t = this.table
     const keys: string[] = []
     const values: number[] = []
-    for (const k of source) {
-      keys.push(k)
-      values.push(this.counters.get(k) ?? 0)
+    if (full || this.dirty === null) {
+      for (let e = 0; e < t.count; e++) {
+        if (t.values[e] !== 0) { keys.push(t.key(e)); values.push(t.values[e]) }
+      }
+    } else {
+      for (let i = 0; i < this.dirty.count; i++) {
+        const e = this.dirty.list[i]
+        keys.push(t.key(e))
+        values.push(t.values[e])
+      }
     }
     this.dirty?.clear()
     const dedup: DedupEntry[] = []

@@ -9,7 +9,7 @@ import { openStorage } from '../src/log/open-storage'
 import type { Checkpoint, DeltaRecord } from '../src/log/types'
 import { PartitionState } from './counter-state'
 import {
-  OP_GET, OP_INCR, OP_RESET,
+  OP_HEADER_BYTES, OP_INCR, OP_RESET,
   type HostInit, type HostStats, type HostTask, type PartBatch, type PartResult, type RecoverStats
 } from './protocol'
 
@@ -167,16 +167,17 @@ function applyWrite (part: PartBatch): PartResult {
     for (; i < end; i++) {
       const kind = buf[o]
       const len = buf[o + 1]
-      const key = buf.toString('latin1', o + 2, o + 2 + len)
-      o += 2 + len
+      const h = buf.readUInt32LE(o + 2)
+      const keyOff = o + OP_HEADER_BYTES
+      o = keyOff + len
       let v: number
       if (kind === OP_INCR) {
-        v = s.increment(key, buf.readDoubleLE(o), next.records)
+        v = s.increment(buf, keyOff, len, h, buf.readDoubleLE(o), next.records)
         o += 8
       } else if (kind === OP_RESET) {
-        v = s.reset(key, next.records)
+        v = s.reset(buf, keyOff, len, h, next.records)
       } else {
-        v = s.get(key)
+        v = s.get(buf, keyOff, len, h)
       }
       if (Number.isNaN(v)) refused.push(i)
       if (values !== null) values[i] = v
@@ -192,7 +193,7 @@ function applyWrite (part: PartBatch): PartResult {
 }
 
 function skipOp (buf: Buffer, o: number): number {
-  return o + 2 + buf[o + 1] + (buf[o] === OP_INCR ? 8 : 0)
+  return o + OP_HEADER_BYTES + buf[o + 1] + (buf[o] === OP_INCR ? 8 : 0)
 }
 
 function applyRead (part: PartBatch): PartResult {
@@ -201,8 +202,7 @@ function applyRead (part: PartBatch): PartResult {
   const values = new Float64Array(part.n)
   let o = 0
   for (let i = 0; i < part.n; i++) {
-    const len = buf[o + 1]
-    values[i] = buf[o] === OP_GET ? s.get(buf.toString('latin1', o + 2, o + 2 + len)) : NaN
+    values[i] = s.get(buf, o + OP_HEADER_BYTES, buf[o + 1], buf.readUInt32LE(o + 2))
     o = skipOp(buf, o)
   }
   return { values, refused: [], dups: [] }
@@ -220,7 +220,7 @@ async function recover (): Promise<RecoverStats> {
   await checkpoint(true)
   startCheckpointTimer()
   let counters = 0
-  for (const s of states.values()) counters += s.counters.size
+  for (const s of states.values()) counters += s.nonZero
   return { partitions: states.size, counters, records, ms: Date.now() - started }
 }
 
@@ -233,7 +233,7 @@ async function close (): Promise<void> {
 
 function stats (): HostStats {
   let counters = 0
-  for (const s of states.values()) counters += s.counters.size
+  for (const s of states.values()) counters += s.nonZero
   return { counters, pendingOps: windowOps, durableRecords, logOk: logError === undefined, logError }
 }
 

@@ -2,7 +2,10 @@
 // task carries one part per partition touched in one event-loop tick; a part's ops are packed in
 // one transferable byte buffer so a batch crosses threads without per-op objects.
 //
-// op encoding inside PartBatch.ops: u8 kind | u8 keyLen | key bytes (ASCII) | [f64 delta if kind = OP_INCR]
+// op encoding inside PartBatch.ops:
+//   u8 kind | u8 keyLen | u32 FNV-1a hash of the key (LE) | key bytes (ASCII) | [f64 delta if kind = OP_INCR]
+// The hash, computed once by the front for routing, is also the actor's hash-table hash.
+export const OP_HEADER_BYTES = 6
 
 export const OP_INCR = 1
 export const OP_RESET = 2

@@ -1,7 +1,10 @@
 // Little-endian byte writer and bounds-checked reader for the structures' encode()/decode().
 // Every malformed input ends in CounterdError('corrupt_state') naming the structure and offset,
 // never in a RangeError or a silently wrong state.
+import os from 'node:os'
 import { CounterdError } from '../../src/errors'
+
+const LITTLE_ENDIAN = os.endianness() === 'LE'
 
 export class ByteWriter {
   private buf: Buffer
@@ -46,7 +49,12 @@ export class ByteWriter {
   words (a: Uint32Array, start: number, end: number): this {
     const n = end - start
     this.room(4 * n)
-    for (let i = start; i < end; i++) this.o = this.buf.writeUInt32LE(a[i], this.o)
+    if (LITTLE_ENDIAN) {
+      this.buf.set(new Uint8Array(a.buffer, a.byteOffset + 4 * start, 4 * n), this.o)
+      this.o += 4 * n
+    } else {
+      for (let i = start; i < end; i++) this.o = this.buf.writeUInt32LE(a[i], this.o)
+    }
     return this
   }
 
@@ -114,6 +122,17 @@ export class ByteReader {
     const v = this.f64()
     if (!(v >= min && v <= max)) { this.o -= 8; this.fail(`${name} ${v} out of range`) }
     return v
+  }
+
+  /** n little-endian 32-bit words into target[0, n). */
+  words (target: Uint32Array, n: number): void {
+    this.need(4 * n)
+    if (LITTLE_ENDIAN) {
+      new Uint8Array(target.buffer, target.byteOffset, 4 * n).set(this.buf.subarray(this.o, this.o + 4 * n))
+      this.o += 4 * n
+    } else {
+      for (let i = 0; i < n; i++) { target[i] = this.buf.readUInt32LE(this.o); this.o += 4 }
+    }
   }
 
   end (): void {

@@ -3,7 +3,7 @@
 // everything before any op reaches the router, and answers errors as {"error":{code,message}}.
 import type { PartResult } from '../../actors/protocol'
 import { CounterdError } from '../errors'
-import { isValidId, isValidType, partitionOf, splitKey } from '../keys'
+import { fnv1a32, isValidId, isValidType, splitKey } from '../keys'
 import { isValidDelta } from '../protocol/ops'
 import type { UnitOwner } from '../router/router'
 import { admit, type FrontContext } from './context'
@@ -106,7 +106,6 @@ function validateTypeId (type: string, id: string): CounterdError | null {
 
 export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
   const { config, router, metrics } = ctx
-  const P = config.partitions
   const fail = (res: HttpResponse, state: Abortable, err: CounterdError): void => {
     metrics.countError(metrics.httpErrors, err.code)
     replyError(res, state, err, config.retryAfterSeconds)
@@ -143,7 +142,7 @@ export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
       if (refused !== null) { fail(res, pending, refused); return }
       const key = type + ':' + id
       router.beginUnit(pending, idem === '' ? null : key + '\n' + idem, -1, true)
-      router.increment(partitionOf(key, P), key, by)
+      router.increment(fnv1a32(key), key, by)
       router.endUnit()
     })
   })
@@ -157,7 +156,7 @@ export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
     const bad = validateTypeId(type, id) ?? admit(ctx, 1)
     if (bad !== null) { fail(res, pending, bad); return }
     const key = type + ':' + id
-    router.read(partitionOf(key, P), key, pending)
+    router.read(fnv1a32(key), key, pending)
   })
 
   app.del('/v1/counter/:type/:id', (res: HttpResponse, req: HttpRequest) => {
@@ -170,7 +169,7 @@ export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
     if (bad !== null) { fail(res, pending, bad); return }
     const key = type + ':' + id
     router.beginUnit(pending, null, -1, true)
-    router.reset(partitionOf(key, P), key)
+    router.reset(fnv1a32(key), key)
     router.endUnit()
   })
 
@@ -197,7 +196,7 @@ export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
       if (refused !== null) { fail(res, state, refused); return }
       const query = new Query(ctx, res, keys as string[])
       res.onAborted(() => { query.aborted = true; state.aborted = true })
-      for (let i = 0; i < keys.length; i++) router.read(partitionOf(keys[i] as string, P), keys[i] as string, new QueryKey(query, i))
+      for (let i = 0; i < keys.length; i++) router.read(fnv1a32(keys[i] as string), keys[i] as string, new QueryKey(query, i))
     })
   })
 

@@ -66,7 +66,6 @@ function sendAck (ctx: FrontContext, ws: WebSocket<StreamConn>, conn: StreamConn
 
 export function installStream (app: TemplatedApp, ctx: FrontContext, sockets: Set<WebSocket<StreamConn>>): void {
   const { config, router, metrics } = ctx
-  const P = config.partitions
   const ops = new FrameOps(config.maxOpsPerFrame) // reused: frames are decoded one at a time
 
   app.ws<StreamConn>('/v1/stream', {
@@ -107,8 +106,8 @@ export function installStream (app: TemplatedApp, ctx: FrontContext, sockets: Se
       let bad: CounterdError | null
       try {
         bad = isBinary
-          ? decodeBinaryFrame(new Uint8Array(message), P, ops)
-          : decodeJsonFrame(Buffer.from(message).toString('utf8'), P, ops)
+          ? decodeBinaryFrame(new Uint8Array(message), ops)
+          : decodeJsonFrame(Buffer.from(message).toString('utf8'), ops)
       } catch (err) {
         ws.end(CLOSE_INVALID_DATA, (err as Error).message.slice(0, 120))
         return
@@ -131,8 +130,8 @@ export function installStream (app: TemplatedApp, ctx: FrontContext, sockets: Se
       router.beginUnit(ack, conn.clientId, conn.clientId === null ? -1 : seq, false)
       const src = new Uint8Array(message)
       for (let i = 0; i < ops.n; i++) {
-        if (isBinary) router.incrementBytes(ops.partition[i], src, ops.typeStart[i], ops.typeLen[i], ops.idStart[i], ops.idLen[i], ops.delta[i])
-        else router.increment(ops.partition[i], ops.keys[i], ops.delta[i])
+        if (isBinary) router.incrementBytes(ops.hash[i], src, ops.typeStart[i], ops.typeLen[i], ops.idStart[i], ops.idLen[i], ops.delta[i])
+        else router.increment(ops.hash[i], ops.keys[i], ops.delta[i])
       }
       ack.remaining = router.endUnit()
       conn.inflight++

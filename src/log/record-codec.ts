@@ -14,28 +14,51 @@ const HEADER = 1 + 2 + 4 + 8 + 8 + 4
 export const FRAME_HEADER = 8
 
 function payloadSize (r: DeltaRecord): number {
-  let n = HEADER + 4
+  if (r instanceof EncodedRecord) return r.payload.length
+  let n = HEADER
   for (let i = 0; i < r.keys.length; i++) n += 1 + r.keys[i].length + 8
-  for (let i = 0; i < r.dedup.length; i++) n += 1 + 2 + r.dedup[i].tag.length + 16
-  return n
+  return n + dedupSize(r.dedup)
 }
 
 function writePayload (r: DeltaRecord, buf: Buffer, o: number): number {
-  o = buf.writeUInt8(RECORD_VERSION, o)
-  o = buf.writeUInt16LE(r.partition, o)
-  o = buf.writeUInt32LE(r.epoch, o)
-  o = buf.writeDoubleLE(r.seq, o)
-  o = buf.writeDoubleLE(r.ts, o)
-  o = buf.writeUInt32LE(r.keys.length, o)
+  if (r instanceof EncodedRecord) return o + r.payload.copy(buf, o)
+  o = writeRecordHeader(buf, o, r.partition, r.epoch, r.seq, r.ts, r.keys.length)
   for (let i = 0; i < r.keys.length; i++) {
     const k = r.keys[i]
     o = buf.writeUInt8(k.length, o)
     o += buf.write(k, o, 'latin1')
     o = buf.writeDoubleLE(r.deltas[i], o)
   }
-  o = buf.writeUInt32LE(r.dedup.length, o)
-  for (let i = 0; i < r.dedup.length; i++) {
-    const d = r.dedup[i]
+  return writeDedupEntries(buf, o, r.dedup)
+}
+
+/**
+ * A record sealed straight into its encoded form by a partition actor (no per-key strings on the
+ * hot path). keys, deltas and dedup are decoded on first use, for the consumers that need them.
+ */
+export class EncodedRecord implements DeltaRecord {
+  private decoded: DeltaRecord | null = null
+  constructor (readonly partition: number, readonly epoch: number, readonly seq: number, readonly ts: number, readonly payload: Buffer) {}
+  private get full (): DeltaRecord { return (this.decoded ??= decodeRecord(this.payload)) }
+  get keys (): string[] { return this.full.keys }
+  get deltas (): number[] { return this.full.deltas }
+  get dedup (): DedupEntry[] { return this.full.dedup }
+}
+
+/** Writes a v1 payload header at `o` (nKeys included); returns the offset after it. */
+export function writeRecordHeader (buf: Buffer, o: number, partition: number, epoch: number, seq: number, ts: number, nKeys: number): number {
+  o = buf.writeUInt8(RECORD_VERSION, o)
+  o = buf.writeUInt16LE(partition, o)
+  o = buf.writeUInt32LE(epoch, o)
+  o = buf.writeDoubleLE(seq, o)
+  o = buf.writeDoubleLE(ts, o)
+  return buf.writeUInt32LE(nKeys, o)
+}
+
+export function writeDedupEntries (buf: Buffer, o: number, dedup: readonly DedupEntry[]): number {
+  o = buf.writeUInt32LE(dedup.length, o)
+  for (let i = 0; i < dedup.length; i++) {
+    const d = dedup[i]
     o = buf.writeUInt8(d.kind, o)
     o = buf.writeUInt16LE(d.tag.length, o)
     o += buf.write(d.tag, o, 'latin1')
@@ -45,8 +68,17 @@ function writePayload (r: DeltaRecord, buf: Buffer, o: number): number {
   return o
 }
 
+export function dedupSize (dedup: readonly DedupEntry[]): number {
+  let n = 4
+  for (let i = 0; i < dedup.length; i++) n += 1 + 2 + dedup[i].tag.length + 16
+  return n
+}
+
+export const RECORD_HEADER_BYTES = HEADER
+
 /** The bare payload (Kafka message value). */
 export function encodeRecord (r: DeltaRecord): Buffer {
+  if (r instanceof EncodedRecord) return r.payload
   const buf = Buffer.allocUnsafe(payloadSize(r))
   writePayload(r, buf, 0)
   return buf

@@ -19,7 +19,7 @@ const TWO_POW_53 = 2 ** 53
  * Decodes and validates a whole frame into `out`. Returns null when the frame is good, or the
  * error to ack it with. Frames too short to carry a seq throw: they can only be answered by a close.
  */
-export function decodeBinaryFrame (buf: Uint8Array, partitions: number, out: FrameOps): CounterdError | null {
+export function decodeBinaryFrame (buf: Uint8Array, out: FrameOps): CounterdError | null {
   if (buf.length < HEADER_BYTES) throw new CounterdError('malformed_frame', `binary frame of ${buf.length} bytes is shorter than its 7-byte header`)
   out.seq = (buf[1] | (buf[2] << 8) | (buf[3] << 16)) + buf[4] * 0x1000000
   out.n = 0
@@ -72,7 +72,7 @@ export function decodeBinaryFrame (buf: Uint8Array, partitions: number, out: Fra
     out.idStart[i] = idStart
     out.idLen[i] = idLen
     out.delta[i] = (head & 0x80) !== 0 ? -mag : mag
-    out.partition[i] = (h >>> 0) % partitions
+    out.hash[i] = h >>> 0
   }
   if (o !== len) return new CounterdError('malformed_frame', `${len - o} bytes after the last op`)
   out.n = nOps

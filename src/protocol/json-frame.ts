@@ -1,13 +1,13 @@
 // The JSON stream format: {"seq":17,"ops":[["post","123",1],["video","9",5]]}; the delta may be
 // left out ("[type, id]" means +1). Acked {"seq":17,"ok":true} or {"seq":17,"error":{...}}.
 import { CounterdError } from '../errors'
-import { isValidId, isValidType, partitionOf } from '../keys'
+import { fnv1a32, isValidId, isValidType } from '../keys'
 import { isValidDelta, type FrameOps } from './ops'
 
 export const MAX_SEQ = 0xffffffff
 
 /** Parses and validates a whole text frame into `out`; returns null or the error to ack with. */
-export function decodeJsonFrame (text: string, partitions: number, out: FrameOps): CounterdError | null {
+export function decodeJsonFrame (text: string, out: FrameOps): CounterdError | null {
   out.n = 0
   out.seq = -1
   let frame: unknown
@@ -38,7 +38,7 @@ export function decodeJsonFrame (text: string, partitions: number, out: FrameOps
     const key = type + ':' + id
     out.keys[i] = key
     out.delta[i] = by
-    out.partition[i] = partitionOf(key, partitions)
+    out.hash[i] = fnv1a32(key)
   }
   out.n = ops.length
   return null

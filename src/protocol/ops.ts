@@ -3,7 +3,7 @@
 export class FrameOps {
   n = 0
   seq = 0
-  readonly partition: Int32Array
+  readonly hash: Uint32Array // FNV-1a of "type:id": the partition is hash mod P
   readonly delta: Float64Array
   // Binary frames: byte offsets of type and id inside the frame. JSON frames: key strings.
   readonly typeStart: Int32Array
@@ -13,7 +13,7 @@ export class FrameOps {
   readonly keys: string[]
 
   constructor (readonly maxOps: number) {
-    this.partition = new Int32Array(maxOps)
+    this.hash = new Uint32Array(maxOps)
     this.delta = new Float64Array(maxOps)
     this.typeStart = new Int32Array(maxOps)
     this.typeLen = new Int32Array(maxOps)

@@ -2,7 +2,7 @@
 // one write task and one read task per tick (never a message per op). Answers flow back to the
 // unit owners (an HTTP request, a WebSocket frame) as each host replies.
 import type { ActorHosts } from '../../actors/host'
-import { OP_GET, OP_INCR, OP_RESET, type PartBatch, type PartResult } from '../../actors/protocol'
+import { OP_GET, OP_HEADER_BYTES, OP_INCR, OP_RESET, type PartBatch, type PartResult } from '../../actors/protocol'
 import { CounterdError, asCounterdError } from '../errors'
 
 /** Whoever submitted a unit of ops; told once per partition part the unit was split into. */
@@ -65,6 +65,19 @@ export class Router {
     this.unitParts.length = 0
   }
 
+  /** Starts an op in partition hash mod P; returns its builder with room for `bytes` more. */
+  private writeOp (kind: number, hash: number, keyLen: number, bytes: number): PartBuilder {
+    const b = this.writePart(hash % this.partitions)
+    b.reserve(bytes)
+    const buf = b.buf
+    buf[b.len] = kind
+    buf[b.len + 1] = keyLen
+    buf.writeUInt32LE(hash, b.len + 2)
+    b.len += OP_HEADER_BYTES
+    b.n++
+    return b
+  }
+
   private writePart (p: number): PartBuilder {
     let b = this.writes[p]
     if (b === null) {
@@ -78,45 +91,28 @@ export class Router {
     return b
   }
 
-  /** An increment whose key is a string ("type:id"). */
-  increment (p: number, key: string, delta: number): void {
-    const b = this.writePart(p)
-    b.reserve(2 + key.length + 8)
-    b.buf[b.len] = OP_INCR
-    b.buf[b.len + 1] = key.length
-    b.len += 2
+  /** An increment of the key "type:id" whose FNV-1a hash is `hash` (src/keys.ts). */
+  increment (hash: number, key: string, delta: number): void {
+    const b = this.writeOp(OP_INCR, hash, key.length, OP_HEADER_BYTES + key.length + 8)
     b.len += b.buf.write(key, b.len, 'latin1')
     b.len = b.buf.writeDoubleLE(delta, b.len)
-    b.n++
   }
 
-  /** An increment whose key is read straight from a binary frame: type bytes, ':', id bytes. */
-  incrementBytes (p: number, src: Uint8Array, typeStart: number, typeLen: number, idStart: number, idLen: number, delta: number): void {
-    const b = this.writePart(p)
+  /** An increment whose key is copied straight from a binary frame: type bytes, ':', id bytes. */
+  incrementBytes (hash: number, src: Uint8Array, typeStart: number, typeLen: number, idStart: number, idLen: number, delta: number): void {
     const keyLen = typeLen + 1 + idLen
-    b.reserve(2 + keyLen + 8)
+    const b = this.writeOp(OP_INCR, hash, keyLen, OP_HEADER_BYTES + keyLen + 8)
     const buf = b.buf
     let o = b.len
-    buf[o] = OP_INCR
-    buf[o + 1] = keyLen
-    o += 2
-    buf.set(src.subarray(typeStart, typeStart + typeLen), o)
-    o += typeLen
+    for (let k = typeStart, end = typeStart + typeLen; k < end; k++) buf[o++] = src[k]
     buf[o++] = 0x3a // ':'
-    buf.set(src.subarray(idStart, idStart + idLen), o)
-    o += idLen
+    for (let k = idStart, end = idStart + idLen; k < end; k++) buf[o++] = src[k]
     b.len = buf.writeDoubleLE(delta, o)
-    b.n++
   }
 
-  reset (p: number, key: string): void {
-    const b = this.writePart(p)
-    b.reserve(2 + key.length)
-    b.buf[b.len] = OP_RESET
-    b.buf[b.len + 1] = key.length
-    b.len += 2
+  reset (hash: number, key: string): void {
+    const b = this.writeOp(OP_RESET, hash, key.length, OP_HEADER_BYTES + key.length)
     b.len += b.buf.write(key, b.len, 'latin1')
-    b.n++
   }
 
   /** Closes the unit; returns in how many parts its owner will be answered. */
@@ -140,16 +136,18 @@ export class Router {
 
   // ---- reads: one op per unit ----
 
-  read (p: number, key: string, owner: UnitOwner): void {
+  read (hash: number, key: string, owner: UnitOwner): void {
+    const p = hash % this.partitions
     let b = this.reads[p]
     if (b === null) {
       b = this.reads[p] = new PartBuilder(p)
       this.touch(p)
     }
-    b.reserve(2 + key.length)
+    b.reserve(OP_HEADER_BYTES + key.length)
     b.buf[b.len] = OP_GET
     b.buf[b.len + 1] = key.length
-    b.len += 2
+    b.buf.writeUInt32LE(hash, b.len + 2)
+    b.len += OP_HEADER_BYTES
     b.len += b.buf.write(key, b.len, 'latin1')
     b.n++
     b.ends.push(b.n)

@@ -1,0 +1,124 @@
+// The counters of one partition, keyed by the key's bytes: an open-addressing hash table over
+// typed arrays plus a byte arena for the keys. Ops arrive as bytes with their FNV-1a hash already
+// computed by the front, so applying one costs a probe and an add, with no string and no Map entry
+// per op; it is also what keeps memory per counter well under a Map<string, number>'s.
+//
+// Entries are never removed (a counter reset to 0 keeps its slot; snapshots skip zeros and a
+// restart drops them), which keeps probing simple.
+const EMPTY = 0
+
+export class KeyTable {
+  count = 0
+  private mask: number
+  private slots: Int32Array // entry index + 1, or EMPTY
+  hashes: Uint32Array
+  keyOff: Uint32Array
+  keyLen: Uint8Array
+  values: Float64Array
+  arena: Buffer
+  arenaLen = 0
+  private readonly scratch = Buffer.allocUnsafe(256)
+
+  constructor (capacity = 64) {
+    let cap = 16
+    while (cap < capacity * 2) cap *= 2
+    this.mask = cap - 1
+    this.slots = new Int32Array(cap)
+    const n = cap >> 1
+    this.hashes = new Uint32Array(n)
+    this.keyOff = new Uint32Array(n)
+    this.keyLen = new Uint8Array(n)
+    this.values = new Float64Array(n)
+    this.arena = Buffer.allocUnsafe(n * 16)
+  }
+
+  /** Entry index of the key held in buf[off, off+len) with FNV-1a hash h, or -1. */
+  find (buf: Uint8Array, off: number, len: number, h: number): number {
+    const mask = this.mask
+    // The partition is h mod P, so h's low bits are alike within a partition: mix before indexing.
+    let i = Math.imul(h, 0x9e3779b1) >>> 0
+    for (;;) {
+      i &= mask
+      const s = this.slots[i]
+      if (s === EMPTY) return -1
+      const e = s - 1
+      if (this.hashes[e] === h >>> 0 && this.keyLen[e] === len && this.sameKey(e, buf, off, len)) return e
+      i++
+    }
+  }
+
+  private sameKey (e: number, buf: Uint8Array, off: number, len: number): boolean {
+    const a = this.arena
+    const base = this.keyOff[e]
+    for (let k = 0; k < len; k++) if (a[base + k] !== buf[off + k]) return false
+    return true
+  }
+
+  /** Entry index of the key, inserted with value 0 if it was not there. */
+  findOrInsert (buf: Uint8Array, off: number, len: number, h: number): number {
+    const found = this.find(buf, off, len, h)
+    if (found >= 0) return found
+    if ((this.count + 1) * 2 > this.slots.length) this.grow()
+    const e = this.count++
+    if (this.arenaLen + len > this.arena.length) this.growArena(len)
+    this.arena.set(buf.subarray(off, off + len), this.arenaLen)
+    this.keyOff[e] = this.arenaLen
+    this.keyLen[e] = len
+    this.arenaLen += len
+    this.hashes[e] = h >>> 0
+    this.values[e] = 0
+    this.place(e)
+    return e
+  }
+
+  private place (e: number): void {
+    let i = Math.imul(this.hashes[e], 0x9e3779b1) >>> 0
+    for (;;) {
+      i &= this.mask
+      if (this.slots[i] === EMPTY) { this.slots[i] = e + 1; return }
+      i++
+    }
+  }
+
+  private grow (): void {
+    const cap = this.slots.length * 2
+    this.mask = cap - 1
+    this.slots = new Int32Array(cap)
+    const n = cap >> 1
+    this.hashes = copyInto(new Uint32Array(n), this.hashes)
+    this.keyOff = copyInto(new Uint32Array(n), this.keyOff)
+    this.keyLen = copyInto(new Uint8Array(n), this.keyLen)
+    this.values = copyInto(new Float64Array(n), this.values)
+    for (let e = 0; e < this.count; e++) this.place(e)
+    this.onGrow(n)
+  }
+
+  /** Lets a companion array (pending deltas, marks) grow with the table. */
+  onGrow: (entries: number) => void = () => {}
+
+  private growArena (need: number): void {
+    let size = this.arena.length * 2
+    while (size < this.arenaLen + need) size *= 2
+    const bigger = Buffer.allocUnsafe(size)
+    this.arena.copy(bigger, 0, 0, this.arenaLen)
+    this.arena = bigger
+  }
+
+  key (e: number): string {
+    const off = this.keyOff[e]
+    return this.arena.toString('latin1', off, off + this.keyLen[e])
+  }
+
+  /** String-keyed access for recovery and tests (keys are ASCII; hash as the front does). */
+  entryOf (key: string, insert: boolean): number {
+    const len = this.scratch.write(key, 0, 'latin1')
+    let h = 0x811c9dc5
+    for (let k = 0; k < len; k++) h = Math.imul(h ^ this.scratch[k], 0x01000193)
+    return insert ? this.findOrInsert(this.scratch, 0, len, h >>> 0) : this.find(this.scratch, 0, len, h >>> 0)
+  }
+}
+
+function copyInto<T extends Uint32Array | Uint8Array | Float64Array | Int32Array> (to: T, from: T): T {
+  to.set(from as never)
+  return to
+}
