@@ -149,7 +149,8 @@ export class PartitionState {
       const e = list[i]
       const len = t.keyLen[e]
       buf[o++] = len
-      o += t.arena.copy(buf, o, t.keyOff[e], t.keyOff[e] + len)
+      const arena = t.arena
+      for (let k = t.keyOff[e], end = k + len; k < end; k++) buf[o++] = arena[k]
       o = buf.writeDoubleLE(this.pending[e], o)
       this.pending[e] = 0
       this.dirty?.add(e)

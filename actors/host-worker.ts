@@ -192,6 +192,10 @@ function applyWrite (part: PartBatch): PartResult {
   return { values, refused, dups }
 }
 
+function isNoNews (r: PartResult): boolean {
+  return r.values === null && r.refused.length === 0 && r.dups.length === 0
+}
+
 function skipOp (buf: Buffer, o: number): number {
   return o + OP_HEADER_BYTES + buf[o + 1] + (buf[o] === OP_INCR ? 8 : 0)
 }
@@ -241,7 +245,9 @@ export default async function handle (task: HostTask): Promise<unknown> {
   try {
     switch (task.t) {
       case 'write': {
-        const results = task.parts.map(applyWrite)
+        const applied = task.parts.map(applyWrite)
+        // Most stream batches have nothing to report: answer null rather than cloning empty results.
+        const results = applied.every(isNoNews) ? null : applied
         flushSoon()
         if (!durable) return results
         return await new Promise((resolve) => { next.waiters.push(() => resolve(results)) })

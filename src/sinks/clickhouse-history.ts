@@ -13,7 +13,7 @@
 // Memory is bounded during an outage: rows accumulate per (partition, minute, key), so a hot key
 // costs one row per minute however many increments it gets. Past maxPendingRows, new records are
 // not added to history (counted in status().droppedRecords and logged); counters are unaffected.
-import { createClient, type ClickHouseClient } from '@clickhouse/client'
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client'
 import { CounterdError } from '../errors'
 import { splitKey } from '../keys'
 import type { DeltaRecord } from '../log/types'
@@ -103,7 +103,9 @@ export class ClickHouseHistory {
       url: opts.url,
       request_timeout: opts.requestTimeoutMs,
       compression: { request: false, response: false },
-      max_open_connections: 4
+      max_open_connections: 4,
+      // Failures reach the caller and status(); the client's own console logging would duplicate them.
+      log: { level: ClickHouseLogLevel.OFF }
     })
     const sink = new ClickHouseHistory(client, opts)
     try {
