@@ -4,9 +4,9 @@
 // append (one record per touched partition); acks of ack=durable tasks are released when it is durable.
 import Piscina from 'piscina'
 import pino from 'pino'
-import { asCounterdError } from '../src/errors'
-import { openStorage } from '../src/log/open-storage'
-import type { Checkpoint, DeltaRecord } from '../src/log/types'
+import { CounterdError, asCounterdError } from '../src/errors'
+import { openStorage, type Storage } from '../src/log/open-storage'
+import type { Checkpoint, DeltaRecord, ReplayStart } from '../src/log/types'
 import { PartitionState } from './counter-state'
 import {
   OP_HEADER_BYTES, OP_INCR, OP_RESET,
@@ -16,15 +16,10 @@ import {
 const init = Piscina.workerData as HostInit
 const { config } = init
 const logger = pino({ level: config.logLevel, base: { host: init.hostIndex } })
-const storage = openStorage(config, init.hostIndex, init.epoch, {
-  onTornTail: (file, good, total) => logger.warn({ file, goodBytes: good, ignoredBytes: total - good }, 'WAL segment has a torn tail; ignoring it')
-})
 const durable = config.ackMode === 'durable'
-
+// Opened by the 'recover' task, the first task every host gets.
+let storage: Storage
 const states = new Map<number, PartitionState>()
-for (const p of init.partitions) {
-  states.set(p, new PartitionState(p, init.epoch, config.dedupWindowMs, config.dedupMaxEntries, storage.checkpoints.incremental))
-}
 
 // ---- group commit -------------------------------------------------------------------------------
 
@@ -71,6 +66,7 @@ function pump (): void {
     if (logError !== undefined) logger.info('log writes succeed again')
     logError = undefined
     durableRecords += batch.records.length
+    if (storage.history !== null) for (const r of batch.records) storage.history.add(r)
     for (const w of batch.waiters) w()
     for (const a of batch.after) a()
     // Group commit: whatever arrived during this append goes out at once.
@@ -117,6 +113,7 @@ function checkpoint (full: boolean): Promise<void> {
   }
   checkpointing = (async () => {
     await commitBarrier() // a checkpoint may only be saved once the log holds everything it includes
+    for (const cp of captured) cp.logOffset = storage.log.positionOf?.(cp.partition, cp.seq)
     await storage.checkpoints.save(captured)
     await storage.log.checkpointed(upTo)
   })().finally(() => { checkpointing = null })
@@ -214,12 +211,24 @@ function applyRead (part: PartBatch): PartResult {
 
 async function recover (): Promise<RecoverStats> {
   const started = Date.now()
-  for (const s of states.values()) {
-    const cp = await storage.checkpoints.load(s.partition)
-    if (cp !== null) s.load(cp)
+  storage = await openStorage(config, init.hostIndex, init.partitions, init.epoch, { logger })
+  const { history } = storage
+  const from = new Map<number, ReplayStart>()
+  for (const p of init.partitions) {
+    const s = new PartitionState(p, storage.epoch, config.dedupWindowMs, config.dedupMaxEntries, storage.checkpoints.incremental)
+    states.set(p, s)
+    const cp = await storage.checkpoints.load(p)
+    if (cp === null) continue
+    s.load(cp)
+    // History may lag the checkpoint: then replay from the log's start so it gets the records between.
+    const historyBehind = history !== null && (history.storedSeq(p) ?? 0) < cp.seq
+    from.set(p, { seq: cp.seq, logOffset: historyBehind ? undefined : cp.logOffset })
   }
   let records = 0
-  await storage.log.replay(init.partitions, (r) => { if (stateOf(r.partition).replay(r)) records++ })
+  await storage.log.replay(init.partitions, (r) => {
+    history?.add(r)
+    if (stateOf(r.partition).replay(r)) records++
+  }, from)
   // A fresh checkpoint of everything recovered lets the node drop the log segments it replayed.
   await checkpoint(true)
   startCheckpointTimer()
@@ -233,12 +242,14 @@ async function close (): Promise<void> {
   await checkpoint(true)
   await storage.log.close()
   await storage.checkpoints.close()
+  await storage.history?.close()
 }
 
 function stats (): HostStats {
   let counters = 0
   for (const s of states.values()) counters += s.nonZero
-  return { counters, pendingOps: windowOps, durableRecords, logOk: logError === undefined, logError }
+  const failing = logError ?? storage?.failing()
+  return { counters, pendingOps: windowOps, durableRecords, logOk: failing === undefined, logError: failing, history: storage?.history?.status() }
 }
 
 export default async function handle (task: HostTask): Promise<unknown> {
@@ -264,6 +275,9 @@ export default async function handle (task: HostTask): Promise<unknown> {
         return null
       case 'stats':
         return stats()
+      case 'history':
+        if (storage.history === null) throw new CounterdError('not_found', 'history is not enabled on this node: set CLICKHOUSE_URL')
+        return await storage.history.query(task.key, task.from, task.to, task.step)
     }
   } catch (err) {
     logger.error({ err }, 'actor host task failed')

@@ -31,7 +31,8 @@ export interface PartResult {
 export interface WriteTask { t: 'write', parts: PartBatch[] }
 export interface ReadTask { t: 'read', parts: PartBatch[] }
 export interface ControlTask { t: 'recover' | 'checkpoint' | 'close' | 'stats' }
-export type HostTask = WriteTask | ReadTask | ControlTask
+export interface HistoryTask { t: 'history', key: string, from: number, to: number, step: 'minute' | 'hour' | 'day' }
+export type HostTask = WriteTask | ReadTask | ControlTask | HistoryTask
 
 export interface RecoverStats {
   partitions: number
@@ -46,6 +47,7 @@ export interface HostStats {
   durableRecords: number
   logOk: boolean
   logError?: string
+  history?: import('../src/sinks/clickhouse-history').HistoryStatus
 }
 
 /** Given to each actor host thread at start (workerData). */

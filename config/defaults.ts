@@ -20,7 +20,13 @@ export const DEFAULTS = {
   maxInflightFrames: 1024, // per WebSocket connection
   maxWsBackpressureBytes: 4 * 1024 * 1024,
   retryAfterSeconds: 1,
-  logLevel: 'info'
+  logLevel: 'info',
+  // Cluster storage (docs/cluster-storage.md): both set → Kafka log + Redis checkpoints.
+  kafkaBrokers: '', // host:port[,host:port…]
+  kafkaTopic: 'counter-deltas',
+  redisUrl: '', // redis://host:port, or a comma-separated list of Redis Cluster nodes
+  clickhouseUrl: '', // set → per-minute history in ClickHouse (either storage mode)
+  historyFlushMs: 5000
 }
 
 export type Defaults = typeof DEFAULTS

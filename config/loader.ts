@@ -21,5 +21,13 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, overrides: Con
   if (config.workers > config.partitions) {
     throw new ConfigError(`WORKERS (${config.workers}) must not exceed PARTITIONS (${config.partitions}): every worker holds at least one partition`)
   }
+  if ((config.kafkaBrokers === '') !== (config.redisUrl === '')) {
+    throw new ConfigError('KAFKA_BROKERS and REDIS_URL go together: cluster storage needs both (the log in Kafka, checkpoints in Redis); set both or neither')
+  }
   return Object.freeze(config)
+}
+
+/** Cluster storage (Kafka log + Redis checkpoints) rather than the embedded WAL and snapshot files. */
+export function isClusterStorage (config: Config): boolean {
+  return config.kafkaBrokers !== ''
 }

@@ -31,6 +31,13 @@ function oneOf<T extends string> (...values: T[]): Parser<T> {
   }
 }
 
+function pattern (re: RegExp, expected: string): Parser<string> {
+  return (raw, name) => {
+    if (!re.test(raw)) throw new ConfigError(`${name} must be ${expected}, got ${JSON.stringify(raw)}`)
+    return raw
+  }
+}
+
 function nonEmpty (raw: string, name: string): string {
   if (raw.trim() === '') throw new ConfigError(`${name} must not be empty`)
   return raw
@@ -56,5 +63,10 @@ export const SCHEMA: { [K in keyof Defaults]: { env: string, parse: Parser<Defau
   maxInflightFrames: { env: 'MAX_INFLIGHT_FRAMES', parse: integer(1, 1_000_000) },
   maxWsBackpressureBytes: { env: 'MAX_WS_BACKPRESSURE_BYTES', parse: integer(1024, 1024 * 1024 * 1024) },
   retryAfterSeconds: { env: 'RETRY_AFTER_SECONDS', parse: integer(1, 3600) },
-  logLevel: { env: 'LOG_LEVEL', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') }
+  logLevel: { env: 'LOG_LEVEL', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') },
+  kafkaBrokers: { env: 'KAFKA_BROKERS', parse: pattern(/^[^\s:,]+:\d{1,5}(,[^\s:,]+:\d{1,5})*$/, 'a comma-separated list of host:port') },
+  kafkaTopic: { env: 'KAFKA_TOPIC', parse: pattern(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name ([A-Za-z0-9._-]{1,249})') },
+  redisUrl: { env: 'REDIS_URL', parse: pattern(/^rediss?:\/\/\S+$/, 'a redis:// URL or a comma-separated list of them') },
+  clickhouseUrl: { env: 'CLICKHOUSE_URL', parse: pattern(/^https?:\/\/\S+$/, 'an http(s):// URL of ClickHouse') },
+  historyFlushMs: { env: 'HISTORY_FLUSH_MS', parse: integer(100, 3_600_000) }
 }

@@ -44,9 +44,17 @@ export class CounterNode {
       draining: false,
       readiness: async () => {
         if (!status.ready || status.draining) return { ready: false, detail: { recovering: !status.ready, draining: status.draining } }
+        // Ready means acks can be given: the log and checkpoints work. History lag is reported, not fatal.
         const stats = await hosts.stats()
         const failing = stats.filter((s) => !s.logOk).map((s) => s.logError)
-        return { ready: failing.length === 0, detail: { log: failing.length === 0 ? 'ok' : failing[0] } }
+        const detail: Record<string, unknown> = { storage: failing.length === 0 ? 'ok' : failing[0] }
+        const history = stats.map((s) => s.history).filter((h) => h !== undefined)
+        if (history.length > 0) {
+          const bad = history.find((h) => !h.ok)
+          detail.history = bad === undefined ? 'ok' : bad.error
+          detail.historyPendingRows = history.reduce((n, h) => n + h.pendingRows + h.unconfirmedRows, 0)
+        }
+        return { ready: failing.length === 0, detail }
       }
     }
     const node = new CounterNode(config, logger, hosts, router, status, lockFile)

@@ -98,6 +98,25 @@ function parseJsonBody (body: Buffer): unknown {
   }
 }
 
+const STEPS = new Set(['minute', 'hour', 'day'])
+
+/** from/to: ms since the Unix epoch or ISO 8601; defaults: the last hour; step: minute|hour|day. */
+export function parseHistoryRange (fromQ: string, toQ: string, stepQ: string, now: number): { from: number, to: number, step: 'minute' | 'hour' | 'day' } | CounterdError {
+  const time = (s: string, name: string, dflt: number): number | CounterdError => {
+    if (s === '') return dflt
+    const n = /^\d+$/.test(s) ? Number(s) : Date.parse(decodeURIComponent(s))
+    return Number.isSafeInteger(n) && n >= 0 ? n : new CounterdError('invalid_argument', `${name} must be ms since the Unix epoch or an ISO 8601 time, got ${JSON.stringify(s)}`)
+  }
+  const to = time(toQ, 'to', now)
+  if (to instanceof CounterdError) return to
+  const from = time(fromQ, 'from', to - 3_600_000)
+  if (from instanceof CounterdError) return from
+  if (from >= to) return new CounterdError('invalid_argument', 'from must be before to')
+  const step = stepQ === '' ? 'minute' : stepQ
+  if (!STEPS.has(step)) return new CounterdError('invalid_argument', `step must be minute, hour or day, got ${JSON.stringify(stepQ)}`)
+  return { from, to, step: step as 'minute' | 'hour' | 'day' }
+}
+
 function validateTypeId (type: string, id: string): CounterdError | null {
   if (!isValidType(type)) return new CounterdError('invalid_type')
   if (!isValidId(id)) return new CounterdError('invalid_id')
@@ -157,6 +176,23 @@ export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
     if (bad !== null) { fail(res, pending, bad); return }
     const key = type + ':' + id
     router.read(fnv1a32(key), key, pending)
+  })
+
+  app.get('/v1/counter/:type/:id/history', (res: HttpResponse, req: HttpRequest) => {
+    metrics.httpRequests++
+    const type = req.getParameter(0)
+    const id = req.getParameter(1)
+    const q = { from: req.getQuery('from') ?? '', to: req.getQuery('to') ?? '', step: req.getQuery('step') ?? '' }
+    const state: Abortable = { aborted: false }
+    res.onAborted(() => { state.aborted = true })
+    const bad = validateTypeId(type, id) ?? admit(ctx, 1)
+    if (bad !== null) { fail(res, state, bad); return }
+    const range = parseHistoryRange(q.from, q.to, q.step, Date.now())
+    if (range instanceof CounterdError) { fail(res, state, range); return }
+    const key = type + ':' + id
+    router.history(fnv1a32(key), key, range.from, range.to, range.step).then(
+      (points) => replyJson(res, state, 200, JSON.stringify({ type, id, step: range.step, from: range.from, to: range.to, points })),
+      (err: CounterdError) => fail(res, state, err))
   })
 
   app.del('/v1/counter/:type/:id', (res: HttpResponse, req: HttpRequest) => {
@@ -224,6 +260,7 @@ export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
   const allow: Array<[string, string]> = [
     ['/v1/counter/:type/:id/increment', 'POST'],
     ['/v1/counter/:type/:id', 'GET, DELETE'],
+    ['/v1/counter/:type/:id/history', 'GET'],
     ['/v1/counters/query', 'POST'],
     ['/v1/stream', 'GET'],
     ['/health', 'GET'],

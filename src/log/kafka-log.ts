@@ -52,9 +52,37 @@ interface Pending {
   reject: (err: Error) => void
 }
 
-// Offsets of recently appended (or replayed) records per partition, for positionOf(). A checkpoint
-// asks right after the records it covers became durable, so a short history suffices.
-const POSITIONS_KEPT = 32
+// Offsets of appended (or replayed) records of one partition, for positionOf(): the newest few
+// exactly (a checkpoint asks right after its records became durable), plus one per second for the
+// last quarter hour, so a caller may also ask for an older seq (e.g. the history sink's progress)
+// without falling back to a replay from the beginning.
+const RECENT_KEPT = 32
+const SPARSE_KEPT = 900
+const SPARSE_EVERY_MS = 1000
+
+class PartitionPositions {
+  private readonly recent: number[] = [] // seq, offset, seq, offset, ... in log order
+  private readonly sparse: number[] = []
+  private sparseAt = -Infinity
+
+  note (seq: number, offset: number, now: number): void {
+    this.recent.push(seq, offset)
+    if (this.recent.length > RECENT_KEPT * 2) this.recent.splice(0, 2)
+    if (now - this.sparseAt >= SPARSE_EVERY_MS) {
+      this.sparse.push(seq, offset)
+      this.sparseAt = now
+      if (this.sparse.length > SPARSE_KEPT * 2) this.sparse.splice(0, 2)
+    }
+  }
+
+  /** Offset of the newest noted record at or before `seq`. */
+  find (seq: number): number | undefined {
+    for (const list of [this.recent, this.sparse]) {
+      for (let i = list.length - 2; i >= 0; i -= 2) if (list[i] <= seq) return list[i + 1]
+    }
+    return undefined
+  }
+}
 
 export class KafkaDeltaLog implements DeltaLog {
   readonly topic: string
@@ -69,7 +97,7 @@ export class KafkaDeltaLog implements DeltaLog {
   private sending = false
   private closed = false
   private lastError: string | undefined
-  private readonly positions = new Map<number, number[]>() // partition → [seq, offset, seq, offset, ...]
+  private readonly positions = new Map<number, PartitionPositions>()
   private drained: (() => void) | null = null
 
   /** Connects, makes sure the topic exists, and returns a ready log. Unreachable brokers: storage_unavailable. */
@@ -192,34 +220,33 @@ export class KafkaDeltaLog implements DeltaLog {
   private notePositions (records: DeltaRecord[], first: number, messages: Message[], res: Array<{ partition: number, baseOffset?: string }>): void {
     const next = new Map<number, number>()
     for (const r of res) if (r.baseOffset !== undefined) next.set(r.partition, Number(r.baseOffset))
+    const now = Date.now()
     for (let i = 0; i < messages.length; i++) {
       const kp = messages[i].partition as number
       const offset = next.get(kp)
       if (offset === undefined) continue
       next.set(kp, offset + 1)
       const r = records[first + i]
-      this.notePosition(r.partition, r.seq, offset)
+      this.notePosition(r.partition, r.seq, offset, now)
     }
   }
 
-  private notePosition (partition: number, seq: number, offset: number): void {
-    let list = this.positions.get(partition)
-    if (list === undefined) {
-      list = []
-      this.positions.set(partition, list)
+  private notePosition (partition: number, seq: number, offset: number, now: number): void {
+    let pos = this.positions.get(partition)
+    if (pos === undefined) {
+      pos = new PartitionPositions()
+      this.positions.set(partition, pos)
     }
-    list.push(seq, offset)
-    if (list.length > POSITIONS_KEPT * 2) list.splice(0, list.length - POSITIONS_KEPT * 2)
+    pos.note(seq, offset, now)
   }
 
+  /**
+   * A log offset to store with a checkpoint at `seq` (Checkpoint.logOffset): every record of the
+   * partition after `seq` lies after it. Undefined when this log has not seen a record at or
+   * before `seq` (recently); the checkpoint then goes without, and replay starts at the beginning.
+   */
   positionOf (partition: number, seq: number): number | undefined {
-    const list = this.positions.get(partition)
-    if (list === undefined) return undefined
-    // The newest known record at or before `seq`: every later record of the partition lies after it.
-    for (let i = list.length - 2; i >= 0; i -= 2) {
-      if (list[i] <= seq) return list[i + 1]
-    }
-    return undefined
+    return this.positions.get(partition)?.find(seq)
   }
 
   async replay (partitions: readonly number[], onRecord: (r: DeltaRecord) => void, from?: ReadonlyMap<number, ReplayStart>): Promise<void> {
@@ -231,9 +258,14 @@ export class KafkaDeltaLog implements DeltaLog {
     }
     // Per Kafka partition: start at the earliest position any wanted counter partition needs.
     const ranges = new Map<number, { next: number, end: number }>()
+    const after = new Map<number, number>() // partition → its checkpoint's offset: skip up to it
+    const now = Date.now()
     for (const p of partitions) {
       const start = from?.get(p)
-      if (start?.logOffset !== undefined) this.notePosition(p, start.seq, start.logOffset)
+      if (start?.logOffset !== undefined) {
+        this.notePosition(p, start.seq, start.logOffset, now)
+        after.set(p, start.logOffset)
+      }
       const kp = this.kafkaPartitionOf(p)
       const wm = watermarks.get(kp)
       if (wm === undefined) throw new CounterdError('internal', `Kafka topic ${this.topic} has no partition ${kp}`)
@@ -255,10 +287,11 @@ export class KafkaDeltaLog implements DeltaLog {
     // owner's late records (an epoch lower than one already seen).
     const last = new Map<number, { epoch: number, seq: number }>()
     const deliver = (r: DeltaRecord, offset: number): void => {
+      if (offset <= (after.get(r.partition) ?? -1)) return
       const prev = last.get(r.partition)
       if (prev !== undefined && (r.epoch < prev.epoch || (r.epoch === prev.epoch && r.seq <= prev.seq))) return
       last.set(r.partition, { epoch: r.epoch, seq: r.seq })
-      this.notePosition(r.partition, r.seq, offset)
+      this.notePosition(r.partition, r.seq, offset, Date.now())
       onRecord(r)
     }
     await this.readRanges(ranges, want, deliver)

@@ -1,7 +1,10 @@
-// Picks the storage for an actor host from the config: embedded (WAL + snapshot files) unless
-// cluster storage is configured.
+// Opens the storage of one actor host from the config: embedded (WAL + snapshot files) unless
+// cluster storage is configured (Kafka log + Redis checkpoints); ClickHouse history when set.
 import path from 'node:path'
-import type { Config } from '../../config/loader'
+import { isClusterStorage, type Config } from '../../config/loader'
+import { ClickHouseHistory } from '../sinks/clickhouse-history'
+import { RedisCheckpointStore } from '../sinks/redis-checkpoints'
+import { KafkaDeltaLog } from './kafka-log'
 import { SnapshotStore } from './snapshot-store'
 import type { CheckpointStore, DeltaLog } from './types'
 import { WalLog } from './wal'
@@ -9,18 +12,53 @@ import { WalLog } from './wal'
 export interface Storage {
   log: DeltaLog
   checkpoints: CheckpointStore
+  history: ClickHouseHistory | null
+  /** The epoch this host owns its partitions under (cluster mode: claimed in Redis, fencing older owners). */
+  epoch: number
+  /** Why the log or checkpoint store is failing, or undefined when both are fine. */
+  failing: () => string | undefined
 }
 
 export interface StorageHooks {
-  onTornTail: (file: string, goodBytes: number, totalBytes: number) => void
+  logger: { warn: (obj: object, msg: string) => void, info: (obj: object, msg: string) => void }
 }
 
 export function walDir (config: Config): string { return path.join(config.dataDir, 'wal') }
 export function snapshotDir (config: Config): string { return path.join(config.dataDir, 'snapshots') }
 
-export function openStorage (config: Config, hostIndex: number, epoch: number, hooks: StorageHooks): Storage {
+export async function openStorage (config: Config, hostIndex: number, partitions: readonly number[], epoch: number, hooks: StorageHooks): Promise<Storage> {
+  const history = config.clickhouseUrl === ''
+    ? null
+    : await ClickHouseHistory.open({ url: config.clickhouseUrl, flushIntervalMs: config.historyFlushMs, logger: hooks.logger })
+  if (!isClusterStorage(config)) {
+    const log = new WalLog({
+      dir: walDir(config),
+      hostIndex,
+      epoch,
+      onTornTail: (file, good, total) => hooks.logger.warn({ file, goodBytes: good, ignoredBytes: total - good }, 'WAL segment has a torn tail; ignoring it')
+    })
+    return { log, checkpoints: new SnapshotStore(snapshotDir(config)), history, epoch, failing: () => undefined }
+  }
+  const checkpoints = await RedisCheckpointStore.open({ url: config.redisUrl })
+  const log = await KafkaDeltaLog.open({
+    brokers: config.kafkaBrokers.split(','),
+    topic: config.kafkaTopic,
+    clientId: `counterd-host-${hostIndex}`,
+    numPartitions: config.partitions,
+    logger: hooks.logger
+  })
+  const claimed = await checkpoints.claimEpoch(partitions, epoch)
   return {
-    log: new WalLog({ dir: walDir(config), hostIndex, epoch, onTornTail: hooks.onTornTail }),
-    checkpoints: new SnapshotStore(snapshotDir(config))
+    log,
+    checkpoints,
+    history,
+    epoch: claimed,
+    failing: () => {
+      const l = log.status()
+      if (!l.ok) return `Kafka: ${l.error ?? 'failing'}`
+      const c = checkpoints.status()
+      if (!c.ok) return `Redis: ${c.error ?? 'failing'}`
+      return undefined
+    }
   }
 }

@@ -151,6 +151,16 @@ export class Router {
     return this.unitParts.length
   }
 
+  /** A counter's history series, asked of the host that owns it (not batched: rare and slow). */
+  async history (hash: number, key: string, from: number, to: number, step: 'minute' | 'hour' | 'day'): Promise<Array<{ ts: number, value: number }>> {
+    const host = this.hosts.hostOf(hash % this.partitions)
+    try {
+      return await this.hosts.run(host, { t: 'history', key, from, to, step }) as Array<{ ts: number, value: number }>
+    } catch (err) {
+      throw asCounterdError(err)
+    }
+  }
+
   // ---- reads: one op per unit ----
 
   read (hash: number, key: string, owner: UnitOwner): void {
