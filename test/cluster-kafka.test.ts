@@ -94,6 +94,11 @@ t.test('append then replay: content, order per partition, message layout, positi
   t.type(pos, 'number')
   const tail = await collect(log, [1], new Map([[1, { seq: 25, logOffset: pos as number }]]))
   t.same(tail.map((r) => r.seq), [26, 27, 28, 29, 30], 'replay starts after the checkpointed offset')
+  // Partition 5 shares Kafka partition 1 but has no checkpoint offset: all of it, and still only 1's tail.
+  const shared = byPartition(await collect(log, [1, 5], new Map([[1, { seq: 25, logOffset: pos as number }]])))
+  t.same(shared.get(1)?.map((r) => r.seq), [26, 27, 28, 29, 30])
+  t.same(shared.get(5)?.map((r) => r.seq), written.filter((r) => r.partition === 5).map((r) => r.seq))
+  t.equal(log.positionOf(1, 0), undefined, 'no position before the first record')
 
   // Raw layout, as another service would consume it.
   const raw = new Kafka({ brokers: kafka.brokers, logLevel: logLevel.NOTHING })
