@@ -194,8 +194,8 @@ t.test('LikeSet encode/decode round trip and corrupt input', async (t) => {
   const small = new LikeSet()
   small.like('post:1', 'a')
   small.like('post:1', 'b')
-  const enc = small.encode() // header 13 bytes, 1 item (12 bytes), 2 likes (16 bytes)
-  t.equal(enc.length, 13 + 12 + 16)
+  const enc = small.encode() // header 14 bytes, 1 item (12 bytes), 2 likes (16 bytes)
+  t.equal(enc.length, 14 + 12 + 16)
   const patch = (at: number, bytes: number[]): Buffer => { const b = Buffer.from(enc); Buffer.from(bytes).copy(b, at); return b }
   const corrupt: Array<[string, unknown]> = [
     ['not bytes', [1, 2, 3]],
@@ -203,14 +203,32 @@ t.test('LikeSet encode/decode round trip and corrupt input', async (t) => {
     ['trailing', Buffer.concat([enc, Buffer.alloc(8)])],
     ['magic', patch(0, [0x58])],
     ['version', patch(4, [2])],
-    ['item count too large', patch(5, [9, 0, 0, 0])],
-    ['like count mismatch', patch(9, [3, 0, 0, 0])],
-    ['item with 0 likes', patch(21, [0, 0, 0, 0])],
-    ['counts not adding up', patch(21, [3, 0, 0, 0])],
-    ['duplicate like', Buffer.concat([enc.subarray(0, 33), enc.subarray(25, 33)])]
+    ['unknown flags', patch(5, [2])],
+    ['items without counts', patch(5, [0])],
+    ['item count too large', patch(6, [9, 0, 0, 0])],
+    ['like count mismatch', patch(10, [3, 0, 0, 0])],
+    ['item with 0 likes', patch(22, [0, 0, 0, 0])],
+    ['counts not adding up', patch(22, [3, 0, 0, 0])],
+    ['duplicate like', Buffer.concat([enc.subarray(0, 34), enc.subarray(26, 34)])],
+    ['header says 2 likes, 1 present', enc.subarray(0, 34)]
   ]
   for (const [name, b] of corrupt) t.equal(codeOf(() => LikeSet.decode(b as Buffer)), 'corrupt_state', name)
-  t.equal(codeOf(() => LikeSet.decode(enc.subarray(0, 33))), 'corrupt_state', 'header says 2 likes, 1 present')
+})
+
+t.test('LikeSet without per-item counts', async (t) => {
+  const set = new LikeSet({ trackCounts: false })
+  t.equal(set.like('post:1', 'a'), true)
+  t.equal(set.like('post:1', 'a'), false)
+  t.equal(set.like('post:2', 'a'), true)
+  t.equal(set.unlike('post:2', 'a'), true)
+  t.equal(set.size, 1)
+  t.equal(set.items, 0)
+  t.equal(codeOf(() => set.count('post:1')), 'invalid_option', 'count() needs trackCounts')
+  const back = LikeSet.decode(set.encode())
+  t.equal(back.trackCounts, false, 'the choice survives encoding')
+  t.equal(back.hasLiked('post:1', 'a'), true)
+  t.equal(back.hasLiked('post:2', 'a'), false)
+  t.equal(set.encode().length, 14 + 8)
 })
 
 t.test('LikeSet rejects bad options and arguments', async (t) => {
@@ -219,6 +237,7 @@ t.test('LikeSet rejects bad options and arguments', async (t) => {
     ['initialCapacity 15', { initialCapacity: 15 }],
     ['initialCapacity 1.5', { initialCapacity: 1.5 }],
     ['unknown key', { capacity: 100 }],
+    ['trackCounts not boolean', { trackCounts: 'yes' }],
     ['not an object', 'big']
   ]
   for (const [name, o] of bad) t.equal(codeOf(() => new LikeSet(o as never)), 'invalid_option', name)

@@ -31,6 +31,12 @@ const BLOOM_HASHES = 6
 export interface LikeSetOptions {
   /** Like slots to start with (default 1024); the table grows by 30% when 85% full. */
   initialCapacity?: number
+  /**
+   * Keep a like count per item (default true). Pass false when the count lives elsewhere (the
+   * item's counter, moved by +1/−1 when like()/unlike() return true): saves 14-18 bytes per
+   * liked item, which matters when most items have few likes.
+   */
+  trackCounts?: boolean
 }
 
 export interface LikeSetStats {
@@ -45,6 +51,7 @@ export interface LikeSetStats {
 }
 
 export class LikeSet {
+  readonly trackCounts: boolean
   private likes: HashTable64
   private counts: HashTable64
   private bloom: BloomFilter
@@ -54,10 +61,14 @@ export class LikeSet {
   private tableLookups = 0
 
   constructor (options?: LikeSetOptions) {
-    const o = checkOptions(options, ['initialCapacity'])
+    const o = checkOptions(options, ['initialCapacity', 'trackCounts'])
     const initial = intOption(o, 'initialCapacity', 1024, 16, 2 ** 30)
+    if (o.trackCounts !== undefined && typeof o.trackCounts !== 'boolean') {
+      throw new CounterdError('invalid_option', 'options.trackCounts must be true or false')
+    }
+    this.trackCounts = o.trackCounts !== false
     this.likes = new HashTable64(false, initial)
-    this.counts = new HashTable64(true, 16)
+    this.counts = new HashTable64(true, 4)
     this.bloomSlots = initial
     this.bloom = newBloom(initial)
   }
@@ -69,7 +80,7 @@ export class LikeSet {
     const hi = PAIR[1]
     // An insert probes the table anyway (to find a free slot), so the filter cannot save work here.
     if (!this.likes.add(lo, hi)) return false
-    this.counts.adjust(ITEM[0], ITEM[1], 1)
+    if (this.trackCounts) this.counts.adjust(ITEM[0], ITEM[1], 1)
     if (this.likes.capacity !== this.bloomSlots) this.rebuildBloom()
     else this.bloom.addHash(lo, hi)
     return true
@@ -86,7 +97,7 @@ export class LikeSet {
     }
     this.tableLookups++
     if (!this.likes.delete(lo, hi)) return false
-    this.counts.adjust(ITEM[0], ITEM[1], -1)
+    if (this.trackCounts) this.counts.adjust(ITEM[0], ITEM[1], -1)
     // Removed likes leave their bits set; rebuild once they could be a quarter of the filter.
     if (++this.removedSinceRebuild > Math.max(1024, this.likes.size >>> 2)) this.rebuildBloom()
     return true
@@ -102,8 +113,9 @@ export class LikeSet {
     return this.likes.has(PAIR[0], PAIR[1])
   }
 
-  /** Likes of item (0 for an item nobody liked). */
+  /** Likes of item (0 for an item nobody liked). Needs trackCounts. */
   count (item: string): number {
+    if (!this.trackCounts) throw new CounterdError('invalid_option', 'count() needs options.trackCounts (this LikeSet was made without it)')
     if (typeof item !== 'string') throw new CounterdError('invalid_argument', 'item must be a string')
     murmur64String(item, 0, 0, ITEM)
     return this.counts.get(ITEM[0], ITEM[1])
@@ -111,7 +123,7 @@ export class LikeSet {
 
   /** Likes over all items. */
   get size (): number { return this.likes.size }
-  /** Items with at least one like. */
+  /** Items with at least one like (0 without trackCounts). */
   get items (): number { return this.counts.size }
 
   stats (): LikeSetStats {
@@ -125,8 +137,8 @@ export class LikeSet {
   }
 
   /**
-   * "CLKS" v1 | u32 items | u32 likes | items × (u32 lo, u32 hi, u32 count) | likes × (u32 lo, u32 hi).
-   * The Bloom filter is rebuilt on decode, not stored.
+   * "CLKS" v1 | u8 flags (1 = counts tracked) | u32 items | u32 likes |
+   * items × (u32 lo, u32 hi, u32 count) | likes × (u32 lo, u32 hi). The Bloom filter is rebuilt on decode.
    */
   encode (): Buffer {
     const items = new Uint32Array(3 * this.counts.size)
@@ -144,14 +156,17 @@ export class LikeSet {
       likes[k++] = this.likes.loAt(s)
       likes[k++] = this.likes.hiAt(s)
     }
-    return new ByteWriter(13 + items.byteLength + likes.byteLength).magic('CLKS', 1)
-      .u32(this.counts.size).u32(this.likes.size)
+    return new ByteWriter(14 + items.byteLength + likes.byteLength).magic('CLKS', 1)
+      .u8(this.trackCounts ? 1 : 0).u32(this.counts.size).u32(this.likes.size)
       .words(items, 0, items.length).words(likes, 0, likes.length).finish()
   }
 
-  static decode (input: Uint8Array, options?: LikeSetOptions): LikeSet {
+  /** Decodes an encoding; trackCounts comes from the encoding, initialCapacity from options. */
+  static decode (input: Uint8Array, options?: { initialCapacity?: number }): LikeSet {
     const r = new ByteReader(input, 'LikeSet')
     r.magic('CLKS', [1])
+    const flags = r.u8()
+    if (flags > 1) r.fail(`unknown flags ${flags}`)
     const nItems = r.count(12)
     const nLikes = r.u32()
     if (nLikes * 8 + nItems * 12 !== input.length - r.offset) r.fail(`sizes (${nItems} items, ${nLikes} likes) do not match the input`)
@@ -160,7 +175,8 @@ export class LikeSet {
     const likes = new Uint32Array(2 * nLikes)
     r.words(likes, likes.length)
     r.end()
-    const set = new LikeSet(options)
+    if (flags === 0 && nItems !== 0) r.fail('item counts in a set that does not track them')
+    const set = new LikeSet({ ...options, trackCounts: flags === 1 })
     set.counts.reserve(nItems)
     set.likes.reserve(nLikes)
     let total = 0
@@ -170,7 +186,7 @@ export class LikeSet {
       set.counts.adjust(items[i], items[i + 1], items[i + 2])
       total += items[i + 2]
     }
-    if (total !== nLikes) r.fail(`item counts add up to ${total}, not ${nLikes} likes`)
+    if (flags === 1 && total !== nLikes) r.fail(`item counts add up to ${total}, not ${nLikes} likes`)
     for (let i = 0; i < likes.length; i += 2) {
       if (!set.likes.add(likes[i], likes[i + 1])) r.fail('a like listed twice')
     }

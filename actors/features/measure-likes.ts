@@ -1,9 +1,9 @@
 // Heap bytes per like of a LikeSet holding many likes (the figure in docs/features.md).
 //
-//   npx tsc -p . && node --expose-gc dist/actors/features/measure-likes.js [likes] [items] [users]
+//   npx tsc -p . && node --expose-gc dist/actors/features/measure-likes.js [likes] [items] [users] [counts]
 //
 // Defaults: 10,000,000 likes over 100,000 items (skewed: item = ⌊items·u³⌋, so a few items hold
-// most likes) by 2,000,000 users. Measures heapUsed + arrayBuffers after a full GC, before and
+// most likes) by 2,000,000 users, counts tracked (counts = 0: trackCounts false). Measures heapUsed + arrayBuffers after a full GC, before and
 // after inserting; item and user strings are made per like and dropped, as in the service.
 import { LikeSet } from './like-set'
 import { Prng } from './prng'
@@ -29,9 +29,10 @@ function main (): void {
   const likes = arg(0, 10_000_000)
   const items = arg(1, 100_000)
   const users = arg(2, 2_000_000)
+  const trackCounts = process.argv[5] !== '0'
   const rng = new Prng(42)
   const before = used()
-  const set = new LikeSet()
+  const set = new LikeSet({ trackCounts })
   const t0 = process.hrtime.bigint()
   let attempts = 0
   const checkpoints = [Math.round(likes / 10), Math.round(likes / 4), Math.round(likes / 2), likes]
@@ -56,7 +57,7 @@ function main (): void {
   }
   const st2 = set.stats()
   const bloomShare = (st2.bloomNegatives - st.bloomNegatives) / misses
-  console.log(`likes: ${set.size} over ${set.items} items (${attempts} like calls, ${(ms * 1e6 / attempts).toFixed(0)} ns each)`)
+  console.log(`likes: ${set.size} over ${trackCounts ? set.items : 'untracked'} items, counts ${trackCounts ? 'tracked' : 'not tracked'} (${attempts} like calls, ${(ms * 1e6 / attempts).toFixed(0)} ns each)`)
   console.log(rows.join('\n'))
   console.log(`  at ${set.size} likes: ${((after - before) / set.size).toFixed(2)} bytes/like (heapUsed + arrayBuffers)`)
   console.log(`typed arrays alone: ${(st.bytes / set.size).toFixed(2)} bytes/like`)
