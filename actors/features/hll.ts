@@ -132,6 +132,21 @@ export class HyperLogLog {
     return best
   }
 
+  /** All 16384 register values (a copy), whatever the tier. */
+  registers (): Uint8Array {
+    const out = new Uint8Array(HLL_REGISTERS)
+    if (this.mode === DENSE) {
+      const d = this.dense as Uint8Array
+      for (let i = 0; i < HLL_REGISTERS; i++) out[i] = getDense(d, i)
+    } else if (this.mode === SPARSE) {
+      const sp = this.sparse as Uint32Array
+      for (let i = 0; i < this.sparseSize; i++) out[sp[i] >>> 6] = sp[i] & 63
+    } else {
+      this.forEachExact((lo, hi) => { const i = lo & P_MASK; out[i] = Math.max(out[i], rankOf(lo, hi)) })
+    }
+    return out
+  }
+
   /** Union (register-wise max; exact sets are united while they fit). True when this changed. */
   merge (other: HyperLogLog): boolean {
     if (!(other instanceof HyperLogLog)) throw new CounterdError('invalid_argument', 'merge needs a HyperLogLog')
