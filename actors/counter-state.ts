@@ -1,8 +1,25 @@
 // The state of one partition: its counters (a KeyTable), its dedup tables, and the net deltas not
 // yet sealed into a log record. Owned by exactly one actor host thread; everything is synchronous.
-import { EncodedRecord, RECORD_HEADER_BYTES, dedupSize, writeDedupEntries, writeRecordHeader } from '../src/log/record-codec'
-import { DEDUP_IDEMPOTENCY, DEDUP_STREAM, type Checkpoint, type DedupEntry, type DeltaRecord } from '../src/log/types'
+import { EncodedRecord, dedupSize, featuresSize, recordHeaderSize, writeDedupEntries, writeFeatures, writeRecordHeader } from '../src/log/record-codec'
+import {
+  DEDUP_IDEMPOTENCY, DEDUP_STREAM, FEATURE_ACTOR, FEATURE_LIKE, FEATURE_UNLIKE,
+  type Checkpoint, type DedupEntry, type DeltaRecord, type FeatureOp
+} from '../src/log/types'
+import { FeatureState } from './feature-state'
 import { KeyTable } from './key-table'
+
+/** Recent rates decay with this time constant: a rate is "per second over about the last minute". */
+const RATE_TAU_MS = 60_000
+
+export interface PartitionOptions {
+  partition: number
+  epoch: number
+  replica: string
+  dedupWindowMs: number
+  dedupMaxEntries: number
+  trackDirty: boolean
+  sampleSize: number
+}
 
 export const MAX_VALUE = Number.MAX_SAFE_INTEGER
 
@@ -65,32 +82,58 @@ function grown<T extends Int32Array | Uint8Array | Float64Array> (a: T, n: numbe
   return b
 }
 
+interface ForeignChange { delta: number, p: number, n: number }
+
 export class PartitionState {
+  readonly partition: number
+  epoch: number
+  readonly replica: string
   readonly table = new KeyTable()
+  readonly features: FeatureState
   readonly streams: DedupTable // clientId → last applied frame seq
   readonly idempotency: DedupTable // key + '\n' + Idempotency-Key → value returned
   seq = 0 // seq of the last record sealed (or recovered)
   nonZero = 0 // counters whose value is not 0
 
-  // Since the last seal: net delta per entry, the entries touched, dedup entries to log with them.
+  // Per entry: this replica's PN-counter totals (values = P − N + other replicas' share), and a
+  // decayed recent rate for top-K. Updated once per sealed record, not per op.
+  private ps = new Float64Array(64)
+  private ns = new Float64Array(64)
+  private rates = new Float64Array(64)
+  private rateTs = new Float64Array(64)
+
+  // Since the last seal: net delta per entry, the entries touched, dedup entries and feature ops
+  // to log with them, and changes merged from other replicas (logged under their replica id).
   private pending = new Float64Array(64)
   private readonly touched = new EntrySet()
   private pendingDedup: DedupEntry[] = []
+  private pendingFeatures: FeatureOp[] = []
+  private readonly pendingForeign = new Map<string, Map<string, ForeignChange>>()
   // Entries changed since the last checkpoint capture (for incremental checkpoint stores).
   private readonly dirty: EntrySet | null
 
-  constructor (readonly partition: number, public epoch: number, windowMs: number, maxEntries: number, trackDirty: boolean) {
-    this.streams = new DedupTable(windowMs, maxEntries)
-    this.idempotency = new DedupTable(windowMs, maxEntries)
-    this.dirty = trackDirty ? new EntrySet() : null
+  constructor (o: PartitionOptions) {
+    this.partition = o.partition
+    this.epoch = o.epoch
+    this.replica = o.replica
+    this.features = new FeatureState(o.replica, o.sampleSize)
+    this.streams = new DedupTable(o.dedupWindowMs, o.dedupMaxEntries)
+    this.idempotency = new DedupTable(o.dedupWindowMs, o.dedupMaxEntries)
+    this.dirty = o.trackDirty ? new EntrySet() : null
     this.table.onGrow = (n) => {
       this.pending = grown(this.pending, n)
+      this.ps = grown(this.ps, n)
+      this.ns = grown(this.ns, n)
+      this.rates = grown(this.rates, n)
+      this.rateTs = grown(this.rateTs, n)
       this.touched.resize(n)
       this.dirty?.resize(n)
     }
   }
 
-  get hasPending (): boolean { return this.touched.count > 0 || this.pendingDedup.length > 0 }
+  get hasPending (): boolean {
+    return this.touched.count > 0 || this.pendingDedup.length > 0 || this.pendingFeatures.length > 0 || this.pendingForeign.size > 0
+  }
 
   get (buf: Uint8Array, off: number, len: number, h: number): number {
     const e = this.table.find(buf, off, len, h)
@@ -124,6 +167,100 @@ export class PartitionState {
     return next
   }
 
+  /** An increment that names its actor: counted, and seen by the unique count and the sample. */
+  incrementWithActor (buf: Uint8Array, off: number, len: number, h: number, delta: number, actor: string, sealInto: DeltaRecord[]): number {
+    const v = this.increment(buf, off, len, h, delta, sealInto)
+    if (Number.isNaN(v)) return v
+    const key = this.table.key(this.table.find(buf, off, len, h))
+    this.features.addActor(key, actor)
+    this.pendingFeatures.push({ kind: FEATURE_ACTOR, key, arg: actor })
+    return v
+  }
+
+  /** Returns the item's like count after; a like that was already there changes nothing. */
+  like (item: string, user: string): number {
+    if (this.features.likes.like(item, user)) this.pendingFeatures.push({ kind: FEATURE_LIKE, key: item, arg: user })
+    return this.features.likes.count(item)
+  }
+
+  unlike (item: string, user: string): number {
+    if (this.features.likes.unlike(item, user)) this.pendingFeatures.push({ kind: FEATURE_UNLIKE, key: item, arg: user })
+    return this.features.likes.count(item)
+  }
+
+  /**
+   * Merges another replica's totals for some counters (a record it logged or exported). Taking
+   * the larger total is idempotent and order-free; what changed is logged under that replica.
+   * Returns how many counters changed.
+   */
+  mergeReplica (replica: string, keys: readonly string[], ps: readonly number[], ns: readonly number[]): number {
+    if (replica === this.replica) return 0 // our own totals: we are their source of truth
+    let changed = 0
+    let log = this.pendingForeign.get(replica)
+    for (let i = 0; i < keys.length; i++) {
+      const before = this.features.remote.get(keys[i])?.entry(replica)
+      const delta = this.features.applyRemote(keys[i], replica, ps[i], ns[i])
+      const now = this.features.remote.get(keys[i])?.entry(replica)
+      if (now === undefined || (before !== undefined && before.p === now.p && before.n === now.n)) continue // nothing new
+      if (delta !== 0) this.setValue(keys[i], this.valueOf(keys[i]) + delta)
+      if (log === undefined) this.pendingForeign.set(replica, log = new Map())
+      const prev = log.get(keys[i])
+      log.set(keys[i], { delta: (prev?.delta ?? 0) + delta, p: now.p, n: now.n })
+      changed++
+    }
+    return changed
+  }
+
+  /** Other replicas' totals of a counter, and this replica's own. */
+  replicas (buf: Uint8Array, off: number, len: number, h: number): Array<{ replica: string, p: number, n: number }> {
+    const e = this.table.find(buf, off, len, h)
+    const own = { replica: this.replica, p: e < 0 ? 0 : this.ps[e], n: e < 0 ? 0 : this.ns[e] }
+    if (e < 0) return [own]
+    return [own, ...this.features.remoteOf(this.table.key(e))]
+  }
+
+  /** Increments per second over about the last minute. */
+  rate (buf: Uint8Array, off: number, len: number, h: number, now: number): number {
+    const e = this.table.find(buf, off, len, h)
+    return e < 0 ? 0 : this.rateAt(e, now)
+  }
+
+  private rateAt (e: number, now: number): number {
+    return this.rates[e] * Math.exp(-(now - this.rateTs[e]) / RATE_TAU_MS) / (RATE_TAU_MS / 1000)
+  }
+
+  /** The k counters (of `type`, or any) rising fastest: a scan, kept out of the hot path. */
+  top (type: string | null, k: number, now: number): Array<{ key: string, rate: number }> {
+    const t = this.table
+    const best: Array<{ e: number, rate: number }> = []
+    const prefix = type === null ? null : Buffer.from(type + ':', 'latin1')
+    for (let e = 0; e < t.count; e++) {
+      if (this.rates[e] === 0) continue
+      if (prefix !== null && !t.hasPrefix(e, prefix)) continue
+      const rate = this.rateAt(e, now)
+      if (best.length === k && rate <= best[k - 1].rate) continue
+      let i = best.length < k ? best.length : k - 1
+      best[i] = { e, rate }
+      for (; i > 0 && best[i - 1].rate < best[i].rate; i--) [best[i - 1], best[i]] = [best[i], best[i - 1]]
+    }
+    return best.map((b) => ({ key: t.key(b.e), rate: b.rate }))
+  }
+
+  /** A record of this replica's totals of every counter, for another region to merge. */
+  exportTotals (now: number): DeltaRecord {
+    const t = this.table
+    const keys: string[] = []
+    const ps: number[] = []
+    const ns: number[] = []
+    for (let e = 0; e < t.count; e++) {
+      if (this.ps[e] === 0 && this.ns[e] === 0) continue
+      keys.push(t.key(e))
+      ps.push(this.ps[e])
+      ns.push(this.ns[e])
+    }
+    return { partition: this.partition, epoch: this.epoch, seq: this.seq, ts: now, replica: this.replica, keys, deltas: new Array(keys.length).fill(0), ps, ns, dedup: [] }
+  }
+
   recordStream (clientId: string, seq: number, now: number): void {
     this.streams.set(clientId, seq, now)
     this.pendingDedup.push({ kind: DEDUP_STREAM, tag: clientId, value: seq, ts: now })
@@ -134,45 +271,95 @@ export class PartitionState {
     this.pendingDedup.push({ kind: DEDUP_IDEMPOTENCY, tag, value, ts: now })
   }
 
-  /** Moves everything pending into one log record, encoded straight from the key arena. */
+  /**
+   * Moves everything pending into log records: one for this replica's own ops (encoded straight
+   * from the key arena), and one per other replica whose totals were merged since the last seal.
+   */
   seal (now: number, out: DeltaRecord[]): void {
     if (!this.hasPending) return
+    if (this.touched.count > 0 || this.pendingDedup.length > 0 || this.pendingFeatures.length > 0) this.sealOwn(now, out)
+    for (const [replica, changes] of this.pendingForeign) {
+      const keys = [...changes.keys()]
+      const vals = [...changes.values()]
+      out.push({
+        partition: this.partition, epoch: this.epoch, seq: ++this.seq, ts: now, replica, keys, dedup: [],
+        deltas: vals.map((c) => c.delta), ps: vals.map((c) => c.p), ns: vals.map((c) => c.n)
+      })
+      for (const k of keys) { const e = this.table.entryOf(k, false); if (e >= 0) this.dirty?.add(e) }
+    }
+    this.pendingForeign.clear()
+  }
+
+  private sealOwn (now: number, out: DeltaRecord[]): void {
     const t = this.table
     const list = this.touched.list
     const n = this.touched.count
-    let size = RECORD_HEADER_BYTES + dedupSize(this.pendingDedup)
+    let size = recordHeaderSize(this.replica) + dedupSize(this.pendingDedup) + featuresSize(this.pendingFeatures)
     for (let i = 0; i < n; i++) size += 9 + t.keyLen[list[i]]
     const buf = Buffer.allocUnsafe(size)
     const seq = ++this.seq
-    let o = writeRecordHeader(buf, 0, this.partition, this.epoch, seq, now, n)
+    let o = writeRecordHeader(buf, 0, this.partition, this.epoch, seq, now, this.replica, false, n)
     for (let i = 0; i < n; i++) {
       const e = list[i]
       const len = t.keyLen[e]
       buf[o++] = len
       const arena = t.arena
       for (let k = t.keyOff[e], end = k + len; k < end; k++) buf[o++] = arena[k]
-      o = buf.writeDoubleLE(this.pending[e], o)
+      const d = this.pending[e]
+      o = buf.writeDoubleLE(d, o)
       this.pending[e] = 0
+      this.countOwn(e, d, now)
       this.dirty?.add(e)
     }
-    writeDedupEntries(buf, o, this.pendingDedup)
+    o = writeDedupEntries(buf, o, this.pendingDedup)
+    writeFeatures(buf, o, this.pendingFeatures)
     this.touched.clear()
     this.pendingDedup = []
+    this.pendingFeatures = []
     out.push(new EncodedRecord(this.partition, this.epoch, seq, now, buf))
+  }
+
+  /** A sealed (or replayed) own net delta: this replica's P or N grows, and the key's recent rate. */
+  private countOwn (e: number, d: number, now: number): void {
+    if (d > 0) {
+      this.ps[e] += d
+      this.rates[e] = this.rates[e] * Math.exp(-(now - this.rateTs[e]) / RATE_TAU_MS) + d
+      this.rateTs[e] = now
+    } else {
+      this.ns[e] -= d
+    }
   }
 
   /** Applies a recovered log record (replay); records at or below the current seq are skipped. */
   replay (r: DeltaRecord): boolean {
     if (r.seq <= this.seq) return false
     const keys = r.keys
-    for (let i = 0; i < keys.length; i++) this.setValue(keys[i], this.valueOf(keys[i]) + r.deltas[i])
+    const replica = r.replica ?? this.replica
+    if (replica === this.replica) {
+      for (let i = 0; i < keys.length; i++) {
+        const e = this.setValue(keys[i], this.valueOf(keys[i]) + r.deltas[i])
+        this.countOwn(e, r.deltas[i], r.ts)
+      }
+    } else if (r.ps !== undefined && r.ns !== undefined) {
+      for (let i = 0; i < keys.length; i++) {
+        this.features.applyRemote(keys[i], replica, r.ps[i], r.ns[i])
+        this.setValue(keys[i], this.valueOf(keys[i]) + r.deltas[i])
+      }
+    }
+    for (const f of r.features ?? []) this.features.apply(f)
     this.restoreDedup(r.dedup)
     this.seq = r.seq
     return true
   }
 
   load (cp: Checkpoint): void {
-    for (let i = 0; i < cp.keys.length; i++) if (cp.values[i] !== 0) this.setValue(cp.keys[i], cp.values[i])
+    for (let i = 0; i < cp.keys.length; i++) {
+      if (cp.values[i] === 0 && (cp.ps?.[i] ?? 0) === 0 && (cp.ns?.[i] ?? 0) === 0) continue
+      const e = this.setValue(cp.keys[i], cp.values[i])
+      this.ps[e] = cp.ps?.[i] ?? Math.max(cp.values[i], 0)
+      this.ns[e] = cp.ns?.[i] ?? Math.max(-cp.values[i], 0)
+    }
+    if (cp.features !== undefined) this.features.load(cp.features)
     this.restoreDedup(cp.dedup)
     this.seq = cp.seq
   }
@@ -183,13 +370,14 @@ export class PartitionState {
     return e < 0 ? 0 : this.table.values[e]
   }
 
-  private setValue (key: string, value: number): void {
+  private setValue (key: string, value: number): number {
     const e = this.table.entryOf(key, true)
     const cur = this.table.values[e]
     this.table.values[e] = value
     this.dirty?.add(e)
     if (cur === 0 && value !== 0) this.nonZero++
     else if (cur !== 0 && value === 0) this.nonZero--
+    return e
   }
 
   private restoreDedup (entries: DedupEntry[]): void {
@@ -207,16 +395,18 @@ export class PartitionState {
     const t = this.table
     const keys: string[] = []
     const values: number[] = []
+    const ps: number[] = []
+    const ns: number[] = []
+    const take = (e: number): void => {
+      keys.push(t.key(e))
+      values.push(t.values[e])
+      ps.push(this.ps[e])
+      ns.push(this.ns[e])
+    }
     if (full || this.dirty === null) {
-      for (let e = 0; e < t.count; e++) {
-        if (t.values[e] !== 0) { keys.push(t.key(e)); values.push(t.values[e]) }
-      }
+      for (let e = 0; e < t.count; e++) if (t.values[e] !== 0 || this.ps[e] !== 0 || this.ns[e] !== 0) take(e)
     } else {
-      for (let i = 0; i < this.dirty.count; i++) {
-        const e = this.dirty.list[i]
-        keys.push(t.key(e))
-        values.push(t.values[e])
-      }
+      for (let i = 0; i < this.dirty.count; i++) take(this.dirty.list[i])
     }
     this.dirty?.clear()
     const dedup: DedupEntry[] = []
@@ -224,6 +414,9 @@ export class PartitionState {
     this.idempotency.evict(now)
     this.streams.toEntries(DEDUP_STREAM, dedup)
     this.idempotency.toEntries(DEDUP_IDEMPOTENCY, dedup)
-    return { partition: this.partition, epoch: this.epoch, seq: this.seq, ts: now, keys, values, dedup }
+    return {
+      partition: this.partition, epoch: this.epoch, seq: this.seq, ts: now, keys, values, ps, ns, dedup,
+      features: this.features.encode(), hlls: this.features.takeChangedHlls()
+    }
   }
 }

@@ -9,7 +9,7 @@ import { openStorage, type Storage } from '../src/log/open-storage'
 import type { Checkpoint, DeltaRecord, ReplayStart } from '../src/log/types'
 import { PartitionState } from './counter-state'
 import {
-  OP_HEADER_BYTES, OP_INCR, OP_RESET,
+  OP_GET, OP_HAS_LIKED, OP_HEADER_BYTES, OP_INCR, OP_INCR_ACTOR, OP_LIKE, OP_LIKE_COUNT, OP_RATE, OP_RESET, OP_UNIQUE, OP_UNLIKE, opSize,
   type HostInit, type HostStats, type HostTask, type PartBatch, type PartResult, type RecoverStats
 } from './protocol'
 
@@ -173,8 +173,17 @@ function applyWrite (part: PartBatch): PartResult {
         o += 8
       } else if (kind === OP_RESET) {
         v = s.reset(buf, keyOff, len, h, next.records)
+      } else if (kind === OP_INCR_ACTOR) {
+        const argLen = buf[o + 8]
+        v = s.incrementWithActor(buf, keyOff, len, h, buf.readDoubleLE(o), buf.toString('latin1', o + 9, o + 9 + argLen), next.records)
+        o += 9 + argLen
+      } else if (kind === OP_LIKE || kind === OP_UNLIKE) {
+        const item = buf.toString('latin1', keyOff, keyOff + len)
+        const user = buf.toString('latin1', o + 1, o + 1 + buf[o])
+        v = kind === OP_LIKE ? s.like(item, user) : s.unlike(item, user)
+        o += 1 + buf[o]
       } else {
-        v = s.get(buf, keyOff, len, h)
+        throw new Error(`op kind ${kind} is not a write`)
       }
       if (Number.isNaN(v)) refused.push(i)
       if (values !== null) values[i] = v
@@ -194,19 +203,58 @@ function isNoNews (r: PartResult): boolean {
 }
 
 function skipOp (buf: Buffer, o: number): number {
-  return o + OP_HEADER_BYTES + buf[o + 1] + (buf[o] === OP_INCR ? 8 : 0)
+  return o + opSize(buf, o)
 }
 
 function applyRead (part: PartBatch): PartResult {
   const s = stateOf(part.p)
   const buf = Buffer.from(part.ops.buffer, part.ops.byteOffset, part.ops.byteLength)
   const values = new Float64Array(part.n)
+  const now = Date.now()
   let o = 0
   for (let i = 0; i < part.n; i++) {
-    values[i] = s.get(buf, o + OP_HEADER_BYTES, buf[o + 1], buf.readUInt32LE(o + 2))
+    const kind = buf[o]
+    const len = buf[o + 1]
+    const h = buf.readUInt32LE(o + 2)
+    const keyOff = o + OP_HEADER_BYTES
+    if (kind === OP_GET) {
+      values[i] = s.get(buf, keyOff, len, h)
+    } else if (kind === OP_RATE) {
+      values[i] = s.rate(buf, keyOff, len, h, now)
+    } else {
+      const key = buf.toString('latin1', keyOff, keyOff + len)
+      if (kind === OP_LIKE_COUNT) values[i] = s.features.likes.count(key)
+      else if (kind === OP_UNIQUE) values[i] = s.features.unique(key)
+      else if (kind === OP_HAS_LIKED) values[i] = s.features.likes.hasLiked(key, buf.toString('latin1', keyOff + len + 1, keyOff + len + 1 + buf[keyOff + len])) ? 1 : 0
+      else throw new Error(`op kind ${kind} is not a read`)
+    }
     o = skipOp(buf, o)
   }
   return { values, refused: [], dups: [] }
+}
+
+/** Merges other replicas' records; resolves with how many counters changed, once durable. */
+function mergeReplicas (records: DeltaRecord[]): Promise<number> {
+  let changed = 0
+  for (const r of records) {
+    if (r.replica === undefined || r.ps === undefined || r.ns === undefined) continue
+    changed += stateOf(r.partition).mergeReplica(r.replica, r.keys, r.ps, r.ns)
+  }
+  return new Promise((resolve) => { next.waiters.push(() => resolve(changed)); flushSoon() })
+}
+
+function top (type: string | null, k: number): Array<{ key: string, rate: number }> {
+  const now = Date.now()
+  const all: Array<{ key: string, rate: number }> = []
+  for (const s of states.values()) all.push(...s.top(type, k, now))
+  return all.sort((a, b) => b.rate - a.rate).slice(0, k)
+}
+
+function keyArgs (key: string): [Buffer, number, number, number] {
+  const buf = Buffer.from(key, 'latin1')
+  let h = 0x811c9dc5
+  for (let i = 0; i < buf.length; i++) h = Math.imul(h ^ buf[i], 0x01000193)
+  return [buf, 0, buf.length, h >>> 0]
 }
 
 async function recover (): Promise<RecoverStats> {
@@ -215,7 +263,15 @@ async function recover (): Promise<RecoverStats> {
   const { history } = storage
   const from = new Map<number, ReplayStart>()
   for (const p of init.partitions) {
-    const s = new PartitionState(p, storage.epoch, config.dedupWindowMs, config.dedupMaxEntries, storage.checkpoints.incremental)
+    const s = new PartitionState({
+      partition: p,
+      epoch: storage.epoch,
+      replica: config.replicaId,
+      dedupWindowMs: config.dedupWindowMs,
+      dedupMaxEntries: config.dedupMaxEntries,
+      trackDirty: storage.checkpoints.incremental,
+      sampleSize: config.sampleSize
+    })
     states.set(p, s)
     const cp = await storage.checkpoints.load(p)
     if (cp === null) continue
@@ -249,7 +305,9 @@ function stats (): HostStats {
   let counters = 0
   for (const s of states.values()) counters += s.nonZero
   const failing = logError ?? storage?.failing()
-  return { counters, pendingOps: windowOps, durableRecords, logOk: failing === undefined, logError: failing, history: storage?.history?.status() }
+  let likes = 0
+  for (const s of states.values()) likes += s.features.likes.size
+  return { likes, counters, pendingOps: windowOps, durableRecords, logOk: failing === undefined, logError: failing, history: storage?.history?.status() }
 }
 
 export default async function handle (task: HostTask): Promise<unknown> {
@@ -275,6 +333,18 @@ export default async function handle (task: HostTask): Promise<unknown> {
         return null
       case 'stats':
         return stats()
+      case 'sample':
+        return stateOf(task.p).features.sample(task.key, task.n)
+      case 'replicas':
+        return stateOf(task.p).replicas(...keyArgs(task.key))
+      case 'top':
+        return top(task.type, task.k)
+      case 'export': {
+        const now = Date.now()
+        return [...states.values()].map((s) => s.exportTotals(now))
+      }
+      case 'merge':
+        return await mergeReplicas(task.records)
       case 'history':
         if (storage.history === null) throw new CounterdError('not_found', 'history is not enabled on this node: set CLICKHOUSE_URL')
         return await storage.history.query(task.key, task.from, task.to, task.step)

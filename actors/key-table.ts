@@ -104,6 +104,14 @@ export class KeyTable {
     this.arena = bigger
   }
 
+  /** Whether entry e's key starts with the given bytes. */
+  hasPrefix (e: number, prefix: Uint8Array): boolean {
+    if (this.keyLen[e] < prefix.length) return false
+    const base = this.keyOff[e]
+    for (let k = 0; k < prefix.length; k++) if (this.arena[base + k] !== prefix[k]) return false
+    return true
+  }
+
   key (e: number): string {
     const off = this.keyOff[e]
     return this.arena.toString('latin1', off, off + this.keyLen[e])

@@ -26,7 +26,10 @@ export const DEFAULTS = {
   kafkaTopic: 'counter-deltas',
   redisUrl: '', // redis://host:port, or a comma-separated list of Redis Cluster nodes
   clickhouseUrl: '', // set → per-minute history in ClickHouse (either storage mode)
-  historyFlushMs: 5000
+  historyFlushMs: 5000,
+  replicaId: 'main', // this deployment's (region's) id in every counter's PN-counter
+  sampleSize: 16, // actors kept per counter's reservoir sample
+  likesPerMinute: 100 // per user, per node: like/unlike token bucket refill (and burst)
 }
 
 export type Defaults = typeof DEFAULTS

@@ -6,11 +6,11 @@ import path from 'node:path'
 import t, { type Test } from 'tap'
 import { decodeFrames, decodeRecord, encodeFrames, encodeRecord } from '../src/log/record-codec'
 import { SnapshotStore, decodeSnapshot, encodeSnapshot } from '../src/log/snapshot-store'
-import { DEDUP_IDEMPOTENCY, DEDUP_STREAM, type DeltaRecord } from '../src/log/types'
+import { DEDUP_IDEMPOTENCY, DEDUP_STREAM, FEATURE_ACTOR, FEATURE_LIKE, type DeltaRecord } from '../src/log/types'
 import { WalLog, listSegments } from '../src/log/wal'
 
 const rec = (partition: number, seq: number, keys: string[], deltas: number[]): DeltaRecord =>
-  ({ partition, epoch: 3, seq, ts: 1700000000000 + seq, keys, deltas, dedup: [] })
+  ({ partition, epoch: 3, seq, ts: 1700000000000 + seq, keys, deltas, dedup: [], replica: 'main' })
 
 function tmp (t: Test): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'counterd-wal-'))
@@ -22,9 +22,23 @@ t.test('record codec round trip', async (t) => {
   const r: DeltaRecord = {
     partition: 63, epoch: 7, seq: 2 ** 40, ts: 1795000000123,
     keys: ['post:1', 'video:a:b', 'x:' + 'i'.repeat(128)], deltas: [1, -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-    dedup: [{ kind: DEDUP_STREAM, tag: 'client-1', value: 4294967295, ts: 5 }, { kind: DEDUP_IDEMPOTENCY, tag: 'post:1\nk', value: -3, ts: 6 }]
+    dedup: [{ kind: DEDUP_STREAM, tag: 'client-1', value: 4294967295, ts: 5 }, { kind: DEDUP_IDEMPOTENCY, tag: 'post:1\nk', value: -3, ts: 6 }],
+    replica: 'eu-west', features: [{ kind: FEATURE_ACTOR, key: 'post:1', arg: 'user-42' }, { kind: FEATURE_LIKE, key: 'post:9', arg: 'u' }]
   }
   t.same(decodeRecord(encodeRecord(r)), r)
+  const totals: DeltaRecord = { ...rec(4, 9, ['a:1', 'b:2'], [3, -1]), replica: 'us', ps: [10, 0], ns: [7, 1] }
+  t.same(decodeRecord(encodeRecord(totals)), totals, 'a record with another replica\'s totals')
+  const v1 = Buffer.alloc(43) // version 1: no replica, totals or features
+  v1[0] = 1
+  v1.writeUInt16LE(2, 1)
+  v1.writeUInt32LE(3, 3)
+  v1.writeDoubleLE(5, 7)
+  v1.writeDoubleLE(1700000000005, 15)
+  v1.writeUInt32LE(1, 23)
+  v1[27] = 3
+  v1.write('a:1', 28, 'latin1')
+  v1.writeDoubleLE(4, 31)
+  t.same(decodeRecord(v1), { partition: 2, epoch: 3, seq: 5, ts: 1700000000005, keys: ['a:1'], deltas: [4], dedup: [] }, 'version 1 records are still read')
   const out: DeltaRecord[] = []
   const buf = encodeFrames([r, rec(1, 1, ['a:b'], [2])])
   t.equal(decodeFrames(buf, (x) => out.push(x)), buf.length)
@@ -73,7 +87,7 @@ t.test('snapshots: atomic files with a checksum', async (t) => {
   const dir = tmp(t)
   const store = new SnapshotStore(dir)
   t.equal(await store.load(5), null, 'no snapshot yet')
-  const cp = { partition: 5, epoch: 2, seq: 99, ts: 1, keys: ['a:1', 'b:2'], values: [10, -4], dedup: [{ kind: DEDUP_STREAM as 1, tag: 'c', value: 8, ts: 2 }] }
+  const cp = { partition: 5, epoch: 2, seq: 99, ts: 1, keys: ['a:1', 'b:2'], values: [10, -4], ps: [12, 0], ns: [2, 4], dedup: [{ kind: DEDUP_STREAM as 1, tag: 'c', value: 8, ts: 2 }], features: Buffer.from('opaque feature state') }
   await store.save([cp])
   t.same(await store.load(5), cp)
   t.same(decodeSnapshot(encodeSnapshot(cp)), cp)

@@ -65,6 +65,9 @@ export class ByteWriter {
     return this
   }
 
+  /** u32 byte length + the bytes (for nesting another structure's encoding). */
+  blob (a: Uint8Array): this { return this.u32(a.length).bytes(a) }
+
   finish (): Buffer {
     return this.buf.subarray(0, this.o)
   }
@@ -133,6 +136,15 @@ export class ByteReader {
     } else {
       for (let i = 0; i < n; i++) { target[i] = this.buf.readUInt32LE(this.o); this.o += 4 }
     }
+  }
+
+  /** What ByteWriter.blob wrote: a view, valid while the input is. */
+  blob (): Buffer {
+    const n = this.u32()
+    this.need(n)
+    const out = this.buf.subarray(this.o, this.o + n)
+    this.o += n
+    return out
   }
 
   end (): void {

@@ -1,59 +1,53 @@
-// Binary encoding of delta records, version 1. Used as the WAL payload and as the Kafka message
-// value, so other services can consume the log (format documented in docs/log-format.md).
+// Binary encoding of delta records. Used as the WAL payload and as the Kafka message value, so
+// other services can consume the log (docs/cluster-storage.md documents it with a consumer).
 //
-// payload (little-endian):
-//   u8 version (=1) | u16 partition | u32 epoch | f64 seq | f64 ts
-//   u32 nKeys   | nKeys × (u8 keyLen | key bytes (ASCII) | f64 delta)
-//   u32 nDedup  | nDedup × (u8 kind | u16 tagLen | tag bytes (ASCII) | f64 value | f64 ts)
+// payload v2 (little-endian; v1 is still read: no replica, no totals, no features):
+//   u8 version (=2) | u16 partition | u32 epoch | f64 seq | f64 ts
+//   | u8 replicaLen | replica (ASCII) | u8 flags (bit 0: entries carry totals)
+//   u32 nKeys     × (u8 keyLen | key (ASCII) | f64 delta | [f64 p | f64 n if flags bit 0])
+//   u32 nDedup    × (u8 kind | u16 tagLen | tag (ASCII) | f64 value | f64 ts)
+//   u32 nFeatures × (u8 kind | u8 keyLen | key | u16 argLen | arg (UTF-8))
 // WAL frame: u32 payloadLen | u32 crc32(payload) | payload
 import { crc32 } from './crc32'
-import type { DedupEntry, DedupKind, DeltaRecord } from './types'
+import type { DedupEntry, DedupKind, DeltaRecord, FeatureKind, FeatureOp } from './types'
 
-export const RECORD_VERSION = 1
-const HEADER = 1 + 2 + 4 + 8 + 8 + 4
+export const RECORD_VERSION = 2
 export const FRAME_HEADER = 8
+const FLAG_TOTALS = 1
 
-function payloadSize (r: DeltaRecord): number {
-  if (r instanceof EncodedRecord) return r.payload.length
-  let n = HEADER
-  for (let i = 0; i < r.keys.length; i++) n += 1 + r.keys[i].length + 8
-  return n + dedupSize(r.dedup)
+export class RecordFormatError extends Error {}
+
+function headerSize (replica: string): number {
+  return 1 + 2 + 4 + 8 + 8 + 1 + replica.length + 1 + 4
 }
 
-function writePayload (r: DeltaRecord, buf: Buffer, o: number): number {
-  if (r instanceof EncodedRecord) return o + r.payload.copy(buf, o)
-  o = writeRecordHeader(buf, o, r.partition, r.epoch, r.seq, r.ts, r.keys.length)
-  for (let i = 0; i < r.keys.length; i++) {
-    const k = r.keys[i]
-    o = buf.writeUInt8(k.length, o)
-    o += buf.write(k, o, 'latin1')
-    o = buf.writeDoubleLE(r.deltas[i], o)
-  }
-  return writeDedupEntries(buf, o, r.dedup)
+export function dedupSize (dedup: readonly DedupEntry[]): number {
+  let n = 4
+  for (let i = 0; i < dedup.length; i++) n += 1 + 2 + dedup[i].tag.length + 16
+  return n
 }
 
-/**
- * A record sealed straight into its encoded form by a partition actor (no per-key strings on the
- * hot path). keys, deltas and dedup are decoded on first use, for the consumers that need them.
- */
-export class EncodedRecord implements DeltaRecord {
-  private decoded: DeltaRecord | null = null
-  constructor (readonly partition: number, readonly epoch: number, readonly seq: number, readonly ts: number, readonly payload: Buffer) {}
-  private get full (): DeltaRecord { return (this.decoded ??= decodeRecord(this.payload)) }
-  get keys (): string[] { return this.full.keys }
-  get deltas (): number[] { return this.full.deltas }
-  get dedup (): DedupEntry[] { return this.full.dedup }
+export function featuresSize (features: readonly FeatureOp[]): number {
+  let n = 4
+  for (let i = 0; i < features.length; i++) n += 1 + 1 + features[i].key.length + 2 + Buffer.byteLength(features[i].arg)
+  return n
 }
 
-/** Writes a v1 payload header at `o` (nKeys included); returns the offset after it. */
-export function writeRecordHeader (buf: Buffer, o: number, partition: number, epoch: number, seq: number, ts: number, nKeys: number): number {
+/** Writes a v2 header at `o` (through nKeys); returns the offset after it. */
+export function writeRecordHeader (buf: Buffer, o: number, partition: number, epoch: number, seq: number, ts: number,
+  replica: string, withTotals: boolean, nKeys: number): number {
   o = buf.writeUInt8(RECORD_VERSION, o)
   o = buf.writeUInt16LE(partition, o)
   o = buf.writeUInt32LE(epoch, o)
   o = buf.writeDoubleLE(seq, o)
   o = buf.writeDoubleLE(ts, o)
+  o = buf.writeUInt8(replica.length, o)
+  o += buf.write(replica, o, 'latin1')
+  o = buf.writeUInt8(withTotals ? FLAG_TOTALS : 0, o)
   return buf.writeUInt32LE(nKeys, o)
 }
+
+export function recordHeaderSize (replica: string): number { return headerSize(replica) }
 
 export function writeDedupEntries (buf: Buffer, o: number, dedup: readonly DedupEntry[]): number {
   o = buf.writeUInt32LE(dedup.length, o)
@@ -68,13 +62,63 @@ export function writeDedupEntries (buf: Buffer, o: number, dedup: readonly Dedup
   return o
 }
 
-export function dedupSize (dedup: readonly DedupEntry[]): number {
-  let n = 4
-  for (let i = 0; i < dedup.length; i++) n += 1 + 2 + dedup[i].tag.length + 16
-  return n
+export function writeFeatures (buf: Buffer, o: number, features: readonly FeatureOp[]): number {
+  o = buf.writeUInt32LE(features.length, o)
+  for (let i = 0; i < features.length; i++) {
+    const f = features[i]
+    o = buf.writeUInt8(f.kind, o)
+    o = buf.writeUInt8(f.key.length, o)
+    o += buf.write(f.key, o, 'latin1')
+    const argLen = buf.write(f.arg, o + 2, 'utf8')
+    o = buf.writeUInt16LE(argLen, o)
+    o += argLen
+  }
+  return o
 }
 
-export const RECORD_HEADER_BYTES = HEADER
+/**
+ * A record sealed straight into its encoded form by a partition actor (no per-key strings on the
+ * hot path). Its other fields are decoded on first use, for the consumers that need them.
+ */
+export class EncodedRecord implements DeltaRecord {
+  private decoded: DeltaRecord | null = null
+  constructor (readonly partition: number, readonly epoch: number, readonly seq: number, readonly ts: number, readonly payload: Buffer) {}
+  private get full (): DeltaRecord { return (this.decoded ??= decodeRecord(this.payload)) }
+  get keys (): string[] { return this.full.keys }
+  get deltas (): number[] { return this.full.deltas }
+  get dedup (): DedupEntry[] { return this.full.dedup }
+  get replica (): string | undefined { return this.full.replica }
+  get ps (): number[] | undefined { return this.full.ps }
+  get ns (): number[] | undefined { return this.full.ns }
+  get features (): FeatureOp[] | undefined { return this.full.features }
+}
+
+function payloadSize (r: DeltaRecord): number {
+  if (r instanceof EncodedRecord) return r.payload.length
+  const totals = r.ps !== undefined
+  let n = headerSize(r.replica ?? '')
+  for (let i = 0; i < r.keys.length; i++) n += 1 + r.keys[i].length + (totals ? 24 : 8)
+  return n + dedupSize(r.dedup) + featuresSize(r.features ?? [])
+}
+
+function writePayload (r: DeltaRecord, buf: Buffer, o: number): number {
+  if (r instanceof EncodedRecord) return o + r.payload.copy(buf, o)
+  const ps = r.ps
+  const ns = r.ns
+  o = writeRecordHeader(buf, o, r.partition, r.epoch, r.seq, r.ts, r.replica ?? '', ps !== undefined, r.keys.length)
+  for (let i = 0; i < r.keys.length; i++) {
+    const k = r.keys[i]
+    o = buf.writeUInt8(k.length, o)
+    o += buf.write(k, o, 'latin1')
+    o = buf.writeDoubleLE(r.deltas[i], o)
+    if (ps !== undefined && ns !== undefined) {
+      o = buf.writeDoubleLE(ps[i], o)
+      o = buf.writeDoubleLE(ns[i], o)
+    }
+  }
+  o = writeDedupEntries(buf, o, r.dedup)
+  return writeFeatures(buf, o, r.features ?? [])
+}
 
 /** The bare payload (Kafka message value). */
 export function encodeRecord (r: DeltaRecord): Buffer {
@@ -100,30 +144,44 @@ export function encodeFrames (records: readonly DeltaRecord[]): Buffer {
   return buf
 }
 
-export class RecordFormatError extends Error {}
-
-/** Decodes one payload; throws RecordFormatError when it is not a well-formed v1 record. */
+/** Decodes one payload (v1 or v2); throws RecordFormatError when it is not well formed. */
 export function decodeRecord (buf: Buffer, start = 0, end = buf.length): DeltaRecord {
   let o = start
   const need = (n: number): void => {
     if (o + n > end) throw new RecordFormatError(`record truncated at byte ${o - start}`)
   }
-  need(HEADER)
+  need(27)
   const version = buf.readUInt8(o); o += 1
-  if (version !== RECORD_VERSION) throw new RecordFormatError(`unknown record version ${version}`)
+  if (version !== 1 && version !== 2) throw new RecordFormatError(`unknown record version ${version}`)
   const partition = buf.readUInt16LE(o); o += 2
   const epoch = buf.readUInt32LE(o); o += 4
   const seq = buf.readDoubleLE(o); o += 8
   const ts = buf.readDoubleLE(o); o += 8
+  let replica: string | undefined
+  let totals = false
+  if (version === 2) {
+    need(1)
+    const len = buf[o]; o += 1
+    need(len + 1)
+    replica = buf.toString('latin1', o, o + len); o += len
+    totals = (buf[o] & FLAG_TOTALS) !== 0; o += 1
+  }
+  need(4)
   const nKeys = buf.readUInt32LE(o); o += 4
   const keys: string[] = new Array(nKeys)
   const deltas: number[] = new Array(nKeys)
+  const ps: number[] | undefined = totals ? new Array(nKeys) : undefined
+  const ns: number[] | undefined = totals ? new Array(nKeys) : undefined
   for (let i = 0; i < nKeys; i++) {
     need(1)
     const len = buf[o]; o += 1
-    need(len + 8)
+    need(len + (totals ? 24 : 8))
     keys[i] = buf.toString('latin1', o, o + len); o += len
     deltas[i] = buf.readDoubleLE(o); o += 8
+    if (ps !== undefined && ns !== undefined) {
+      ps[i] = buf.readDoubleLE(o); o += 8
+      ns[i] = buf.readDoubleLE(o); o += 8
+    }
   }
   need(4)
   const nDedup = buf.readUInt32LE(o); o += 4
@@ -138,8 +196,28 @@ export function decodeRecord (buf: Buffer, start = 0, end = buf.length): DeltaRe
     const dts = buf.readDoubleLE(o); o += 8
     dedup[i] = { kind, tag, value, ts: dts }
   }
+  const record: DeltaRecord = { partition, epoch, seq, ts, keys, deltas, dedup }
+  if (version === 2) {
+    need(4)
+    const nFeatures = buf.readUInt32LE(o); o += 4
+    const features: FeatureOp[] = new Array(nFeatures)
+    for (let i = 0; i < nFeatures; i++) {
+      need(2)
+      const kind = buf.readUInt8(o) as FeatureKind; o += 1
+      const klen = buf[o]; o += 1
+      need(klen + 2)
+      const key = buf.toString('latin1', o, o + klen); o += klen
+      const alen = buf.readUInt16LE(o); o += 2
+      need(alen)
+      features[i] = { kind, key, arg: buf.toString('utf8', o, o + alen) }
+      o += alen
+    }
+    record.replica = replica
+    if (ps !== undefined) { record.ps = ps; record.ns = ns }
+    if (nFeatures > 0) record.features = features
+  }
   if (o !== end) throw new RecordFormatError(`record has ${end - o} trailing bytes`)
-  return { partition, epoch, seq, ts, keys, deltas, dedup }
+  return record
 }
 
 /**

@@ -1,8 +1,10 @@
 // Embedded checkpoints: one file per partition, snapshots/p{partition}.snap, replaced atomically
 // (write to a temp file, fdatasync, rename, fsync the directory). Always the whole partition state.
 //
-// file: "CSNP" | u8 version(1) | u16 partition | u32 epoch | f64 seq | f64 ts
-//       | u32 nKeys × (u8 keyLen | key | f64 value) | u32 nDedup × (u8 kind | u16 tagLen | tag | f64 value | f64 ts)
+// file: "CSNP" | u8 version(2) | u16 partition | u32 epoch | f64 seq | f64 ts
+//       | u32 nKeys × (u8 keyLen | key | f64 value | f64 p | f64 n)       p, n: this replica's PN totals
+//       | u32 nDedup × (u8 kind | u16 tagLen | tag | f64 value | f64 ts)
+//       | u32 featuresLen | features (likes, HyperLogLogs, samples, other replicas: actors/feature-state.ts)
 //       | u32 crc32(everything before)
 import fs from 'node:fs'
 import path from 'node:path'
@@ -10,13 +12,14 @@ import { crc32 } from './crc32'
 import type { Checkpoint, CheckpointStore, DedupEntry, DedupKind } from './types'
 
 const MAGIC = 0x504e5343 // "CSNP" little-endian
-const VERSION = 1
+const VERSION = 2
 
 export class SnapshotFormatError extends Error {}
 
 export function encodeSnapshot (cp: Checkpoint): Buffer {
-  let size = 4 + 1 + 2 + 4 + 8 + 8 + 4 + 4 + 4
-  for (const k of cp.keys) size += 1 + k.length + 8
+  const features = cp.features ?? Buffer.alloc(0)
+  let size = 4 + 1 + 2 + 4 + 8 + 8 + 4 + 4 + 4 + 4 + features.length
+  for (const k of cp.keys) size += 1 + k.length + 24
   for (const d of cp.dedup) size += 1 + 2 + d.tag.length + 16
   const buf = Buffer.allocUnsafe(size)
   let o = buf.writeUInt32LE(MAGIC, 0)
@@ -30,6 +33,8 @@ export function encodeSnapshot (cp: Checkpoint): Buffer {
     o = buf.writeUInt8(cp.keys[i].length, o)
     o += buf.write(cp.keys[i], o, 'latin1')
     o = buf.writeDoubleLE(cp.values[i], o)
+    o = buf.writeDoubleLE(cp.ps?.[i] ?? Math.max(cp.values[i], 0), o)
+    o = buf.writeDoubleLE(cp.ns?.[i] ?? Math.max(-cp.values[i], 0), o)
   }
   o = buf.writeUInt32LE(cp.dedup.length, o)
   for (const d of cp.dedup) {
@@ -39,6 +44,8 @@ export function encodeSnapshot (cp: Checkpoint): Buffer {
     o = buf.writeDoubleLE(d.value, o)
     o = buf.writeDoubleLE(d.ts, o)
   }
+  o = buf.writeUInt32LE(features.length, o)
+  o += features.copy(buf, o)
   buf.writeUInt32LE(crc32(buf, 0, o), o)
   return buf
 }
@@ -56,10 +63,14 @@ export function decodeSnapshot (buf: Buffer): Checkpoint {
   const n = buf.readUInt32LE(o); o += 4
   const keys: string[] = new Array(n)
   const values: number[] = new Array(n)
+  const ps: number[] = new Array(n)
+  const ns: number[] = new Array(n)
   for (let i = 0; i < n; i++) {
     const len = buf[o]; o += 1
     keys[i] = buf.toString('latin1', o, o + len); o += len
     values[i] = buf.readDoubleLE(o); o += 8
+    ps[i] = buf.readDoubleLE(o); o += 8
+    ns[i] = buf.readDoubleLE(o); o += 8
   }
   const nd = buf.readUInt32LE(o); o += 4
   const dedup: DedupEntry[] = new Array(nd)
@@ -71,7 +82,11 @@ export function decodeSnapshot (buf: Buffer): Checkpoint {
     const dts = buf.readDoubleLE(o); o += 8
     dedup[i] = { kind, tag, value, ts: dts }
   }
-  return { partition, epoch, seq, ts, keys, values, dedup }
+  const flen = buf.readUInt32LE(o); o += 4
+  const features = flen > 0 ? Buffer.from(buf.subarray(o, o + flen)) : undefined
+  const cp: Checkpoint = { partition, epoch, seq, ts, keys, values, ps, ns, dedup }
+  if (features !== undefined) cp.features = features
+  return cp
 }
 
 export class SnapshotStore implements CheckpointStore {

@@ -26,6 +26,27 @@ export interface DeltaRecord {
   keys: string[]
   deltas: number[] // parallel to keys
   dedup: DedupEntry[]
+  /**
+   * Whose counts these are (REPLICA_ID). A node's own ops are logged under its own replica id with
+   * deltas only; what it merged from another replica is logged under that replica's id with the
+   * replica's totals (ps, ns) after the merge, which is also what replicas send each other.
+   */
+  replica?: string
+  ps?: number[] // parallel to keys: the replica's increment total (P of its PN-counter)
+  ns?: number[] // parallel to keys: its decrement total (N)
+  features?: FeatureOp[]
+}
+
+/** Changes to per-counter feature state, logged in order with the deltas. */
+export const FEATURE_ACTOR = 1 // key: counter, arg: actor (unique-count HyperLogLog + sample)
+export const FEATURE_LIKE = 2 // key: item "type:id", arg: user id
+export const FEATURE_UNLIKE = 3
+export type FeatureKind = typeof FEATURE_ACTOR | typeof FEATURE_LIKE | typeof FEATURE_UNLIKE
+
+export interface FeatureOp {
+  kind: FeatureKind
+  key: string
+  arg: string
 }
 
 /** A partition's state as of log record `seq` (everything up to and including it). */
@@ -37,6 +58,12 @@ export interface Checkpoint {
   keys: string[]
   values: number[] // parallel to keys; 0 = the counter was reset (or never existed)
   dedup: DedupEntry[]
+  ps?: number[] // parallel to keys: this node's own replica totals (P, N) of each counter
+  ns?: number[]
+  /** Everything else of the partition (likes, HyperLogLogs, samples, other replicas' totals), encoded. */
+  features?: Buffer
+  /** The partition's HyperLogLogs changed since the last save, as Redis HLL strings (PFCOUNT-readable). */
+  hlls?: Array<[string, Buffer]>
   /**
    * Optional: where record `seq` sits in the log (Kafka: its offset in its Kafka partition), from
    * DeltaLog.positionOf. Lets replay start there instead of at the beginning of the log.
