@@ -6,6 +6,7 @@ import type { Logger } from 'pino'
 import { ActorHosts } from '../actors/host'
 import type { Config } from '../config/loader'
 import type { FrontContext, NodeStatus } from './front/context'
+import { installFeatureRoutes } from './front/features-http'
 import { installHttpRoutes } from './front/http'
 import { Metrics } from './front/metrics'
 import { closeStreams, installStream, type StreamConn } from './front/stream'
@@ -78,6 +79,7 @@ export class CounterNode {
     const ctx: FrontContext = { config: this.config, router: this.router, metrics: new Metrics(), status: this.status, logger: this.logger }
     const app = uws.App()
     installStream(app, ctx, this.sockets)
+    installFeatureRoutes(app, ctx)
     installHttpRoutes(app, ctx)
     await new Promise<void>((resolve, reject) => {
       app.listen(this.config.host, this.config.port, (socket) => {

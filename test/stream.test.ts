@@ -75,7 +75,9 @@ t.test('stream', async (t) => {
       { name: 'binary: bad id byte', frame: withSeq(Buffer.from(encodeBinaryFrame(0, [{ type: 'bad', id: 'x/', by: 1 }])), 23), seq: 23, code: 'invalid_id' },
       { name: 'binary: truncated op', frame: withSeq(Buffer.from(good.subarray(0, good.length - 1)), 24), seq: 24, code: 'malformed_frame' },
       { name: 'binary: trailing bytes', frame: withSeq(Buffer.concat([good, Buffer.from([0])]), 25), seq: 25, code: 'malformed_frame' },
-      { name: 'binary: reserved bit set', frame: (() => { const b = withSeq(Buffer.from(good), 26); b[7] |= 0x40; return b })(), seq: 26, code: 'malformed_frame' },
+      { name: 'binary: actor flag without an actor', frame: (() => { const b = withSeq(Buffer.from(good), 26); b[7] |= 0x40; return b })(), seq: 26, code: 'malformed_frame' },
+      { name: 'binary: bad actor', frame: withSeq(encodeBinaryFrame(0, [{ type: 'bad', id: 'x', by: 1, actor: 'no spaces' }]), 31), seq: 31, code: 'invalid_actor' },
+      { name: 'JSON: bad actor', frame: JSON.stringify({ seq: 32, ops: [['bad', 'x', 1, 'a b']] }), seq: 32, code: 'invalid_actor' },
       { name: 'binary: zero ops', frame: withSeq(Buffer.from([1, 0, 0, 0, 0, 0, 0]), 27), seq: 27, code: 'malformed_frame' },
       { name: 'binary: varint over 8 bytes', frame: withSeq(Buffer.concat([good.subarray(0, good.length - 1), Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])]), 28), seq: 28, code: 'invalid_delta' },
       { name: 'binary: delta of 2^53', frame: withSeq(Buffer.concat([good.subarray(0, good.length - 1), Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10])]), 29), seq: 29, code: 'invalid_delta' }

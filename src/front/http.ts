@@ -1,7 +1,7 @@
 // HTTP API v1 on uWebSockets.js. Each handler copies what it needs from `req` synchronously
 // (uWS invalidates it on return), installs onAborted before anything asynchronous, validates
 // everything before any op reaches the router, and answers errors as {"error":{code,message}}.
-import type { PartResult } from '../../actors/protocol'
+import { OP_GET, OP_RATE, OP_RESET, OP_UNIQUE, type PartResult } from '../../actors/protocol'
 import { CounterdError } from '../errors'
 import { fnv1a32, isValidId, isValidType, splitKey } from '../keys'
 import { isValidDelta } from '../protocol/ops'
@@ -27,6 +27,24 @@ class Pending implements Abortable, UnitOwner {
     const value = (res.values as Float64Array)[first]
     if (Number.isNaN(value)) { this.fail(new CounterdError('value_out_of_range')); return }
     replyJson(this.res, this, 200, `{"type":"${this.type}","id":"${this.id}","value":${value}}`)
+  }
+}
+
+/** A read answered as {…fields, [field]: value}. */
+export class FieldPending implements Abortable, UnitOwner {
+  aborted = false
+  constructor (readonly ctx: FrontContext, readonly res: HttpResponse, readonly fields: Record<string, string>,
+    readonly field: string, readonly asBoolean = false) {}
+
+  onPart (res: PartResult | null, first: number, _end: number, _dup: boolean, err: CounterdError | null): void {
+    if (err !== null || res === null) {
+      const e = err ?? new CounterdError('internal')
+      this.ctx.metrics.countError(this.ctx.metrics.httpErrors, e.code)
+      replyError(this.res, this, e, this.ctx.config.retryAfterSeconds)
+      return
+    }
+    const v = (res.values as Float64Array)[first]
+    replyJson(this.res, this, 200, JSON.stringify({ ...this.fields, [this.field]: this.asBoolean ? v === 1 : v }))
   }
 }
 
@@ -69,7 +87,7 @@ class QueryKey implements UnitOwner {
 }
 
 /** Reads a request body up to the configured limit; `done` gets null after a 413 was sent. */
-function readBody (ctx: FrontContext, res: HttpResponse, state: Abortable, contentLength: string, done: (body: Buffer | null) => void): void {
+export function readBody (ctx: FrontContext, res: HttpResponse, state: Abortable, contentLength: string, done: (body: Buffer | null) => void): void {
   const limit = ctx.config.maxBodyBytes
   const declared = contentLength === '' ? 0 : Number(contentLength)
   const tooLarge = (): void => {
@@ -90,7 +108,7 @@ function readBody (ctx: FrontContext, res: HttpResponse, state: Abortable, conte
   })
 }
 
-function parseJsonBody (body: Buffer): unknown {
+export function parseJsonBody (body: Buffer): unknown {
   try {
     return JSON.parse(body.toString('utf8'))
   } catch {
@@ -144,6 +162,7 @@ export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
       if (bad !== null) { fail(res, pending, bad); return }
       if (idem !== '' && !IDEMPOTENCY_KEY_RE.test(idem)) { fail(res, pending, new CounterdError('invalid_idempotency_key')); return }
       let by = 1
+      let actor: string | null = null
       if (body.length > 0) {
         let parsed: unknown
         try { parsed = parseJsonBody(body) } catch (err) { fail(res, pending, err as CounterdError); return }
@@ -156,12 +175,17 @@ export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
           if (!isValidDelta(given)) { fail(res, pending, new CounterdError('invalid_delta')); return }
           by = given
         }
+        const named = (parsed as { actor?: unknown }).actor
+        if (named !== undefined) {
+          if (typeof named !== 'string' || !isValidId(named)) { fail(res, pending, new CounterdError('invalid_actor')); return }
+          actor = named
+        }
       }
       const refused = admit(ctx, 1)
       if (refused !== null) { fail(res, pending, refused); return }
       const key = type + ':' + id
       router.beginUnit(pending, idem === '' ? null : key + '\n' + idem, -1, true)
-      router.increment(fnv1a32(key), key, by)
+      router.increment(fnv1a32(key), key, by, actor)
       router.endUnit()
     })
   })
@@ -171,12 +195,35 @@ export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
     const type = req.getParameter(0)
     const id = req.getParameter(1)
     const pending = new Pending(ctx, res, type, id)
+    const wantReplicas = req.getQuery('replicas') === 'true'
     res.onAborted(() => { pending.aborted = true })
     const bad = validateTypeId(type, id) ?? admit(ctx, 1)
     if (bad !== null) { fail(res, pending, bad); return }
     const key = type + ':' + id
-    router.read(fnv1a32(key), key, pending)
+    const hash = fnv1a32(key)
+    if (!wantReplicas) { router.read(OP_GET, hash, key, pending); return }
+    router.replicas(hash, key).then((replicas) => {
+      const value = replicas.reduce((v, r) => v + r.p - r.n, 0)
+      replyJson(res, pending, 200, JSON.stringify({ type, id, value, replicas }))
+    }, (err: CounterdError) => fail(res, pending, err))
   })
+
+  // Single-number reads of a counter's features: unique actors, recent rate.
+  const numberRoute = (suffix: string, kind: number, field: string): void => {
+    app.get(`/v1/counter/:type/:id/${suffix}`, (res: HttpResponse, req: HttpRequest) => {
+      metrics.httpRequests++
+      const type = req.getParameter(0)
+      const id = req.getParameter(1)
+      const pending = new FieldPending(ctx, res, { type, id }, field)
+      res.onAborted(() => { pending.aborted = true })
+      const bad = validateTypeId(type, id) ?? admit(ctx, 1)
+      if (bad !== null) { fail(res, pending, bad); return }
+      const key = type + ':' + id
+      router.read(kind, fnv1a32(key), key, pending)
+    })
+  }
+  numberRoute('unique', OP_UNIQUE, 'unique')
+  numberRoute('rate', OP_RATE, 'rate_per_sec')
 
   app.get('/v1/counter/:type/:id/history', (res: HttpResponse, req: HttpRequest) => {
     metrics.httpRequests++
@@ -205,7 +252,7 @@ export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
     if (bad !== null) { fail(res, pending, bad); return }
     const key = type + ':' + id
     router.beginUnit(pending, null, -1, true)
-    router.reset(fnv1a32(key), key)
+    router.write(OP_RESET, fnv1a32(key), key)
     router.endUnit()
   })
 
@@ -232,7 +279,7 @@ export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
       if (refused !== null) { fail(res, state, refused); return }
       const query = new Query(ctx, res, keys as string[])
       res.onAborted(() => { query.aborted = true; state.aborted = true })
-      for (let i = 0; i < keys.length; i++) router.read(fnv1a32(keys[i] as string), keys[i] as string, new QueryKey(query, i))
+      for (let i = 0; i < keys.length; i++) router.read(OP_GET, fnv1a32(keys[i] as string), keys[i] as string, new QueryKey(query, i))
     })
   })
 
@@ -261,6 +308,18 @@ export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
     ['/v1/counter/:type/:id/increment', 'POST'],
     ['/v1/counter/:type/:id', 'GET, DELETE'],
     ['/v1/counter/:type/:id/history', 'GET'],
+    ['/v1/counter/:type/:id/unique', 'GET'],
+    ['/v1/counter/:type/:id/rate', 'GET'],
+    ['/v1/counter/:type/:id/sample', 'GET'],
+    ['/v1/like', 'POST'],
+    ['/v1/unlike', 'POST'],
+    ['/v1/count', 'GET'],
+    ['/v1/counts', 'POST'],
+    ['/v1/has-liked', 'GET'],
+    ['/v1/top', 'GET'],
+    ['/v1/quota', 'GET'],
+    ['/v1/replication/state', 'GET'],
+    ['/v1/replication/merge', 'POST'],
     ['/v1/counters/query', 'POST'],
     ['/v1/stream', 'GET'],
     ['/health', 'GET'],

@@ -130,8 +130,8 @@ export function installStream (app: TemplatedApp, ctx: FrontContext, sockets: Se
       router.beginUnit(ack, conn.clientId, conn.clientId === null ? -1 : seq, false)
       const src = new Uint8Array(message)
       for (let i = 0; i < ops.n; i++) {
-        if (isBinary) router.incrementBytes(ops.hash[i], src, ops.typeStart[i], ops.typeLen[i], ops.idStart[i], ops.idLen[i], ops.delta[i])
-        else router.increment(ops.hash[i], ops.keys[i], ops.delta[i])
+        if (isBinary) router.incrementBytes(ops.hash[i], src, ops.typeStart[i], ops.typeLen[i], ops.idStart[i], ops.idLen[i], ops.delta[i], ops.actorStart[i], ops.actorLen[i])
+        else router.increment(ops.hash[i], ops.keys[i], ops.delta[i], ops.actors[i])
       }
       ack.remaining = router.endUnit()
       conn.inflight++

@@ -1,7 +1,8 @@
 // The compact binary stream format (docs/stream-protocol.md). All integers little-endian.
 //   frame = u8 kind (0x01 increments) | u32 seq | u16 nOps | nOps × op
-//   op    = u8 typeLenAndSign (bits 0-5 type length 1..32, bit 7 = negative delta, bit 6 = 0)
+//   op    = u8 typeLenAndSign (bits 0-5 type length 1..32, bit 6 = an actor follows, bit 7 = negative delta)
 //           | type bytes | u8 idLen (1..128) | id bytes | unsigned LEB128 magnitude (≤ 2^53−1)
+//           | [u8 actorLen (1..128) | actor bytes, when bit 6 is set]
 //   acks  = 0x81 | u32 seq                       (ok)
 //           0x82 | u32 seq | UTF-8 JSON error    (error)
 import { CounterdError } from '../errors'
@@ -33,7 +34,6 @@ export function decodeBinaryFrame (buf: Uint8Array, out: FrameOps): CounterdErro
     if (o >= len) return truncated(i)
     const head = buf[o++]
     const typeLen = head & 0x3f
-    if ((head & 0x40) !== 0) return new CounterdError('malformed_frame', `op ${i}: reserved bit 6 of the type length byte is set`)
     if (typeLen < 1 || typeLen > MAX_TYPE_LEN) return new CounterdError('invalid_type', `op ${i}: type length ${typeLen} is outside 1..${MAX_TYPE_LEN}`)
     if (o + typeLen + 1 > len) return truncated(i)
     let h = FNV_OFFSET
@@ -67,6 +67,19 @@ export function decodeBinaryFrame (buf: Uint8Array, out: FrameOps): CounterdErro
       k++
     }
     if (mag >= TWO_POW_53) return new CounterdError('invalid_delta', `op ${i}: delta magnitude is above 2^53-1`)
+    out.actorStart[i] = -1
+    if ((head & 0x40) !== 0) {
+      if (o >= len) return truncated(i)
+      const actorLen = buf[o++]
+      if (actorLen < 1 || actorLen > MAX_ID_LEN) return new CounterdError('invalid_actor', `op ${i}: actor length ${actorLen} is outside 1..${MAX_ID_LEN}`)
+      if (o + actorLen > len) return truncated(i)
+      for (let k = o; k < o + actorLen; k++) {
+        if (!isIdByte(buf[k])) return new CounterdError('invalid_actor', `op ${i}: actor must match [A-Za-z0-9_.:-]{1,128}`)
+      }
+      out.actorStart[i] = o
+      out.actorLen[i] = actorLen
+      o += actorLen
+    }
     out.typeStart[i] = typeStart
     out.typeLen[i] = typeLen
     out.idStart[i] = idStart
@@ -101,18 +114,18 @@ export function encodeAckError (seq: number, err: object): Buffer {
 
 // ---- encoding (clients, tests, the load generator) ----
 
-export interface StreamOp { type: string, id: string, by: number }
+export interface StreamOp { type: string, id: string, by: number, actor?: string }
 
 export function encodeBinaryFrame (seq: number, ops: readonly StreamOp[]): Buffer {
   let size = HEADER_BYTES
-  for (const op of ops) size += 2 + op.type.length + op.id.length + varintSize(Math.abs(op.by))
+  for (const op of ops) size += 2 + op.type.length + op.id.length + varintSize(Math.abs(op.by)) + (op.actor === undefined ? 0 : 1 + op.actor.length)
   const b = Buffer.allocUnsafe(size)
   b[0] = KIND_INCREMENTS
   b.writeUInt32LE(seq, 1)
   b.writeUInt16LE(ops.length, 5)
   let o = HEADER_BYTES
   for (const op of ops) {
-    b[o++] = op.type.length | (op.by < 0 ? 0x80 : 0)
+    b[o++] = op.type.length | (op.by < 0 ? 0x80 : 0) | (op.actor === undefined ? 0 : 0x40)
     o += b.write(op.type, o, 'latin1')
     b[o++] = op.id.length
     o += b.write(op.id, o, 'latin1')
@@ -122,6 +135,10 @@ export function encodeBinaryFrame (seq: number, ops: readonly StreamOp[]): Buffe
       m = Math.floor(m / 128)
       b[o++] = m > 0 ? low | 0x80 : low
     } while (m > 0)
+    if (op.actor !== undefined) {
+      b[o++] = op.actor.length
+      o += b.write(op.actor, o, 'latin1')
+    }
   }
   return b
 }

@@ -1,5 +1,5 @@
-// The JSON stream format: {"seq":17,"ops":[["post","123",1],["video","9",5]]}; the delta may be
-// left out ("[type, id]" means +1). Acked {"seq":17,"ok":true} or {"seq":17,"error":{...}}.
+// The JSON stream format: {"seq":17,"ops":[["post","123",1],["video","9",5,"user-42"]]}; the delta
+// may be left out ("[type, id]" means +1); a fourth element names the actor (unique counts, samples). Acked {"seq":17,"ok":true} or {"seq":17,"error":{...}}.
 import { CounterdError } from '../errors'
 import { fnv1a32, isValidId, isValidType } from '../keys'
 import { isValidDelta, type FrameOps } from './ops'
@@ -28,15 +28,17 @@ export function decodeJsonFrame (text: string, out: FrameOps): CounterdError | n
   if (ops.length > out.maxOps) return new CounterdError('too_many_ops', `frame has ${ops.length} ops; at most ${out.maxOps} are allowed`)
   for (let i = 0; i < ops.length; i++) {
     const op: unknown = ops[i]
-    if (!Array.isArray(op) || op.length < 2 || op.length > 3) {
-      return new CounterdError('malformed_frame', `op ${i} must be [type, id] or [type, id, delta]`)
+    if (!Array.isArray(op) || op.length < 2 || op.length > 4) {
+      return new CounterdError('malformed_frame', `op ${i} must be [type, id], [type, id, delta] or [type, id, delta, actor]`)
     }
-    const [type, id, by = 1] = op as unknown[]
+    const [type, id, by = 1, actor] = op as unknown[]
     if (typeof type !== 'string' || !isValidType(type)) return new CounterdError('invalid_type', `op ${i}: type must match [a-z0-9_-]{1,32}`)
     if (typeof id !== 'string' || !isValidId(id)) return new CounterdError('invalid_id', `op ${i}: id must match [A-Za-z0-9_.:-]{1,128}`)
     if (!isValidDelta(by)) return new CounterdError('invalid_delta', `op ${i}: delta must be an integer between -(2^53-1) and 2^53-1`)
+    if (actor !== undefined && (typeof actor !== 'string' || !isValidId(actor))) return new CounterdError('invalid_actor', `op ${i}: actor must match [A-Za-z0-9_.:-]{1,128}`)
     const key = type + ':' + id
     out.keys[i] = key
+    out.actors[i] = actor === undefined ? null : actor
     out.delta[i] = by
     out.hash[i] = fnv1a32(key)
   }

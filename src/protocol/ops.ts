@@ -10,7 +10,10 @@ export class FrameOps {
   readonly typeLen: Int32Array
   readonly idStart: Int32Array
   readonly idLen: Int32Array
+  readonly actorStart: Int32Array // -1: the op names no actor
+  readonly actorLen: Int32Array
   readonly keys: string[]
+  readonly actors: Array<string | null>
 
   constructor (readonly maxOps: number) {
     this.hash = new Uint32Array(maxOps)
@@ -19,7 +22,10 @@ export class FrameOps {
     this.typeLen = new Int32Array(maxOps)
     this.idStart = new Int32Array(maxOps)
     this.idLen = new Int32Array(maxOps)
+    this.actorStart = new Int32Array(maxOps)
+    this.actorLen = new Int32Array(maxOps)
     this.keys = new Array(maxOps)
+    this.actors = new Array(maxOps)
   }
 }
 

@@ -2,7 +2,8 @@
 // one write task and one read task per tick (never a message per op). Answers flow back to the
 // unit owners (an HTTP request, a WebSocket frame) as each host replies.
 import type { ActorHosts } from '../../actors/host'
-import { OP_GET, OP_HEADER_BYTES, OP_INCR, OP_RESET, type PartBatch, type PartResult } from '../../actors/protocol'
+import { OP_HAS_ARG, OP_HAS_DELTA, OP_HEADER_BYTES, OP_INCR, OP_INCR_ACTOR, type HostTask, type PartBatch, type PartResult } from '../../actors/protocol'
+import type { DeltaRecord } from '../log/types'
 import { CounterdError, asCounterdError } from '../errors'
 
 /** Whoever submitted a unit of ops; told once per partition part the unit was split into. */
@@ -95,22 +96,28 @@ export class Router {
     return b
   }
 
-  /** An increment of the key "type:id" whose FNV-1a hash is `hash` (src/keys.ts). */
-  increment (hash: number, key: string, delta: number): void {
-    const b = this.writeOp(OP_INCR, hash, key.length, OP_HEADER_BYTES + key.length + 8)
-    b.len += b.buf.write(key, b.len, 'latin1')
-    b.len = b.buf.writeDoubleLE(delta, b.len)
+  /**
+   * A write op (actors/protocol.ts) on the key "type:id" whose FNV-1a hash is `hash` (src/keys.ts);
+   * `delta` for increments, `arg` (an actor or user id, ASCII) for the ops that take one.
+   */
+  write (kind: number, hash: number, key: string, delta = 0, arg: string | null = null): void {
+    const b = this.writeOp(kind, hash, key.length, opBytes(kind, key, arg))
+    b.len = writeOpBody(b.buf, b.len, kind, key, delta, arg)
+  }
+
+  increment (hash: number, key: string, delta: number, actor: string | null = null): void {
+    this.write(actor === null ? OP_INCR : OP_INCR_ACTOR, hash, key, delta, actor)
   }
 
   /** An increment whose key is copied straight from a binary frame: type bytes, ':', id bytes. */
   // The stream's hot path: plain byte stores only (Buffer's write helpers cost more than the copy).
-  incrementBytes (hash: number, src: Uint8Array, typeStart: number, typeLen: number, idStart: number, idLen: number, delta: number): void {
+  incrementBytes (hash: number, src: Uint8Array, typeStart: number, typeLen: number, idStart: number, idLen: number, delta: number, actorStart = -1, actorLen = 0): void {
     const keyLen = typeLen + 1 + idLen
     const b = this.writePart(hash % this.partitions)
-    b.reserve(OP_HEADER_BYTES + keyLen + 8)
+    b.reserve(OP_HEADER_BYTES + keyLen + 9 + actorLen)
     const buf = b.buf
     let o = b.len
-    buf[o] = OP_INCR
+    buf[o] = actorStart < 0 ? OP_INCR : OP_INCR_ACTOR
     buf[o + 1] = keyLen
     buf[o + 2] = hash
     buf[o + 3] = hash >>> 8
@@ -123,13 +130,13 @@ export class Router {
     F64[0] = delta
     buf[o] = F64_BYTES[0]; buf[o + 1] = F64_BYTES[1]; buf[o + 2] = F64_BYTES[2]; buf[o + 3] = F64_BYTES[3]
     buf[o + 4] = F64_BYTES[4]; buf[o + 5] = F64_BYTES[5]; buf[o + 6] = F64_BYTES[6]; buf[o + 7] = F64_BYTES[7]
-    b.len = o + 8
+    o += 8
+    if (actorStart >= 0) {
+      buf[o++] = actorLen
+      for (let k = actorStart, end = actorStart + actorLen; k < end; k++) buf[o++] = src[k]
+    }
+    b.len = o
     b.n++
-  }
-
-  reset (hash: number, key: string): void {
-    const b = this.writeOp(OP_RESET, hash, key.length, OP_HEADER_BYTES + key.length)
-    b.len += b.buf.write(key, b.len, 'latin1')
   }
 
   /** Closes the unit; returns in how many parts its owner will be answered. */
@@ -161,21 +168,60 @@ export class Router {
     }
   }
 
+  /** Every replica's totals of a counter (GET …?replicas=true). */
+  async replicas (hash: number, key: string): Promise<Array<{ replica: string, p: number, n: number }>> {
+    const p = hash % this.partitions
+    return await this.direct(p, { t: 'replicas', p, key }) as Array<{ replica: string, p: number, n: number }>
+  }
+
+  async sample (hash: number, key: string, n: number): Promise<string[]> {
+    const p = hash % this.partitions
+    return await this.direct(p, { t: 'sample', p, key, n }) as string[]
+  }
+
+  /** Top-k rising counters of every host, merged. */
+  async top (type: string | null, k: number): Promise<Array<{ key: string, rate: number }>> {
+    const all = await Promise.all(Array.from({ length: this.hosts.count }, async (_, h) => await this.hosts.run(h, { t: 'top', type, k }) as Array<{ key: string, rate: number }>))
+    return all.flat().sort((a, b) => b.rate - a.rate).slice(0, k)
+  }
+
+  /** This replica's totals of every counter, as records another region can merge. */
+  async exportTotals (): Promise<DeltaRecord[]> {
+    const all = await Promise.all(Array.from({ length: this.hosts.count }, async (_, h) => await this.hosts.run(h, { t: 'export' }) as DeltaRecord[]))
+    return all.flat()
+  }
+
+  /** Merges other replicas' records (grouped by host); resolves with counters changed, once durable. */
+  async merge (records: DeltaRecord[]): Promise<number> {
+    const byHost: DeltaRecord[][] = Array.from({ length: this.hosts.count }, () => [])
+    for (const r of records) byHost[this.hosts.hostOf(r.partition)].push(r)
+    const changed = await Promise.all(byHost.map(async (rs, h) => rs.length === 0 ? 0 : await this.hosts.run(h, { t: 'merge', records: rs }) as number))
+    return changed.reduce((a, b) => a + b, 0)
+  }
+
+  private async direct (p: number, task: HostTask): Promise<unknown> {
+    try {
+      return await this.hosts.run(this.hosts.hostOf(p), task)
+    } catch (err) {
+      throw asCounterdError(err)
+    }
+  }
+
   // ---- reads: one op per unit ----
 
-  read (hash: number, key: string, owner: UnitOwner): void {
+  /** A read op (OP_GET, OP_UNIQUE, …); its one value goes to `owner`. */
+  read (kind: number, hash: number, key: string, owner: UnitOwner, arg: string | null = null): void {
     const p = hash % this.partitions
     let b = this.reads[p]
     if (b === null) {
       b = this.reads[p] = new PartBuilder(p)
       this.touch(p)
     }
-    b.reserve(OP_HEADER_BYTES + key.length)
-    b.buf[b.len] = OP_GET
+    b.reserve(opBytes(kind, key, arg))
+    b.buf[b.len] = kind
     b.buf[b.len + 1] = key.length
     b.buf.writeUInt32LE(hash, b.len + 2)
-    b.len += OP_HEADER_BYTES
-    b.len += b.buf.write(key, b.len, 'latin1')
+    b.len = writeOpBody(b.buf, b.len + OP_HEADER_BYTES, kind, key, 0, arg)
     b.n++
     b.ends.push(b.n)
     b.tags.push(null)
@@ -250,6 +296,22 @@ export class Router {
       this.inflightOps -= parts[i].n
     }
   }
+}
+
+function opBytes (kind: number, key: string, arg: string | null): number {
+  return OP_HEADER_BYTES + key.length + (OP_HAS_DELTA[kind] ? 8 : 0) + (OP_HAS_ARG[kind] ? 1 + (arg?.length ?? 0) : 0)
+}
+
+/** Key, then delta and argument as the kind wants; returns the offset after the op. */
+function writeOpBody (buf: Buffer, o: number, kind: number, key: string, delta: number, arg: string | null): number {
+  o += buf.write(key, o, 'latin1')
+  if (OP_HAS_DELTA[kind]) o = buf.writeDoubleLE(delta, o)
+  if (OP_HAS_ARG[kind]) {
+    const a = arg ?? ''
+    buf[o] = a.length
+    o += 1 + buf.write(a, o + 1, 'latin1')
+  }
+  return o
 }
 
 const NO_NEWS: PartResult = { values: null, refused: [], dups: [] }
