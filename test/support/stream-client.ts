@@ -49,7 +49,7 @@ export class StreamClient {
     return ack
   }
 
-  sendJson (seq: number, ops: Array<[string, string, number?]>): Promise<Ack> {
+  sendJson (seq: number, ops: Array<[string, string, number?, string?]>): Promise<Ack> {
     const ack = this.expect(seq)
     this.ws.send(JSON.stringify({ seq, ops }))
     return ack
