@@ -65,7 +65,11 @@ for (const mode of ['single', 'cluster'] as const) {
     const dedup = [{ kind: 1 as const, tag: 'client-a', value: 17, ts: 1_700_000_000_123 }, { kind: 2 as const, tag: 'post:1\nidem-1', value: -4, ts: 1_700_000_000_456 }]
     await store.save([cp(p, 3, 10, { 'post:1': 5, 'post:2': -7, 'video:x': 2 ** 53 - 1 }, { dedup, logOffset: 41 }), cp(9, 3, 4, { 'like:9': 1 })])
     const loaded = await store.load(p)
-    t.same(loaded, { ...cp(p, 3, 10, { 'post:1': 5, 'post:2': -7, 'video:x': 2 ** 53 - 1 }, { dedup, logOffset: 41 }) }, 'round trip')
+    t.same(loaded, {
+      ...cp(p, 3, 10, { 'post:1': 5, 'post:2': -7, 'video:x': 2 ** 53 - 1 }, { dedup, logOffset: 41 }),
+      ps: [5, 0, 2 ** 53 - 1], // saved without totals: the value is all this replica's own
+      ns: [0, 7, 0]
+    }, 'round trip')
     t.same(asMap(await store.load(9)), { 'like:9': 1 })
 
     // Incremental: only changed counters; 0 deletes the field; dedup is replaced; logOffset may go.
@@ -76,18 +80,47 @@ for (const mode of ['single', 'cluster'] as const) {
     t.same(after?.dedup, [])
     t.equal(after?.logOffset, undefined)
 
+    // Replica totals, the features blob and Redis-readable HyperLogLogs.
+    const helper = isCluster ? null : new Redis(url)
+    let hll: Buffer
+    if (helper !== null) {
+      await helper.pfadd('scratch-hll', 'alice', 'bob', 'carol')
+      hll = await helper.getBuffer('scratch-hll') as Buffer
+      helper.disconnect()
+    } else {
+      const { Cluster } = await import('ioredis')
+      const c = new Cluster([{ host: '127.0.0.1', port: Number(new URL(url).port) }])
+      await c.pfadd('scratch-hll', 'alice', 'bob', 'carol')
+      hll = await c.getBuffer('scratch-hll') as Buffer
+      c.disconnect()
+    }
+    const features = Buffer.from([0, 1, 2, 255, 0, 10, 13])
+    await store.save([cp(11, 1, 1, { 'post:r': 0, 'post:s': 3 }, { ps: [5, 4], ns: [5, 1], features, hlls: [['post:s', hll]] })])
+    const withTotals = await store.load(11)
+    t.same(withTotals?.keys, ['post:s', 'post:r'], 'a counter at 0 keeps its totals')
+    t.same(withTotals?.values, [3, 0])
+    t.same(withTotals?.ps, [4, 5])
+    t.same(withTotals?.ns, [1, 5])
+    t.same(withTotals?.features, features, 'features blob byte for byte')
+    await store.save([cp(11, 1, 2, { 'post:r': 0 }, { ps: [0], ns: [0] })])
+    const cleared = await store.load(11)
+    t.same(cleared?.keys, ['post:s'], 'totals of 0 delete the entry')
+    t.equal(cleared?.features, undefined, 'a save without features clears them')
+
     // Other services read a value with one documented command.
     const raw = isCluster ? null : new Redis(url)
     if (raw !== null) {
       t.teardown(() => raw.disconnect())
       t.equal(await raw.hget(`${keyPrefix}:{p${partitionOf('post:1', P)}}:values`, 'post:1'), '5')
+      t.equal(await raw.pfcount(`${keyPrefix}:{p11}:hll:post:s`), 3, 'PFCOUNT reads a saved HyperLogLog')
     } else {
       const { Cluster } = await import('ioredis')
       const c = new Cluster([{ host: '127.0.0.1', port: Number(new URL(url).port) }])
       t.teardown(() => c.disconnect())
       t.equal(await c.hget(`${keyPrefix}:{p${partitionOf('post:1', P)}}:values`, 'post:1'), '5')
+      t.equal(await c.pfcount(`${keyPrefix}:{p11}:hll:post:s`), 3, 'PFCOUNT reads a saved HyperLogLog')
       const k = checkpointKeys(keyPrefix, p)
-      const slots = await Promise.all([k.values, k.meta, k.dedup].map(async (key) => await c.cluster('KEYSLOT', key)))
+      const slots = await Promise.all([k.values, k.meta, k.dedup, k.pn, k.features, k.hll('post:1')].map(async (key) => await c.cluster('KEYSLOT', key)))
       t.equal(new Set(slots).size, 1, 'all keys of a partition share one slot')
     }
 
@@ -123,7 +156,10 @@ for (const mode of ['single', 'cluster'] as const) {
       ['fractional value', cp(31, 1, 1, { 'a:1': 1.5 })],
       ['unsafe value', cp(31, 1, 1, { 'a:1': 2 ** 53 })],
       ['negative seq', cp(31, 1, -1, { 'a:1': 1 })],
-      ['bad logOffset', cp(31, 1, 1, { 'a:1': 1 }, { logOffset: -2 })]
+      ['bad logOffset', cp(31, 1, 1, { 'a:1': 1 }, { logOffset: -2 })],
+      ['ps without ns', cp(31, 1, 1, { 'a:1': 1 }, { ps: [1] })],
+      ['negative total', cp(31, 1, 1, { 'a:1': 1 }, { ps: [1], ns: [-1] })],
+      ['totals not parallel', cp(31, 1, 1, { 'a:1': 1 }, { ps: [1, 2], ns: [0, 0] })]
     ]
     for (const [what, c] of invalid) await t.rejects(store.save([c]), { code: 'invalid_argument' }, what)
     t.equal(await store.load(31), null)

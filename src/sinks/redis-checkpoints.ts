@@ -7,6 +7,9 @@
 //   counterd:{p7}:meta    hash  epoch, seq, ts (ms) of the saved checkpoint, logOffset (absent
 //                               when unknown), owner (epoch claimed by the current owner, claimEpoch)
 //   counterd:{p7}:dedup   hash  "<kind>:<tag>" → "<value> <ts>"  (the partition's live dedup table)
+//   counterd:{p7}:pn      hash  counter key → "<P> <N>": this replica's PN-counter totals
+//   counterd:{p7}:features string  everything else of the partition, encoded (likes, HLLs, samples, ...)
+//   counterd:{p7}:hll:<key> string a counter's unique-actor HyperLogLog as a Redis HLL (PFCOUNT reads it)
 // Another service reads a counter's checkpointed value with one command:
 //   HGET counterd:{p<fnv1a32(key) mod PARTITIONS>}:values <key>
 //
@@ -35,14 +38,23 @@ export interface RedisCheckpointStoreOptions {
 }
 
 /** Where a partition's checkpoint lives. */
-export function checkpointKeys (prefix: string, partition: number): { values: string, meta: string, dedup: string } {
+export function checkpointKeys (prefix: string, partition: number): { values: string, meta: string, dedup: string, pn: string, features: string, hll: (key: string) => string } {
   const tag = `${prefix}:{p${partition}}`
-  return { values: `${tag}:values`, meta: `${tag}:meta`, dedup: `${tag}:dedup` }
+  return {
+    values: `${tag}:values`,
+    meta: `${tag}:meta`,
+    dedup: `${tag}:dedup`,
+    pn: `${tag}:pn`,
+    features: `${tag}:features`,
+    hll: (key) => `${tag}:hll:${key}`
+  }
 }
 
-// KEYS: meta, values, dedup. ARGV: epoch, seq, ts, logOffset ('' = unknown), nPairs,
-// key1, value1, ..., nDedup, field1, value1, ...  Returns {0} saved, {1, epoch, seq} fenced,
-// {2, epoch, seq} older than stored.
+// KEYS: meta, values, dedup, pn, features, then one HLL key per HLL.
+// ARGV: epoch, seq, ts, logOffset ('' = unknown), hasPN ('1'/'0'), nPairs,
+//   nPairs × (key, value[, "p n" when hasPN]), nDedup, nDedup × (field, value),
+//   features ('' = none, else 's' followed by the blob in the next arg), then one blob per HLL key.
+// Returns {0} saved, {1, epoch, seq} fenced, {2, epoch, seq} older than stored.
 const SAVE_SCRIPT = `
 local cur = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'owner')
 local epoch = tonumber(ARGV[1])
@@ -53,28 +65,57 @@ if cur[1] then
   if epoch < ce then return {1, cur[1], cur[2]} end
   if epoch == ce and seq < tonumber(cur[2]) then return {2, cur[1], cur[2]} end
 end
-local CHUNK = 1000
-local i = 6
-local sets, dels = {}, {}
-for _ = 1, tonumber(ARGV[5]) do
-  local v = ARGV[i + 1]
-  if v == '0' then dels[#dels + 1] = ARGV[i] else sets[#sets + 1] = ARGV[i]; sets[#sets + 1] = v end
-  i = i + 2
-  if #sets >= 2 * CHUNK then redis.call('HSET', KEYS[2], unpack(sets)); sets = {} end
-  if #dels >= CHUNK then redis.call('HDEL', KEYS[2], unpack(dels)); dels = {} end
+-- unpack() is limited to a few thousand values: write in chunks.
+local CHUNK = 2000
+local function put (cmd, key, list, force)
+  if #list > 0 and (force or #list >= CHUNK) then
+    redis.call(cmd, key, unpack(list))
+    return {}
+  end
+  return list
 end
-if #sets > 0 then redis.call('HSET', KEYS[2], unpack(sets)) end
-if #dels > 0 then redis.call('HDEL', KEYS[2], unpack(dels)) end
+local withPN = ARGV[5] == '1'
+local i = 7
+local sets, dels, psets, pdels = {}, {}, {}, {}
+for _ = 1, tonumber(ARGV[6]) do
+  local k, v = ARGV[i], ARGV[i + 1]
+  if v == '0' then dels[#dels + 1] = k else sets[#sets + 1] = k; sets[#sets + 1] = v end
+  if withPN then
+    local pn = ARGV[i + 2]
+    if pn == '0 0' then pdels[#pdels + 1] = k else psets[#psets + 1] = k; psets[#psets + 1] = pn end
+    i = i + 3
+  else
+    i = i + 2
+  end
+  sets = put('HSET', KEYS[2], sets, false)
+  dels = put('HDEL', KEYS[2], dels, false)
+  psets = put('HSET', KEYS[4], psets, false)
+  pdels = put('HDEL', KEYS[4], pdels, false)
+end
+put('HSET', KEYS[2], sets, true)
+put('HDEL', KEYS[2], dels, true)
+put('HSET', KEYS[4], psets, true)
+put('HDEL', KEYS[4], pdels, true)
 redis.call('DEL', KEYS[3])
-local nd = tonumber(ARGV[i])
-i = i + 1
 local d = {}
-for _ = 1, nd do
-  d[#d + 1] = ARGV[i]; d[#d + 1] = ARGV[i + 1]
+for _ = 1, tonumber(ARGV[i]) do
+  d[#d + 1] = ARGV[i + 1]; d[#d + 1] = ARGV[i + 2]
   i = i + 2
-  if #d >= 2 * CHUNK then redis.call('HSET', KEYS[3], unpack(d)); d = {} end
+  d = put('HSET', KEYS[3], d, false)
 end
-if #d > 0 then redis.call('HSET', KEYS[3], unpack(d)) end
+put('HSET', KEYS[3], d, true)
+i = i + 1
+if ARGV[i] == 's' then
+  redis.call('SET', KEYS[5], ARGV[i + 1])
+  i = i + 2
+else
+  redis.call('DEL', KEYS[5])
+  i = i + 1
+end
+for k = 6, #KEYS do
+  redis.call('SET', KEYS[k], ARGV[i])
+  i = i + 1
+end
 redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'seq', ARGV[2], 'ts', ARGV[3])
 if ARGV[4] == '' then redis.call('HDEL', KEYS[1], 'logOffset') else redis.call('HSET', KEYS[1], 'logOffset', ARGV[4]) end
 return {0}
@@ -92,7 +133,7 @@ return 0
 
 type Client = Redis | Cluster
 type ClaimCommand = (meta: string, epoch: string) => Promise<number>
-type SaveCommand = (meta: string, values: string, dedup: string, ...argv: string[]) => Promise<Array<number | string | null>>
+type SaveCommand = (numKeys: number, ...keysAndArgs: Array<string | Buffer>) => Promise<Array<number | string | null>>
 
 export class RedisCheckpointStore implements CheckpointStore {
   readonly incremental = true
@@ -145,7 +186,7 @@ export class RedisCheckpointStore implements CheckpointStore {
     client.on('error', () => {}) // surfaced through failing commands and status()
     try {
       await withDeadline(o.startTimeoutMs, `Redis at ${o.url} not reachable`, async () => { await client.connect() })
-      client.defineCommand('counterdSave', { numberOfKeys: 3, lua: SAVE_SCRIPT })
+      client.defineCommand('counterdSave', { lua: SAVE_SCRIPT }) // key count varies with the HLLs saved
       client.defineCommand('counterdClaim', { numberOfKeys: 1, lua: CLAIM_SCRIPT })
     } catch (err) {
       client.disconnect()
@@ -195,8 +236,8 @@ export class RedisCheckpointStore implements CheckpointStore {
     const k = checkpointKeys(this.keyPrefix, partition)
     let res: Array<[Error | null, unknown]> | null
     try {
-      // One MULTI: meta, values and dedup of one save, never a mix of two.
-      res = await this.client.multi().hgetall(k.meta).hgetall(k.values).hgetall(k.dedup).exec()
+      // One MULTI: everything of one save, never a mix of two.
+      res = await this.client.multi().hgetall(k.meta).hgetall(k.values).hgetall(k.dedup).hgetall(k.pn).getBuffer(k.features).exec()
     } catch (err) {
       throw asUnavailable(err, `loading the checkpoint of partition ${partition} from Redis failed`)
     }
@@ -206,10 +247,28 @@ export class RedisCheckpointStore implements CheckpointStore {
     if (meta.seq === undefined) return null
     const values = res[1][1] as Record<string, string>
     const dedupHash = res[2][1] as Record<string, string>
-    const where = `${k.meta}`
+    const pn = res[3][1] as Record<string, string>
+    const features = res[4][1] as Buffer | null
+    // Counters at 0 have no value field but may still have replica totals (P = N).
     const keys = Object.keys(values)
+    for (const key in pn) if (values[key] === undefined) keys.push(key)
     const nums: number[] = new Array(keys.length)
-    for (let i = 0; i < keys.length; i++) nums[i] = parseInteger(values[keys[i]], `${k.values} ${keys[i]}`)
+    const ps: number[] = new Array(keys.length)
+    const ns: number[] = new Array(keys.length)
+    for (let i = 0; i < keys.length; i++) {
+      const v = values[keys[i]]
+      nums[i] = v === undefined ? 0 : parseInteger(v, `${k.values} ${keys[i]}`)
+      const totals = pn[keys[i]]
+      if (totals === undefined) {
+        // Saved without totals: the value is all this replica's own.
+        ps[i] = Math.max(nums[i], 0)
+        ns[i] = Math.max(-nums[i], 0)
+      } else {
+        const [p, n] = totals.split(' ')
+        ps[i] = parseNumber(p, `${k.pn} ${keys[i]}`)
+        ns[i] = parseNumber(n, `${k.pn} ${keys[i]}`)
+      }
+    }
     const dedup: DedupEntry[] = []
     for (const field in dedupHash) {
       const colon = field.indexOf(':')
@@ -220,14 +279,17 @@ export class RedisCheckpointStore implements CheckpointStore {
     }
     const cp: Checkpoint = {
       partition,
-      epoch: parseInteger(meta.epoch, `${where} epoch`),
-      seq: parseInteger(meta.seq, `${where} seq`),
-      ts: parseNumber(meta.ts, `${where} ts`),
+      epoch: parseInteger(meta.epoch, `${k.meta} epoch`),
+      seq: parseInteger(meta.seq, `${k.meta} seq`),
+      ts: parseNumber(meta.ts, `${k.meta} ts`),
       keys,
       values: nums,
+      ps,
+      ns,
       dedup
     }
-    if (meta.logOffset !== undefined) cp.logOffset = parseInteger(meta.logOffset, `${where} logOffset`)
+    if (features !== null) cp.features = features
+    if (meta.logOffset !== undefined) cp.logOffset = parseInteger(meta.logOffset, `${k.meta} logOffset`)
     return cp
   }
 
@@ -256,13 +318,23 @@ export class RedisCheckpointStore implements CheckpointStore {
   private async saveOne (cp: Checkpoint): Promise<void> {
     checkCheckpoint(cp)
     const k = checkpointKeys(this.keyPrefix, cp.partition)
-    const argv: string[] = [String(cp.epoch), String(cp.seq), String(cp.ts), cp.logOffset === undefined ? '' : String(cp.logOffset), String(cp.keys.length)]
-    for (let i = 0; i < cp.keys.length; i++) argv.push(cp.keys[i], String(cp.values[i]))
+    const hlls = cp.hlls ?? []
+    const keys: string[] = [k.meta, k.values, k.dedup, k.pn, k.features]
+    for (const [key] of hlls) keys.push(k.hll(key))
+    const withPN = cp.ps !== undefined && cp.ns !== undefined
+    const argv: Array<string | Buffer> = [String(cp.epoch), String(cp.seq), String(cp.ts), cp.logOffset === undefined ? '' : String(cp.logOffset), withPN ? '1' : '0', String(cp.keys.length)]
+    for (let i = 0; i < cp.keys.length; i++) {
+      argv.push(cp.keys[i], String(cp.values[i]))
+      if (withPN) argv.push(`${(cp.ps as number[])[i]} ${(cp.ns as number[])[i]}`)
+    }
     argv.push(String(cp.dedup.length))
     for (const d of cp.dedup) argv.push(`${d.kind}:${d.tag}`, `${d.value} ${d.ts}`)
+    if (cp.features === undefined) argv.push('')
+    else argv.push('s', cp.features)
+    for (const [, blob] of hlls) argv.push(blob)
     let res: Array<number | string | null>
     try {
-      res = await (this.client as unknown as { counterdSave: SaveCommand }).counterdSave(k.meta, k.values, k.dedup, ...argv)
+      res = await (this.client as unknown as { counterdSave: SaveCommand }).counterdSave(keys.length, ...keys, ...argv)
     } catch (err) {
       throw asUnavailable(err, `saving the checkpoint of partition ${cp.partition} to Redis failed`)
     }
@@ -291,6 +363,14 @@ function checkCheckpoint (cp: Checkpoint): void {
   if (cp.keys.length !== cp.values.length) bad('keys and values differ in length')
   if (cp.logOffset !== undefined && (!Number.isSafeInteger(cp.logOffset) || cp.logOffset < 0)) bad('logOffset must be a non-negative integer')
   for (let i = 0; i < cp.values.length; i++) if (!Number.isSafeInteger(cp.values[i])) bad(`value of ${cp.keys[i]} is not a safe integer`)
+  if ((cp.ps === undefined) !== (cp.ns === undefined)) bad('ps and ns come together')
+  if (cp.ps !== undefined && cp.ns !== undefined) {
+    if (cp.ps.length !== cp.keys.length || cp.ns.length !== cp.keys.length) bad('ps and ns must be parallel to keys')
+    for (let i = 0; i < cp.ps.length; i++) {
+      // Totals only grow, so unlike values they may pass 2^53 (then approximately).
+      if (!Number.isFinite(cp.ps[i]) || !Number.isFinite(cp.ns[i]) || cp.ps[i] < 0 || cp.ns[i] < 0) bad(`totals of ${cp.keys[i]} must be finite and non-negative`)
+    }
+  }
 }
 
 function parseNumber (s: string | undefined, where: string): number {
