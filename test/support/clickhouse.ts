@@ -7,7 +7,7 @@ import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { freePort } from './ports'
-import { isRunning, pauseProcess, resumeProcess, sleep, stopProcess } from './process-control'
+import { isRunning, pauseProcess, resumeProcess, sleep, stopProcess, track } from './process-control'
 import type { TeardownHost } from './redis'
 
 export interface ClickHouseServer {
@@ -40,7 +40,7 @@ export async function startClickHouse (t: TeardownHost): Promise<ClickHouseServe
       `--format_schema_path=${dir}/fs/`, `--logger.log=${dir}/ch.log`, `--logger.errorlog=${dir}/ch.err.log`,
       '--logger.level=warning'
     ], { stdio: ['ignore', 'ignore', 'ignore'] })
-    return child
+    return track(child)
   }
 
   const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {

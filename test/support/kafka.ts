@@ -4,7 +4,7 @@
 // CreateTopics and the idempotent producer. Its data lives in the kcat process's memory, so there
 // is no restart that keeps data: outages are simulated with pause() (SIGSTOP) and resume().
 import { spawn, type ChildProcess } from 'node:child_process'
-import { pauseProcess, resumeProcess, stopProcess } from './process-control'
+import { pauseProcess, resumeProcess, stopProcess, track } from './process-control'
 import type { TeardownHost } from './redis'
 
 export interface KafkaMock {
@@ -23,9 +23,9 @@ const BOOTSTRAP_RE = /(?:bootstrap\.servers=|replaced with )(\d[\d.]*:\d+(?:,\d[
 export async function startKafka (t: TeardownHost, opts: { brokers?: number } = {}): Promise<KafkaMock> {
   const count = opts.brokers ?? 3
   // kcat must consume something to stay up; a private topic keeps it from fetching test data.
-  const proc = spawn('kcat', [
+  const proc = track(spawn('kcat', [
     '-X', `test.mock.num.brokers=${count}`, '-b', '127.0.0.1:1', '-C', '-t', '__mock_keepalive', '-q'
-  ], { stdio: ['ignore', 'ignore', 'pipe'] })
+  ], { stdio: ['ignore', 'ignore', 'pipe'] }))
   const stop = async (): Promise<void> => { await stopProcess(proc) }
   t.teardown(stop)
   const brokers = await new Promise<string[]>((resolve, reject) => {

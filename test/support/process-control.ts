@@ -3,6 +3,24 @@
 import type { ChildProcess } from 'node:child_process'
 import { killAndWait } from './redis'
 
+// Servers still running when the test process exits (a test timed out, or threw before its
+// teardown) are killed on the way out instead of being left behind.
+const live = new Set<ChildProcess>()
+let hooked = false
+
+/** Registers a server child so it dies with the test process at the latest. */
+export function track (proc: ChildProcess): ChildProcess {
+  live.add(proc)
+  proc.once('exit', () => live.delete(proc))
+  if (!hooked) {
+    hooked = true
+    process.once('exit', () => {
+      for (const p of live) if (isRunning(p)) p.kill('SIGKILL')
+    })
+  }
+  return proc
+}
+
 export function isRunning (proc: ChildProcess): boolean {
   return proc.exitCode === null && proc.signalCode === null
 }

@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { freePort } from './ports'
-import { pauseProcess, resumeProcess, sleep, stopProcess } from './process-control'
+import { pauseProcess, resumeProcess, sleep, stopProcess, track } from './process-control'
 import { waitForLine, type TeardownHost } from './redis'
 
 export interface ClusterNode {
@@ -61,7 +61,7 @@ async function startNode (persistent: boolean): Promise<ClusterNode> {
       '--protected-mode', 'no', '--save', '',
       ...(persistent ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'])
     ]
-    let proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let proc = track(spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] }))
     if (await waitForLine(proc, /Ready to accept connections/, 10_000)) {
       const node: ClusterNode = {
         port,
@@ -74,7 +74,7 @@ async function startNode (persistent: boolean): Promise<ClusterNode> {
         restart: async () => {
           await stopProcess(proc, 'SIGTERM')
           for (let i = 0; ; i++) {
-            proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+            proc = track(spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] }))
             if (await waitForLine(proc, /Ready to accept connections/, 10_000)) break
             await stopProcess(proc)
             if (i >= 5) throw new Error(`redis cluster node on port ${port} did not restart`)
