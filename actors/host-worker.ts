@@ -113,7 +113,12 @@ function checkpoint (full: boolean): Promise<void> {
   }
   checkpointing = (async () => {
     await commitBarrier() // a checkpoint may only be saved once the log holds everything it includes
-    for (const cp of captured) cp.logOffset = storage.log.positionOf?.(cp.partition, cp.seq)
+    // The replay start a checkpoint records also covers what ClickHouse history has not stored yet.
+    const history = storage.history
+    for (const cp of captured) {
+      const from = history === null ? cp.seq : Math.min(cp.seq, history.storedSeq(cp.partition) ?? 0)
+      cp.logOffset = storage.log.positionOf?.(cp.partition, from)
+    }
     await storage.checkpoints.save(captured)
     await storage.log.checkpointed(upTo)
   })().finally(() => { checkpointing = null })
@@ -276,9 +281,8 @@ async function recover (): Promise<RecoverStats> {
     const cp = await storage.checkpoints.load(p)
     if (cp === null) continue
     s.load(cp)
-    // History may lag the checkpoint: then replay from the log's start so it gets the records between.
-    const historyBehind = history !== null && (history.storedSeq(p) ?? 0) < cp.seq
-    from.set(p, { seq: cp.seq, logOffset: historyBehind ? undefined : cp.logOffset })
+    // The checkpoint's log offset is at or before what history still needs (see checkpoint()).
+    from.set(p, { seq: cp.seq, logOffset: cp.logOffset })
   }
   let records = 0
   await storage.log.replay(init.partitions, (r) => {
