@@ -76,7 +76,7 @@ class EntrySet {
   resize (entries: number): void { this.mark = grown(this.mark, entries) }
 }
 
-function grown<T extends Int32Array | Uint8Array | Float64Array> (a: T, n: number): T {
+function grown<T extends Int32Array | Uint8Array | Float64Array | Float32Array> (a: T, n: number): T {
   const b = new (a.constructor as new (n: number) => T)(n)
   b.set(a as never)
   return b
@@ -99,8 +99,9 @@ export class PartitionState {
   // decayed recent rate for top-K. Updated once per sealed record, not per op.
   private ps = new Float64Array(64)
   private ns = new Float64Array(64)
-  private rates = new Float64Array(64)
-  private rateTs = new Float64Array(64)
+  private rates = new Float32Array(64) // a rate needs no more than float32's 7 digits
+  private rateTs = new Float32Array(64) // seconds since this state was made
+  private readonly born = Date.now()
 
   // Since the last seal: net delta per entry, the entries touched, dedup entries and feature ops
   // to log with them, and changes merged from other replicas (logged under their replica id).
@@ -226,7 +227,7 @@ export class PartitionState {
   }
 
   private rateAt (e: number, now: number): number {
-    return this.rates[e] * Math.exp(-(now - this.rateTs[e]) / RATE_TAU_MS) / (RATE_TAU_MS / 1000)
+    return this.rates[e] * Math.exp(-(now - this.born - this.rateTs[e] * 1000) / RATE_TAU_MS) / (RATE_TAU_MS / 1000)
   }
 
   /** The k counters (of `type`, or any) rising fastest: a scan, kept out of the hot path. */
@@ -323,8 +324,9 @@ export class PartitionState {
   private countOwn (e: number, d: number, now: number): void {
     if (d > 0) {
       this.ps[e] += d
-      this.rates[e] = this.rates[e] * Math.exp(-(now - this.rateTs[e]) / RATE_TAU_MS) + d
-      this.rateTs[e] = now
+      const t = (now - this.born) / 1000
+      this.rates[e] = this.rates[e] * Math.exp(-(t - this.rateTs[e]) * 1000 / RATE_TAU_MS) + d
+      this.rateTs[e] = t
     } else {
       this.ns[e] -= d
     }

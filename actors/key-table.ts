@@ -5,7 +5,13 @@
 //
 // Entries are never removed (a counter reset to 0 keeps its slot; snapshots skip zeros and a
 // restart drops them), which keeps probing simple.
+//
+// Memory: the slot array (4 bytes a slot, power of two, at most 70% full) doubles; the per-entry
+// arrays (here and the partition's companions) and the key arena grow by half, so the slack a
+// large table carries stays near 25% rather than up to 100%.
 const EMPTY = 0
+const MAX_LOAD = 0.7
+const GROWTH = 1.5
 
 export class KeyTable {
   count = 0
@@ -21,10 +27,10 @@ export class KeyTable {
 
   constructor (capacity = 64) {
     let cap = 16
-    while (cap < capacity * 2) cap *= 2
+    while (cap * MAX_LOAD < capacity) cap *= 2
     this.mask = cap - 1
     this.slots = new Int32Array(cap)
-    const n = cap >> 1
+    const n = capacity
     this.hashes = new Uint32Array(n)
     this.keyOff = new Uint32Array(n)
     this.keyLen = new Uint8Array(n)
@@ -58,7 +64,8 @@ export class KeyTable {
   findOrInsert (buf: Uint8Array, off: number, len: number, h: number): number {
     const found = this.find(buf, off, len, h)
     if (found >= 0) return found
-    if ((this.count + 1) * 2 > this.slots.length) this.grow()
+    if (this.count + 1 > this.slots.length * MAX_LOAD) this.growSlots()
+    if (this.count === this.values.length) this.growEntries()
     const e = this.count++
     if (this.arenaLen + len > this.arena.length) this.growArena(len)
     this.arena.set(buf.subarray(off, off + len), this.arenaLen)
@@ -80,25 +87,28 @@ export class KeyTable {
     }
   }
 
-  private grow (): void {
+  private growSlots (): void {
     const cap = this.slots.length * 2
     this.mask = cap - 1
     this.slots = new Int32Array(cap)
-    const n = cap >> 1
+    for (let e = 0; e < this.count; e++) this.place(e)
+  }
+
+  private growEntries (): void {
+    const n = Math.ceil(this.values.length * GROWTH)
     this.hashes = copyInto(new Uint32Array(n), this.hashes)
     this.keyOff = copyInto(new Uint32Array(n), this.keyOff)
     this.keyLen = copyInto(new Uint8Array(n), this.keyLen)
     this.values = copyInto(new Float64Array(n), this.values)
-    for (let e = 0; e < this.count; e++) this.place(e)
     this.onGrow(n)
   }
 
-  /** Lets a companion array (pending deltas, marks) grow with the table. */
+  /** Lets a companion per-entry array (pending deltas, marks) grow with the table's entries. */
   onGrow: (entries: number) => void = () => {}
 
   private growArena (need: number): void {
-    let size = this.arena.length * 2
-    while (size < this.arenaLen + need) size *= 2
+    let size = Math.ceil(this.arena.length * GROWTH)
+    while (size < this.arenaLen + need) size = Math.ceil(size * GROWTH)
     const bigger = Buffer.allocUnsafe(size)
     this.arena.copy(bigger, 0, 0, this.arenaLen)
     this.arena = bigger
