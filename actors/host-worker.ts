@@ -24,14 +24,19 @@ const states = new Map<number, PartitionState>()
 // ---- group commit -------------------------------------------------------------------------------
 
 interface CommitBatch {
+  ops: number
   records: DeltaRecord[]
   waiters: Array<() => void> // durable acks released when these records are durable
   after: Array<() => void> // checkpoint barriers
 }
 
-let next: CommitBatch = { records: [], waiters: [], after: [] }
+let next: CommitBatch = { ops: 0, records: [], waiters: [], after: [] }
 let inFlight: CommitBatch | null = null
 let windowOps = 0
+// Ops applied but not yet durable. With ack=applied their acks are already out, so while the log is
+// down nothing else bounds them: past maxInflightOps, write tasks wait for the log like durable ones,
+// and the front's in-flight limit turns that into 503/overloaded instead of unbounded memory.
+let unlogged = 0
 let flushTimer: NodeJS.Timeout | null = null
 let retryDelayMs = 0
 let logError: string | undefined
@@ -40,6 +45,7 @@ let durableRecords = 0
 function seal (): void {
   const now = Date.now()
   for (const s of states.values()) s.seal(now, next.records)
+  next.ops += windowOps
   windowOps = 0
 }
 
@@ -58,7 +64,7 @@ function pump (): void {
   if (inFlight !== null) return
   const batch = next
   if (batch.records.length === 0 && batch.waiters.length === 0 && batch.after.length === 0) return
-  next = { records: [], waiters: [], after: [] }
+  next = { ops: 0, records: [], waiters: [], after: [] }
   inFlight = batch
   storage.log.append(batch.records).then(() => {
     inFlight = null
@@ -66,6 +72,7 @@ function pump (): void {
     if (logError !== undefined) logger.info('log writes succeed again')
     logError = undefined
     durableRecords += batch.records.length
+    unlogged -= batch.ops
     if (storage.history !== null) for (const r of batch.records) storage.history.add(r)
     for (const w of batch.waiters) w()
     for (const a of batch.after) a()
@@ -83,7 +90,7 @@ function pump (): void {
 }
 
 function merge (a: CommitBatch, b: CommitBatch): CommitBatch {
-  return { records: a.records.concat(b.records), waiters: a.waiters.concat(b.waiters), after: a.after.concat(b.after) }
+  return { ops: a.ops + b.ops, records: a.records.concat(b.records), waiters: a.waiters.concat(b.waiters), after: a.after.concat(b.after) }
 }
 
 /** Resolves once everything applied so far is durable. */
@@ -194,6 +201,7 @@ function applyWrite (part: PartBatch): PartResult {
       if (values !== null) values[i] = v
       last = v
       windowOps++
+      unlogged++
     }
     if (tag !== null) {
       if (streamSeq >= 0) s.recordStream(tag, streamSeq, now)
@@ -322,7 +330,7 @@ export default async function handle (task: HostTask): Promise<unknown> {
         // Most stream batches have nothing to report: answer null rather than cloning empty results.
         const results = applied.every(isNoNews) ? null : applied
         flushSoon()
-        if (!durable) return results
+        if (!durable && unlogged <= config.maxInflightOps) return results
         return await new Promise((resolve) => { next.waiters.push(() => resolve(results)) })
       }
       case 'read':
