@@ -7,8 +7,10 @@ import autocannon from 'autocannon'
 export interface HttpLoadOptions {
   port: number
   connections: number
-  /** total requests over all connections */
-  amount: number
+  /** total requests over all connections (exact counts), or */
+  amount?: number
+  /** a duration instead (warm-ups: requests in flight at the end are abandoned, so counts are not exact) */
+  durationSec?: number
   method: 'GET' | 'POST'
   /** request paths to cycle through (prebuilt: autocannon's own work is the load generator's cost) */
   paths: string[]
@@ -35,7 +37,8 @@ export interface HttpLoadResult {
 
 export async function runHttpLoad (o: HttpLoadOptions): Promise<HttpLoadResult> {
   if (o.paths.length === 0) throw new RangeError('paths must not be empty')
-  if (o.amount < o.connections) throw new RangeError(`amount (${o.amount}) must be at least connections (${o.connections})`)
+  if ((o.amount === undefined) === (o.durationSec === undefined)) throw new RangeError('give exactly one of amount and durationSec')
+  if (o.amount !== undefined && o.amount < o.connections) throw new RangeError(`amount (${o.amount}) must be at least connections (${o.connections})`)
   let cursor = 0
   let mismatches = 0
   const paths = o.paths
@@ -46,7 +49,7 @@ export async function runHttpLoad (o: HttpLoadOptions): Promise<HttpLoadResult> 
     url: `http://127.0.0.1:${o.port}`,
     connections: o.connections,
     pipelining: 1,
-    amount: o.amount,
+    ...(o.amount === undefined ? { duration: o.durationSec } : { amount: o.amount }),
     timeout: o.timeoutSec ?? 10,
     requests: [{
       method: o.method,

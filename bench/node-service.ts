@@ -4,7 +4,7 @@
 // runs under `node --cpu-prof`, which writes one .cpuprofile per thread when it exits.
 import { spawn, type ChildProcess } from 'node:child_process'
 import http from 'node:http'
-import { trackChild } from './children'
+import { expectExit, trackChild } from './children'
 
 export interface NodeService {
   name: string
@@ -59,7 +59,7 @@ export async function startNodeService (o: NodeServiceOptions): Promise<NodeServ
     env: { ...process.env, ...o.env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
-  trackChild(proc)
+  trackChild(proc, o.name)
   let tail = ''
   const timeoutMs = o.timeoutMs ?? 60_000
   const port = await new Promise<number>((resolve, reject) => {
@@ -125,6 +125,7 @@ export async function startNodeService (o: NodeServiceOptions): Promise<NodeServ
     tail: () => tail,
     stop: async (graceMs = 30_000) => {
       if (exited(proc)) return proc.exitCode
+      expectExit(proc)
       const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs)
       proc.kill('SIGTERM')
       const code = await waitExit()
@@ -133,6 +134,7 @@ export async function startNodeService (o: NodeServiceOptions): Promise<NodeServ
     },
     kill: async () => {
       if (exited(proc)) return
+      expectExit(proc)
       proc.kill('SIGKILL')
       await waitExit()
     }

@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { freePort } from '../test/support/ports'
-import { trackChild } from './children'
+import { expectExit, trackChild } from './children'
 import { killAndWait, waitForLine } from '../test/support/redis'
 
 export interface RedisInstance {
@@ -53,7 +53,7 @@ export async function launchRedis (opts: RedisLaunchOptions = {}): Promise<Redis
       '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--loglevel', 'notice',
       ...(opts.args ?? [])
     ], { stdio: ['ignore', 'pipe', 'pipe'] })
-    trackChild(proc)
+    trackChild(proc, 'redis-server')
     const ready = await waitForLine(proc, /Ready to accept connections/, opts.readyTimeoutMs ?? 60_000)
     const startMs = Number(process.hrtime.bigint() - started) / 1e6
     if (ready && proc.pid !== undefined) {
@@ -67,10 +67,11 @@ export async function launchRedis (opts: RedisLaunchOptions = {}): Promise<Redis
         proc,
         pid: proc.pid,
         startMs,
-        stop: async () => await killAndWait(proc, 'SIGTERM'),
-        kill: async () => await killAndWait(proc, 'SIGKILL')
+        stop: async () => { expectExit(proc); await killAndWait(proc, 'SIGTERM') },
+        kill: async () => { expectExit(proc); await killAndWait(proc, 'SIGKILL') }
       }
     }
+    expectExit(proc)
     await killAndWait(proc)
     if (attempt >= 3 || opts.port !== undefined) throw new Error(`redis-server did not become ready on port ${port} (dir ${dir})`)
   }

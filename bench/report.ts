@@ -79,20 +79,28 @@ function busiestThreads (runs: Run[], label: string): string {
   return threads.slice(0, 4).map(t => `${t.name} ${t.percent.toFixed(0)}%`).join(', ')
 }
 
+/** CPU that other processes on the machine used while this comparison ran (median, % of a core). */
+function otherLoad (c: Comparison): string {
+  const xs = [...c.subject.runs, ...c.peer.runs].map(r => r.cpu?.others?.percent).filter((x): x is number => x !== undefined)
+  if (xs.length === 0) return '–'
+  const sorted = xs.sort((a, b) => a - b)
+  return `${sorted[sorted.length >> 1].toFixed(0)}%`
+}
+
 /** The summary table (also what the README shows). */
 export function summaryTable (results: BenchResults): string {
   const lines = [
-    '| suite | counterd | peer | counterd ÷ peer (per round) | p50 / p99 ms counterd | p50 / p99 ms peer | targets | exact |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- |'
+    '| suite | counterd | peer | counterd ÷ peer (per round) | p50 / p99 ms counterd | p50 / p99 ms peer | targets | exact | other load |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |'
   ]
   for (const s of results.suites) {
     if (!s.ok && s.comparisons.length === 0) {
-      lines.push(`| ${s.title} | failed: ${(s.error ?? '').replace(/\|/g, '/').replace(/\n/g, ' ').slice(0, 160)} | | | | | | ❌ |`)
+      lines.push(`| ${s.title} | failed: ${(s.error ?? '').replace(/\|/g, '/').replace(/\n/g, ' ').slice(0, 160)} | | | | | | ❌ | |`)
       continue
     }
     for (const c of s.comparisons) {
       lines.push(`| ${c.label} | ${fmtSide(c.subject, c.unit)} | ${c.peer.system}: ${fmtSide(c.peer, c.unit)} | ${fmtRatio(c)} | ` +
-        `${fmtLatency(c.subject)} | ${fmtLatency(c.peer)} | ${fmtTargets(c)} | ${c.exact ? '✅' : '❌'} |`)
+        `${fmtLatency(c.subject)} | ${fmtLatency(c.peer)} | ${fmtTargets(c)} | ${c.exact ? '✅' : '❌'} | ${otherLoad(c)} |`)
     }
   }
   return lines.join('\n')
@@ -104,7 +112,7 @@ export function markdown (results: BenchResults): string {
   out.push('# counterd benchmark results', '')
   out.push(`Generated ${results.generatedAt} by \`${results.command}\` (${results.mode} mode: ${results.rounds} round(s) of ${results.durationSec} s per side, counterd and peer alternating).`, '')
   out.push(`Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, Redis ${m.redis}, uWS ${m.uws}, commit ${m.commit}, load average at start ${m.loadAverageAtStart.map(x => x.toFixed(2)).join(' ')}.`, '')
-  out.push('**The load generators (autocannon, the WebSocket generator, redis-benchmark) run on the same 2 cores as the servers they measure.** Figures are medians over rounds with min–max in parentheses; ratios are counterd ÷ peer per round (for memory and recovery, lower is better).', '')
+  out.push('**The load generators (autocannon, the WebSocket generator, redis-benchmark) run on the same 2 cores as the servers they measure.** Figures are medians over rounds with min–max in parentheses; ratios are counterd ÷ peer per round (for memory and recovery, lower is better). "other load" is the CPU used meanwhile by processes that are not part of the benchmark (% of one core; this machine has 2): anything well above 0 means the figures are depressed by outside work.', '')
   out.push(summaryTable(results), '')
   for (const n of results.notes) out.push(`- ${n}`)
   if (results.notes.length > 0) out.push('')

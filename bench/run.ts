@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { killAllChildren } from './children'
+import { killAllChildren, takeUnexpectedExits } from './children'
 import { observedUwsBinding } from './counterd'
 import { summariseProfileDir, type ProfileSummary } from './cpu-profile'
 import { redisVersion } from './redis-launcher'
@@ -87,6 +87,23 @@ async function machineInfo (): Promise<MachineInfo> {
   }
 }
 
+async function runSuite (ctx: BenchContext, suite: Suite): Promise<SuiteResult & { ranAt: string }> {
+  const t0 = Date.now()
+  const ranAt = new Date().toISOString()
+  try {
+    const { comparisons, notes } = await suite.run(ctx)
+    const exact = comparisons.every(c => c.exact)
+    return {
+      name: suite.name, title: suite.title, ok: exact, comparisons, notes, elapsedSec: (Date.now() - t0) / 1000, ranAt,
+      ...(exact ? {} : { error: 'a count read back differed from the acknowledged operations' })
+    }
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e)
+    ctx.log(`  FAILED: ${e instanceof Error && e.stack !== undefined ? e.stack : msg}`)
+    return { name: suite.name, title: suite.title, ok: false, error: msg, comparisons: [], notes: [], elapsedSec: (Date.now() - t0) / 1000, ranAt }
+  }
+}
+
 async function main (): Promise<void> {
   const args = parseArgs(process.argv.slice(2))
   const root = path.join(__dirname, '..', '..')
@@ -121,20 +138,26 @@ async function main (): Promise<void> {
   const started = Date.now()
   const results: Array<SuiteResult & { ranAt: string }> = []
   for (const suite of selected) {
-    ctx.log(`\n== ${suite.name}: ${suite.title}`)
-    const t0 = Date.now()
-    const ranAt = new Date().toISOString()
-    try {
-      const { comparisons, notes } = await suite.run(ctx)
-      const exact = comparisons.every(c => c.exact)
-      results.push({ name: suite.name, title: suite.title, ok: exact, comparisons, notes, elapsedSec: (Date.now() - t0) / 1000, ranAt, ...(exact ? {} : { error: 'a count read back differed from the acknowledged operations' }) })
-    } catch (e) {
-      const msg = e instanceof Error ? e.message : String(e)
-      ctx.log(`  FAILED: ${e instanceof Error && e.stack !== undefined ? e.stack : msg}`)
-      results.push({ name: suite.name, title: suite.title, ok: false, error: msg, comparisons: [], notes: [], elapsedSec: (Date.now() - t0) / 1000, ranAt })
+    for (let attempt = 1; ; attempt++) {
+      ctx.log(`\n== ${suite.name}: ${suite.title}${attempt > 1 ? ` (attempt ${attempt})` : ''}`)
+      takeUnexpectedExits()
+      const r = await runSuite(ctx, suite)
+      killAllChildren()
+      const exits = takeUnexpectedExits()
+      for (const x of exits) {
+        const how = x.signal !== null ? `killed by ${x.signal}` : `exited with ${String(x.code)}`
+        r.notes.push(`${x.name} (pid ${x.pid}) ${how} at ${x.at} without the benchmark stopping it` +
+          (x.external ? ' (a signal from another process on this machine)' : ' (a crash)'))
+      }
+      ctx.log(`  (${r.elapsedSec.toFixed(0)} s)`)
+      // A server stopped from outside says nothing about it: run the suite again (once).
+      if (!r.ok && attempt < 2 && exits.length > 0 && exits.every(x => x.external)) {
+        ctx.log(`  ${exits.map(x => x.name).join(', ')} stopped by an outside signal; running the suite again`)
+        continue
+      }
+      results.push(r)
+      break
     }
-    killAllChildren()
-    ctx.log(`  (${((Date.now() - t0) / 1000).toFixed(0)} s)`)
   }
   machine.uws = observedUwsBinding() ?? 'not started'
   let profiles: Record<string, ProfileSummary[]> | undefined

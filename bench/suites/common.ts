@@ -67,6 +67,12 @@ export function httpExactness (load: HttpLoadResult, readBack: number): { exact:
   return { exact, check }
 }
 
+/** An unmeasured warm-up (JIT, connections, caches) of `seconds`; returns the rate it reached. */
+export async function warmUpHttp (port: number, method: 'GET' | 'POST', paths: string[], seconds = 1): Promise<number> {
+  const r = await runHttpLoad({ port, connections: CONNECTIONS, durationSec: seconds, method, paths })
+  return r.rps
+}
+
 export function incrementPaths (type: string, ids: Uint32Array): string[] {
   return Array.from(ids, id => `/v1/counter/${type}/${id}/increment`)
 }

@@ -4,7 +4,7 @@
 import { startCounterd, stopCounterd } from '../counterd'
 import { launchRedis, removeDir } from '../redis-launcher'
 import { compare, target, type BenchContext, type Run, type Suite } from '../suite'
-import { CONNECTIONS, httpIncrementRun, KEY_SPACE, Pacer, redisIncrRun, sumCounterdType, zipfIds } from './common'
+import { CONNECTIONS, httpIncrementRun, incrementPaths, KEY_SPACE, Pacer, redisIncrRun, sumCounterdType, warmUpHttp, zipfIds } from './common'
 
 export const httpIncrements: Suite = {
   name: 'http-increments',
@@ -20,13 +20,8 @@ export const httpIncrements: Suite = {
     const redisOpts = (requests: number): Parameters<typeof redisIncrRun>[2] =>
       ({ connections: CONNECTIONS, requests, pipeline: 1, keyspace: KEY_SPACE, tests: ['incr'] })
     try {
-      const warm = await httpIncrementRun({
-        round: 0, port: counterd.port, type: 'hiwarm', ids, amount: CONNECTIONS * 300, pids: {},
-        readSum: async () => await sumCounterdType(counterd.port, 'hiwarm')
-      })
-      pacer.record('counterd', warm.value)
-      if (!warm.exact) notes.push(`counterd warm-up not exact: ${warm.check}`)
-      const warmRedis = await redisIncrRun(redis, 0, redisOpts(50_000))
+      pacer.record('counterd', await warmUpHttp(counterd.port, 'POST', incrementPaths('hiwarm', ids)))
+      const warmRedis = await redisIncrRun(redis, 0, redisOpts(20_000))
       pacer.record('redis', warmRedis.value)
       for (let round = 1; round <= ctx.rounds; round++) {
         const type = `hi${round}`

@@ -11,7 +11,7 @@ import { runRedisBenchmark } from '../redis-benchmark'
 import { launchRedis, removeDir, type RedisInstance } from '../redis-launcher'
 import { compare, target, type BenchContext, type Run, type Suite } from '../suite'
 import { pushFrames } from '../ws-load'
-import { CONNECTIONS, KEY_SPACE, Pacer, zipfIds } from './common'
+import { CONNECTIONS, KEY_SPACE, Pacer, warmUpHttp, zipfIds } from './common'
 
 const TYPE = 'rd'
 const valueOf = (id: number): number => (id % 997) + 1
@@ -123,10 +123,8 @@ export const httpReads: Suite = {
     try {
       await loadCounterd(counterd.port)
       await loadRedis(redis)
-      const warm = await counterdRun(0, counterd.port, counterd.pid, paths, CONNECTIONS * 300)
-      pacer.record('counterd', warm.value)
-      if (!warm.exact) notes.push(`counterd warm-up not exact: ${warm.check}`)
-      pacer.record('redis', (await redisRun(0, redis, 50_000)).value)
+      pacer.record('counterd', await warmUpHttp(counterd.port, 'GET', paths))
+      pacer.record('redis', (await redisRun(0, redis, 20_000)).value)
       for (let round = 1; round <= ctx.rounds; round++) {
         const a = await counterdRun(round, counterd.port, counterd.pid, paths, pacer.amount('counterd', 10_000))
         pacer.record('counterd', a.value)

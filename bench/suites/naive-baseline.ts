@@ -5,7 +5,7 @@ import { startCounterd, stopCounterd } from '../counterd'
 import { startNodeService } from '../node-service'
 import { launchRedis, removeDir } from '../redis-launcher'
 import { compare, target, type BenchContext, type Run, type Suite } from '../suite'
-import { CONNECTIONS, httpIncrementRun, Pacer, sumCounterdType, sumRedisType, zipfIds } from './common'
+import { CONNECTIONS, httpIncrementRun, incrementPaths, Pacer, sumCounterdType, sumRedisType, warmUpHttp, zipfIds } from './common'
 
 export const naiveBaseline: Suite = {
   name: 'naive-baseline',
@@ -25,14 +25,8 @@ export const naiveBaseline: Suite = {
     const peerRuns: Run[] = []
     try {
       // Warm both (JIT, connection set-up) and learn their rates; not recorded.
-      for (const [system, port, readSum] of [
-        ['counterd', counterd.port, async () => await sumCounterdType(counterd.port, 'nbwarm')],
-        ['naive', naive.port, async () => await sumRedisType(redis.url, 'nbwarm')]
-      ] as const) {
-        const warm = await httpIncrementRun({ round: 0, port, type: 'nbwarm', ids, amount: CONNECTIONS * 300, pids: {}, readSum })
-        pacer.record(system, warm.value)
-        if (!warm.exact) notes.push(`${system} warm-up not exact: ${warm.check}`)
-      }
+      pacer.record('counterd', await warmUpHttp(counterd.port, 'POST', incrementPaths('nbwarm', ids)))
+      pacer.record('naive', await warmUpHttp(naive.port, 'POST', incrementPaths('nbwarm', ids)))
       for (let round = 1; round <= ctx.rounds; round++) {
         const type = `nb${round}`
         const a = await httpIncrementRun({

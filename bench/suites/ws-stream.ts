@@ -77,7 +77,7 @@ async function runMode (ctx: BenchContext, mode: 'durable' | 'applied', notes: s
   try {
     const warm = await streamRun(0, counterd.port, counterd.pid, `ws${mode[0]}warm`, 1000, 7)
     if (!warm.exact) notes.push(`ack=${mode} warm-up not exact: ${warm.check}`)
-    pacer.record('redis', (await redisIncrRun(redis, 0, redisOpts(1_000_000))).value)
+    pacer.record('redis', (await redisIncrRun(redis, 0, redisOpts(300_000))).value)
     for (let round = 1; round <= ctx.rounds; round++) {
       const a = await streamRun(round, counterd.port, counterd.pid, `ws${mode[0]}${round}`, ctx.durationSec * 1000, 100 + round)
       subjectRuns.push(a)
