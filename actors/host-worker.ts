@@ -5,6 +5,7 @@
 import Piscina from 'piscina'
 import pino from 'pino'
 import { CounterdError, asCounterdError } from '../src/errors'
+import { fnv1a32 } from '../src/keys'
 import { openStorage, type Storage } from '../src/log/open-storage'
 import type { Checkpoint, DeltaRecord, ReplayStart } from '../src/log/types'
 import { PartitionState } from './counter-state'
@@ -263,11 +264,10 @@ function top (type: string | null, k: number): Array<{ key: string, rate: number
   return all.sort((a, b) => b.rate - a.rate).slice(0, k)
 }
 
+/** A string key as the (bytes, offset, length, hash) the partition state takes. */
 function keyArgs (key: string): [Buffer, number, number, number] {
   const buf = Buffer.from(key, 'latin1')
-  let h = 0x811c9dc5
-  for (let i = 0; i < buf.length; i++) h = Math.imul(h ^ buf[i], 0x01000193)
-  return [buf, 0, buf.length, h >>> 0]
+  return [buf, 0, buf.length, fnv1a32(key)]
 }
 
 async function recover (): Promise<RecoverStats> {

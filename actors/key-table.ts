@@ -9,6 +9,8 @@
 // Memory: the slot array (4 bytes a slot, power of two, at most 70% full) doubles; the per-entry
 // arrays (here and the partition's companions) and the key arena grow by half, so the slack a
 // large table carries stays near 25% rather than up to 100%.
+import { fnv1a32 } from '../src/keys'
+
 const EMPTY = 0
 const MAX_LOAD = 0.7
 const GROWTH = 1.5
@@ -130,9 +132,8 @@ export class KeyTable {
   /** String-keyed access for recovery and tests (keys are ASCII; hash as the front does). */
   entryOf (key: string, insert: boolean): number {
     const len = this.scratch.write(key, 0, 'latin1')
-    let h = 0x811c9dc5
-    for (let k = 0; k < len; k++) h = Math.imul(h ^ this.scratch[k], 0x01000193)
-    return insert ? this.findOrInsert(this.scratch, 0, len, h >>> 0) : this.find(this.scratch, 0, len, h >>> 0)
+    const h = fnv1a32(key)
+    return insert ? this.findOrInsert(this.scratch, 0, len, h) : this.find(this.scratch, 0, len, h)
   }
 }
 

@@ -4,15 +4,14 @@
 import t from 'tap'
 import { PartitionState } from '../actors/counter-state'
 import { encodeFrames, decodeFrames } from '../src/log/record-codec'
+import { fnv1a32 } from '../src/keys'
 import type { DeltaRecord } from '../src/log/types'
 import { getValue, startNode } from './support/node-process'
 import { rng } from './support/load'
 
 function keyArgs (key: string): [Buffer, number, number, number] {
   const buf = Buffer.from(key, 'latin1')
-  let h = 0x811c9dc5
-  for (let i = 0; i < buf.length; i++) h = Math.imul(h ^ buf[i], 0x01000193)
-  return [buf, 0, buf.length, h >>> 0]
+  return [buf, 0, buf.length, fnv1a32(key)]
 }
 
 const replica = (id: string): PartitionState => new PartitionState({

@@ -7,7 +7,7 @@ import { decodeFrames, encodeFrames } from '../log/record-codec'
 import type { DeltaRecord } from '../log/types'
 import type { UnitOwner } from '../router/router'
 import { admit, type FrontContext } from './context'
-import { FieldPending, parseJsonBody, readBody } from './http'
+import { FieldPending, failRequest, readBody, readJsonBody } from './http'
 import { RateLimiter } from './rate-limit'
 import { replyError, replyJson, type Abortable } from './replies'
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws'
@@ -61,10 +61,7 @@ class CountsItem implements UnitOwner {
 export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): void {
   const { config, router, metrics } = ctx
   const limiter = new RateLimiter(config.likesPerMinute, config.dedupWindowMs, config.dedupMaxEntries)
-  const fail = (res: HttpResponse, state: Abortable, err: CounterdError): void => {
-    metrics.countError(metrics.httpErrors, err.code)
-    replyError(res, state, err, config.retryAfterSeconds)
-  }
+  const fail = (res: HttpResponse, state: Abortable, err: CounterdError): void => failRequest(ctx, res, state, err)
 
   const likeRoute = (path: string, kind: number, liked: boolean): void => {
     app.post(path, (res: HttpResponse, req: HttpRequest) => {
@@ -73,10 +70,7 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
       const contentLength = req.getHeader('content-length')
       const state: Abortable = { aborted: false }
       res.onAborted(() => { state.aborted = true })
-      readBody(ctx, res, state, contentLength, (body) => {
-        if (body === null) return
-        let parsed: unknown
-        try { parsed = parseJsonBody(body) } catch (err) { fail(res, state, err as CounterdError); return }
+      readJsonBody(ctx, res, state, contentLength, (parsed) => {
         if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
           fail(res, state, new CounterdError('invalid_body', 'body must be {"user_id","item_id","item_type"}'))
           return
@@ -138,10 +132,7 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
     const contentLength = req.getHeader('content-length')
     const state: Abortable = { aborted: false }
     res.onAborted(() => { state.aborted = true })
-    readBody(ctx, res, state, contentLength, (body) => {
-      if (body === null) return
-      let parsed: unknown
-      try { parsed = parseJsonBody(body) } catch (err) { fail(res, state, err as CounterdError); return }
+    readJsonBody(ctx, res, state, contentLength, (parsed) => {
       const items = (parsed !== null && typeof parsed === 'object') ? (parsed as { items?: unknown }).items : undefined
       if (!Array.isArray(items)) { fail(res, state, new CounterdError('invalid_body', 'body must be {"items":[{"item_type","item_id"}, ...]}')); return }
       if (items.length > config.maxQueryKeys) { fail(res, state, new CounterdError('too_many_keys', `at most ${config.maxQueryKeys} items per query, got ${items.length}`)); return }

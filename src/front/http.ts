@@ -108,6 +108,22 @@ export function readBody (ctx: FrontContext, res: HttpResponse, state: Abortable
   })
 }
 
+/** Reads a JSON body (size limit, then JSON.parse) and hands the parsed value on; errors are answered. */
+export function readJsonBody (ctx: FrontContext, res: HttpResponse, state: Abortable, contentLength: string, use: (parsed: unknown) => void): void {
+  readBody(ctx, res, state, contentLength, (body) => {
+    if (body === null) return
+    let parsed: unknown
+    try { parsed = parseJsonBody(body) } catch (err) { failRequest(ctx, res, state, err as CounterdError); return }
+    use(parsed)
+  })
+}
+
+/** Answers a request with an error and counts it. */
+export function failRequest (ctx: FrontContext, res: HttpResponse, state: Abortable, err: CounterdError): void {
+  ctx.metrics.countError(ctx.metrics.httpErrors, err.code)
+  replyError(res, state, err, ctx.config.retryAfterSeconds)
+}
+
 export function parseJsonBody (body: Buffer): unknown {
   try {
     return JSON.parse(body.toString('utf8'))
@@ -143,10 +159,7 @@ function validateTypeId (type: string, id: string): CounterdError | null {
 
 export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
   const { config, router, metrics } = ctx
-  const fail = (res: HttpResponse, state: Abortable, err: CounterdError): void => {
-    metrics.countError(metrics.httpErrors, err.code)
-    replyError(res, state, err, config.retryAfterSeconds)
-  }
+  const fail = (res: HttpResponse, state: Abortable, err: CounterdError): void => failRequest(ctx, res, state, err)
 
   app.post('/v1/counter/:type/:id/increment', (res: HttpResponse, req: HttpRequest) => {
     metrics.httpRequests++
@@ -261,10 +274,7 @@ export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
     const contentLength = req.getHeader('content-length')
     const state: Abortable = { aborted: false }
     res.onAborted(() => { state.aborted = true })
-    readBody(ctx, res, state, contentLength, (body) => {
-      if (body === null) return
-      let parsed: unknown
-      try { parsed = parseJsonBody(body) } catch (err) { fail(res, state, err as CounterdError); return }
+    readJsonBody(ctx, res, state, contentLength, (parsed) => {
       const keys = (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) ? (parsed as { keys?: unknown }).keys : undefined
       if (!Array.isArray(keys)) { fail(res, state, new CounterdError('invalid_body', 'body must be {"keys": ["type:id", ...]}')); return }
       if (keys.length > config.maxQueryKeys) { fail(res, state, new CounterdError('too_many_keys', `at most ${config.maxQueryKeys} keys per query, got ${keys.length}`)); return }

@@ -14,6 +14,7 @@ import { Kafka, logLevel, type Admin, type Consumer, type Message, type Producer
 import { CounterdError } from '../errors'
 import { decodeRecord, encodeRecord, RecordFormatError } from './record-codec'
 import type { DeltaLog, DeltaRecord, ReplayStart } from './types'
+import { withDeadline } from '../deadline'
 
 export const DEFAULT_TOPIC = 'counter-deltas'
 
@@ -36,6 +37,12 @@ export interface KafkaDeltaLogOptions {
   /** Backoff between produce attempts during an outage: doubles from min to max (default 50 ms to 2 s). */
   retryMinMs?: number
   retryMaxMs?: number
+  /**
+   * An append Kafka has not confirmed after this long counts as failing (default 1000 ms): status()
+   * reports it (so /ready does) and a warning is logged, without waiting for the request timeout:
+   * a hung broker holds a produce for up to requestTimeoutMs, times kafkajs' own retries.
+   */
+  stallMs?: number
   /**
    * Largest produce request, in payload bytes, that one append sends (default 900 KB, under
    * Kafka's default 1 MB max.message.bytes, which bounds a whole record batch). Larger appends go
@@ -97,6 +104,8 @@ export class KafkaDeltaLog implements DeltaLog {
   private sending = false
   private closed = false
   private lastError: string | undefined
+  private unconfirmedSince: number | null = null // when the oldest append not yet confirmed went out
+  private stalled = false // a stall was reported (logged) and not yet cleared by a confirmation
   private readonly positions = new Map<number, PartitionPositions>()
   private drained: (() => void) | null = null
 
@@ -145,7 +154,10 @@ export class KafkaDeltaLog implements DeltaLog {
 
   status (): { ok: boolean, error?: string } {
     if (this.closed) return { ok: false, error: 'closed' }
-    return this.lastError === undefined ? { ok: true } : { ok: false, error: this.lastError }
+    if (this.lastError !== undefined) return { ok: false, error: this.lastError }
+    const waited = this.unconfirmedSince === null ? 0 : Date.now() - this.unconfirmedSince
+    if (waited >= this.opts.stallMs) return { ok: false, error: `no confirmation of an append to ${this.topic} for ${waited} ms` }
+    return { ok: true }
   }
 
   append (records: DeltaRecord[]): Promise<void> {
@@ -160,21 +172,36 @@ export class KafkaDeltaLog implements DeltaLog {
   // One produce at a time, oldest first; everything queued meanwhile goes out together.
   private async pump (): Promise<void> {
     this.sending = true
+    // Watches the oldest unconfirmed append: a hung broker is reported long before a request times out.
+    const watchdog = setInterval(() => this.checkStall(), Math.max(10, Math.floor(this.opts.stallMs / 4)))
+    watchdog.unref()
     while (this.queue.length > 0 && !this.closed) {
       const batch = this.queue
       this.queue = []
       const records: DeltaRecord[] = batch.length === 1 ? batch[0].records : batch.flatMap((p) => p.records)
+      this.unconfirmedSince = Date.now()
       try {
         await this.sendInOrder(records)
       } catch (err) {
         // Only a close() during an outage gets here; the records may or may not be in Kafka.
         for (const p of batch) p.reject(err as Error)
         continue
+      } finally {
+        this.unconfirmedSince = null
       }
       for (const p of batch) p.resolve()
     }
+    clearInterval(watchdog)
     this.sending = false
     if (this.drained !== null) this.drained()
+  }
+
+  private checkStall (): void {
+    if (this.stalled || this.unconfirmedSince === null || this.lastError !== undefined) return
+    const waited = Date.now() - this.unconfirmedSince
+    if (waited < this.opts.stallMs) return
+    this.stalled = true
+    this.opts.logger?.warn({ topic: this.topic, waitedMs: waited }, 'Kafka has not confirmed an append; acks wait for it')
   }
 
   private async sendInOrder (records: DeltaRecord[]): Promise<void> {
@@ -203,12 +230,13 @@ export class KafkaDeltaLog implements DeltaLog {
       try {
         const res = await this.producer.sendBatch({ acks: -1, topicMessages: [{ topic: this.topic, messages }] })
         this.notePositions(records, first, messages, res)
-        if (this.lastError !== undefined) this.opts.logger?.info({ topic: this.topic }, 'Kafka accepts appends again')
+        if (this.lastError !== undefined || this.stalled) this.opts.logger?.info({ topic: this.topic }, 'Kafka accepts appends again')
         this.lastError = undefined
+        this.stalled = false
         return
       } catch (err) {
         const msg = `Kafka append to ${this.topic} failed: ${(err as Error).message}`
-        if (this.lastError === undefined) this.opts.logger?.warn({ topic: this.topic, err: (err as Error).message }, 'Kafka append failed; retrying')
+        if (this.lastError === undefined && !this.stalled) this.opts.logger?.warn({ topic: this.topic, err: (err as Error).message }, 'Kafka append failed; retrying')
         this.lastError = msg
         await sleep(delay)
         delay = Math.min(delay * 2, this.opts.retryMaxMs)
@@ -418,17 +446,6 @@ async function topicPartitionCount (admin: Admin, topic: string): Promise<number
   }
 }
 
-async function withDeadline<T> (ms: number, what: string, fn: () => Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new CounterdError('storage_unavailable', `${what} within ${ms} ms`)), ms)
-  })
-  try {
-    return await Promise.race([fn(), deadline])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 function validate (o: KafkaDeltaLogOptions): KafkaDeltaLog['opts'] {
   if (!Array.isArray(o.brokers) || o.brokers.length === 0 || !o.brokers.every((b) => typeof b === 'string' && /^[^\s:,]+:\d{1,5}$/.test(b))) {
@@ -449,6 +466,7 @@ function validate (o: KafkaDeltaLogOptions): KafkaDeltaLog['opts'] {
     requestTimeoutMs: int('requestTimeoutMs', o.requestTimeoutMs ?? 10_000, 10, 600_000),
     retryMinMs: int('retryMinMs', o.retryMinMs ?? 50, 1, 600_000),
     retryMaxMs: int('retryMaxMs', o.retryMaxMs ?? 2000, 1, 600_000),
+    stallMs: int('stallMs', o.stallMs ?? 1000, 1, 600_000),
     maxRequestBytes: int('maxRequestBytes', o.maxRequestBytes ?? 900_000, 1024, 1024 * 1024 * 1024),
     logger: o.logger
   }

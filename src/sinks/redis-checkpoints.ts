@@ -19,6 +19,7 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { CounterdError } from '../errors'
 import type { Checkpoint, CheckpointStore, DedupEntry, DedupKind } from '../log/types'
+import { withDeadline } from '../deadline'
 
 export interface RedisCheckpointStoreOptions {
   /**
@@ -395,17 +396,6 @@ function asUnavailable (err: unknown, what: string): CounterdError {
   return new CounterdError('storage_unavailable', `${what}: ${(err as Error).message}`)
 }
 
-async function withDeadline<T> (ms: number, what: string, fn: () => Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new CounterdError('storage_unavailable', `${what} within ${ms} ms`)), ms)
-  })
-  try {
-    return await Promise.race([fn(), deadline])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 function validate (o: RedisCheckpointStoreOptions): Required<Omit<RedisCheckpointStoreOptions, 'cluster'>> & { cluster?: boolean } {
   if (typeof o.url !== 'string' || o.url.trim() === '') throw new CounterdError('invalid_option', 'url must be a redis:// URL or a comma-separated list of them')
