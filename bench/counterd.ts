@@ -45,7 +45,8 @@ export async function startCounterd (ctx: BenchContext, o: CounterdOptions): Pro
   const service = await startNodeService({
     name: `counterd (${o.label})`,
     script: ctx.counterdScript,
-    env: { HOST: '127.0.0.1', PORT: '0', DATA_DIR: dataDir, ...o.env },
+    // Suite settings first, then --env overrides (experiments such as WORKERS=1).
+    env: { HOST: '127.0.0.1', PORT: '0', DATA_DIR: dataDir, ...o.env, ...ctx.counterdEnv },
     ...(profileDir === undefined ? {} : { profileDir }),
     waitReady: true,
     timeoutMs: o.timeoutMs ?? 120_000,

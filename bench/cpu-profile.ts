@@ -34,6 +34,7 @@ function categoryOf (fn: string, url: string): string {
   if (fn === '(garbage collector)') return 'gc'
   if (fn === '(program)') return 'native (uWS, V8, libuv)'
   if (url.includes('/node_modules/')) return 'dependencies'
+  if (url.includes('/bench/')) return 'benchmark code'
   if (url.startsWith('node:')) return 'node internals'
   if (url === '') return 'native (uWS, V8, libuv)'
   return 'counterd code'

@@ -101,6 +101,11 @@ export class CpuMeter {
     }
   }
 
+  /** Includes a process started after the window opened (all its CPU time falls in the window). */
+  addStartedProcess (label: string, pid: number): void {
+    this.before.set(label, { pid, cpu: 0, threads: new Map() })
+  }
+
   /**
    * Per label usage; `reapedChildren` covers children that exited in the window (redis-benchmark);
    * `others` is what the rest of the machine used meanwhile (other processes competing for the cores).

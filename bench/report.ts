@@ -22,6 +22,8 @@ export interface BenchResults {
   generatedAt: string
   command: string
   mode: 'quick' | 'full'
+  /** environment given to every counterd with --env, when any */
+  counterdEnv?: Record<string, string>
   rounds: number
   durationSec: number
   machine: MachineInfo
@@ -111,6 +113,7 @@ export function markdown (results: BenchResults): string {
   const out: string[] = []
   out.push('# counterd benchmark results', '')
   out.push(`Generated ${results.generatedAt} by \`${results.command}\` (${results.mode} mode: ${results.rounds} round(s) of ${results.durationSec} s per side, counterd and peer alternating).`, '')
+  if (results.counterdEnv !== undefined) out.push(`counterd environment overrides: ${Object.entries(results.counterdEnv).map(([k, v]) => `${k}=${v}`).join(' ')}.`, '')
   out.push(`Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, Redis ${m.redis}, uWS ${m.uws}, commit ${m.commit}, load average at start ${m.loadAverageAtStart.map(x => x.toFixed(2)).join(' ')}.`, '')
   out.push('**The load generators (autocannon, the WebSocket generator, redis-benchmark) run on the same 2 cores as the servers they measure.** Figures are medians over rounds with min–max in parentheses; ratios are counterd ÷ peer per round (for memory and recovery, lower is better). "other load" is the CPU used meanwhile by processes that are not part of the benchmark (% of one core; this machine has 2): anything well above 0 means the figures are depressed by outside work.', '')
   out.push(summaryTable(results), '')

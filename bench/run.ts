@@ -6,6 +6,7 @@
 //   --profile        run counterd under node --cpu-prof and summarise the profiles in the results
 //   --rounds N       rounds per suite (default 3, quick 1)
 //   --duration S     seconds of load per measured run (default 10, quick 2)
+//   --env KEY=VALUE  extra environment for every counterd started (repeatable), e.g. WORKERS=1
 //   --out DIR        where to write results (default bench/results)
 // Exit status is 1 when a suite failed or any count was not exact.
 import { execFileSync } from 'node:child_process'
@@ -33,15 +34,16 @@ interface Args {
   profile: boolean
   rounds?: number
   duration?: number
+  env: Record<string, string>
   out: string
 }
 
-const USAGE = 'usage: node dist/bench/run.js [--quick] [--suite NAME]... [--profile] [--rounds N] [--duration S] [--out DIR]\n' +
+const USAGE = 'usage: node dist/bench/run.js [--quick] [--suite NAME]... [--profile] [--rounds N] [--duration S] [--env KEY=VALUE]... [--out DIR]\n' +
   `suites: ${SUITES.map(s => s.name).join(', ')}\n`
 
 function parseArgs (argv: string[]): Args {
   const root = path.join(__dirname, '..', '..')
-  const a: Args = { quick: false, suites: [], profile: false, out: path.join(root, 'bench', 'results') }
+  const a: Args = { quick: false, suites: [], profile: false, env: {}, out: path.join(root, 'bench', 'results') }
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1]
     if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value\n${USAGE}`)
@@ -54,9 +56,23 @@ function parseArgs (argv: string[]): Args {
   }
   for (let i = 0; i < argv.length; i++) {
     const f = argv[i]
-    if (f === '--quick') a.quick = true
-    else if (f === '--profile') a.profile = true
-    else if (f === '--suite') { a.suites.push(...value(i, f).split(',').filter(s => s !== '')); i++ } else if (f === '--rounds') { a.rounds = Math.round(positive(value(i, f), f)); i++ } else if (f === '--duration') { a.duration = positive(value(i, f), f); i++ } else if (f === '--out') { a.out = path.resolve(value(i, f)); i++ } else if (f === '--help' || f === '-h') { process.stdout.write(USAGE); process.exit(0) } else throw new Error(`unknown argument ${f}\n${USAGE}`)
+    switch (f) {
+      case '--quick': a.quick = true; break
+      case '--profile': a.profile = true; break
+      case '--suite': a.suites.push(...value(i++, f).split(',').filter(s => s !== '')); break
+      case '--rounds': a.rounds = Math.round(positive(value(i++, f), f)); break
+      case '--duration': a.duration = positive(value(i++, f), f); break
+      case '--out': a.out = path.resolve(value(i++, f)); break
+      case '--env': {
+        const kv = value(i++, f)
+        const eq = kv.indexOf('=')
+        if (eq < 1) throw new Error(`--env expects KEY=VALUE, got ${kv}`)
+        a.env[kv.slice(0, eq)] = kv.slice(eq + 1)
+        break
+      }
+      case '--help': case '-h': process.stdout.write(USAGE); process.exit(0)
+      default: throw new Error(`unknown argument ${f}\n${USAGE}`)
+    }
   }
   for (const s of a.suites) {
     if (!SUITES.some(x => x.name === s)) throw new Error(`unknown suite ${s}; suites: ${SUITES.map(x => x.name).join(', ')}`)
@@ -116,6 +132,7 @@ async function main (): Promise<void> {
     rounds: args.rounds ?? (args.quick ? 1 : 3),
     durationSec: args.duration ?? (args.quick ? 2 : 10),
     counterdScript: path.join(root, 'dist', 'src', 'main.js'),
+    counterdEnv: args.env,
     ...(profileRoot === undefined ? {} : { profileDir: profileRoot }),
     log: (msg) => process.stdout.write(msg + '\n'),
     tempDir: (label) => {
@@ -169,6 +186,7 @@ async function main (): Promise<void> {
     generatedAt: new Date().toISOString(),
     command: `npm run bench --${process.argv.slice(2).map(a => ' ' + a).join('')}`.replace(/ --$/, ''),
     mode: args.quick ? 'quick' : 'full',
+    ...(Object.keys(args.env).length > 0 ? { counterdEnv: args.env } : {}),
     rounds: ctx.rounds,
     durationSec: ctx.durationSec,
     machine,

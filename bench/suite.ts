@@ -11,6 +11,8 @@ export interface BenchContext {
   durationSec: number
   /** node script of the server under test (dist/src/main.js) */
   counterdScript: string
+  /** extra environment for every counterd started (--env KEY=VALUE), e.g. WORKERS=1 */
+  counterdEnv: Record<string, string>
   /** when set, counterd runs under node --cpu-prof and writes profiles here */
   profileDir?: string
   log: (msg: string) => void

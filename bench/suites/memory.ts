@@ -5,7 +5,7 @@
 import Redis from 'ioredis'
 import { startCounterd } from '../counterd'
 import { encodeFrame, type Op } from '../frame-codec'
-import { rssBytes } from '../proc-stats'
+import { CpuMeter, rssBytes } from '../proc-stats'
 import { readCounterd, sumRedis } from '../readback'
 import { launchRedis, removeDir } from '../redis-launcher'
 import { compare, target, type BenchContext, type Comparison, type Run, type Suite } from '../suite'
@@ -44,6 +44,7 @@ async function counterdRun (ctx: BenchContext, round: number, n: number): Promis
   const c = await startCounterd(ctx, { label: `memory-${n}`, env: { ACK_MODE: 'applied' }, profile: false })
   try {
     const before = await settledRss(c.pid)
+    const meter = new CpuMeter({ counterd: c.pid, 'load generator': process.pid })
     const load = await pushFrames({
       url: `ws://127.0.0.1:${c.port}/v1/stream`,
       connections: 2,
@@ -57,12 +58,14 @@ async function counterdRun (ctx: BenchContext, round: number, n: number): Promis
     })
     if (Object.keys(load.refused).length > 0) throw new Error(`loading ${n} counters: frames refused ${JSON.stringify(load.refused)}`)
     const after = await settledRss(c.pid)
+    const { usage } = meter.stop()
     const { exact, check } = await checkCounterd(c.port, n, ctx.quick ? 10 : 1)
     return {
       round,
       value: (after - before) / n,
       exact,
       check,
+      cpu: usage,
       details: { rssBeforeMiB: before / 2 ** 20, rssAfterMiB: after / 2 ** 20, loadMs: Math.round(load.elapsedMs), retries: load.retries }
     }
   } finally {
@@ -80,14 +83,17 @@ async function redisRun (round: number, n: number): Promise<Run> {
   const client = new Redis(r.url)
   try {
     const before = await settledRss(r.pid)
+    const meter = new CpuMeter({ redis: r.pid })
     for (let from = 0; from < n; from += 500_000) await client.eval(LOAD_SCRIPT, 0, from, Math.min(n, from + 500_000))
     const after = await settledRss(r.pid)
+    const { usage } = meter.stop()
     const { sum, keys } = await sumRedis(r.url, `${TYPE}:`)
     const exact = sum === n && keys === n
     return {
       round,
       value: (after - before) / n,
       exact,
+      cpu: usage,
       check: `${keys} keys summing to ${sum} (expected ${n} and ${n})`,
       details: { rssBeforeMiB: before / 2 ** 20, rssAfterMiB: after / 2 ** 20 }
     }

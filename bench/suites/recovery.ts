@@ -9,6 +9,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { startCounterd, stopCounterd } from '../counterd'
 import { encodeFrame, type Op } from '../frame-codec'
+import { CpuMeter } from '../proc-stats'
 import { readCounterd, sumRedis } from '../readback'
 import { launchRedis, removeDir } from '../redis-launcher'
 import { compare, target, type BenchContext, type Run, type Suite } from '../suite'
@@ -75,7 +76,11 @@ async function counterdRun (ctx: BenchContext, round: number, pristine: string, 
   const dir = ctx.tempDir(`recovery-counterd-${round}`)
   copyDir(pristine, dir)
   const notes: string[] = []
+  // Everything that ran meanwhile, to see how busy the machine was during the restart.
+  const meter = new CpuMeter({ 'benchmark (polling /ready)': process.pid })
   const c = await startCounterd(ctx, { label: round === 1 ? 'recovery' : `recovery-${round}`, dataDir: dir, env: { ...NO_CHECKPOINT }, pollMs: 5, profile: round === 1 })
+  meter.addStartedProcess('counterd', c.pid)
+  const { usage } = meter.stop()
   try {
     const readyLine = c.tail().split('\n').find(l => l.includes('"msg":"ready"')) ?? ''
     const values = await readCounterd(c.port, TYPE, counters)
@@ -90,6 +95,7 @@ async function counterdRun (ctx: BenchContext, round: number, pristine: string, 
       round,
       value: c.readyMs ?? NaN,
       exact,
+      cpu: usage,
       check: `sum of ${counters} counters read back ${sum} (expected ${counters * passes}), ${wrong} not equal to ${passes}`,
       details: { listeningMs: Math.round(c.listeningMs), dataDirMiB: Math.round(duBytes(dir) / 2 ** 20), readyLog: readyLine.slice(0, 300) }
     }
@@ -136,7 +142,10 @@ async function prepareRedis (ctx: BenchContext, counters: number, passes: number
 async function redisRun (ctx: BenchContext, round: number, pristine: string, counters: number, passes: number): Promise<Run> {
   const dir = ctx.tempDir(`recovery-redis-${round}`)
   copyDir(pristine, dir)
+  const meter = new CpuMeter({ 'benchmark (waiting for redis)': process.pid })
   const r = await launchRedis({ dir, args: REDIS_AOF_ARGS, readyTimeoutMs: 300_000 })
+  meter.addStartedProcess('redis', r.pid)
+  const { usage } = meter.stop()
   try {
     const { sum, keys } = await sumRedis(r.url, `${TYPE}:`)
     const exact = sum === counters * passes && keys === counters
@@ -144,6 +153,7 @@ async function redisRun (ctx: BenchContext, round: number, pristine: string, cou
       round,
       value: r.startMs,
       exact,
+      cpu: usage,
       check: `${keys} keys summing to ${sum} (expected ${counters} and ${counters * passes})`,
       details: { dataDirMiB: Math.round(duBytes(dir) / 2 ** 20) }
     }

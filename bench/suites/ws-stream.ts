@@ -13,7 +13,7 @@ import { KEY_SPACE, Pacer, redisIncrRun, ZIPF_S } from './common'
 
 export const WS = {
   connections: Number(process.env.BENCH_WS_CONNECTIONS ?? 4),
-  framesInFlight: Number(process.env.BENCH_WS_IN_FLIGHT ?? 8),
+  framesInFlight: Number(process.env.BENCH_WS_IN_FLIGHT ?? 4),
   opsPerFrame: Number(process.env.BENCH_WS_OPS_PER_FRAME ?? 1000),
   templates: 128,
   threads: Number(process.env.BENCH_WS_THREADS ?? 1)
