@@ -47,6 +47,12 @@ export interface ClickHouseHistoryOptions {
   maxRowsPerInsert?: number
   /** HTTP request timeout (default 10 s). */
   requestTimeoutMs?: number
+  /**
+   * A flush ClickHouse has not confirmed after this long is reported as failing in status() (and
+   * logged) before the request times out: a hung server holds an insert for requestTimeoutMs
+   * (default 1000 ms).
+   */
+  stallMs?: number
   /** How far back open() and adopt() look for the progress of each partition (default 7 days). */
   progressLookbackMs?: number
   /** Longest series one query may return, in buckets (default 100 000). */
@@ -93,6 +99,8 @@ export class ClickHouseHistory {
   private readonly queries = new Set<Promise<unknown>>()
   private timer: NodeJS.Timeout | null = null
   private lastError: string | undefined
+  private insertingSince: number | null = null // when the insert now waiting for ClickHouse was sent
+  private stalled = false // a stall was logged and no flush has succeeded since
   private droppedRecords = 0
   private closed = false
 
@@ -178,7 +186,17 @@ export class ClickHouseHistory {
   status (): HistoryStatus {
     const base = { pendingRows: this.pendingRows, unconfirmedRows: this.frozen?.rows ?? 0, droppedRecords: this.droppedRecords }
     if (this.closed) return { ok: false, error: 'closed', ...base }
-    return this.lastError === undefined ? { ok: true, ...base } : { ok: false, error: this.lastError, ...base }
+    if (this.lastError !== undefined) return { ok: false, error: this.lastError, ...base }
+    const waited = this.insertingSince === null ? 0 : Date.now() - this.insertingSince
+    if (waited >= this.opts.stallMs) return { ok: false, error: `ClickHouse has not confirmed an insert into ${this.table} for ${waited} ms`, ...base }
+    return { ok: true, ...base }
+  }
+
+  private checkStall (): void {
+    if (this.stalled || this.insertingSince === null || this.lastError !== undefined) return
+    const waited = Date.now() - this.insertingSince
+    this.stalled = true
+    this.opts.logger?.warn({ table: this.table, waitedMs: waited }, 'ClickHouse has not confirmed a history insert; rows stay buffered')
   }
 
   /** Sends what is buffered now (also run by the timer). Rejects if ClickHouse did not confirm. */
@@ -197,22 +215,29 @@ export class ClickHouseHistory {
     if (this.frozen === null) this.frozen = this.freeze()
     const batch = this.frozen
     if (batch === null) return
+    const watchdog = setTimeout(() => this.checkStall(), this.opts.stallMs)
+    watchdog.unref()
     try {
       for (let i = 0; i < batch.chunks.length; i++) {
         if (batch.sent[i]) continue
+        this.insertingSince = Date.now()
         await this.client.insert({ table: this.table, values: batch.chunks[i], format: 'JSONEachRow' })
         batch.sent[i] = true
       }
     } catch (err) {
       const msg = `ClickHouse insert into ${this.table} failed: ${(err as Error).message}`
-      if (this.lastError === undefined) this.opts.logger?.warn({ err: (err as Error).message, rows: batch.rows }, 'history flush failed; retrying the same rows')
+      if (this.lastError === undefined && !this.stalled) this.opts.logger?.warn({ err: (err as Error).message, rows: batch.rows }, 'history flush failed; retrying the same rows')
       this.lastError = msg
       throw new CounterdError('storage_unavailable', msg)
+    } finally {
+      clearTimeout(watchdog)
+      this.insertingSince = null
     }
     for (const [p, seq] of batch.ends) if ((this.stored.get(p) ?? -1) < seq) this.stored.set(p, seq)
     this.frozen = null
-    if (this.lastError !== undefined) this.opts.logger?.info({ table: this.table }, 'history flushes succeed again')
+    if (this.lastError !== undefined || this.stalled) this.opts.logger?.info({ table: this.table }, 'history flushes succeed again')
     this.lastError = undefined
+    this.stalled = false
   }
 
   // Turns the open rows into an immutable batch: from now on these exact rows are what gets sent.
@@ -423,6 +448,7 @@ function validate (o: ClickHouseHistoryOptions): ClickHouseHistory['opts'] {
     maxPendingRows: int('maxPendingRows', o.maxPendingRows ?? 500_000, 1, 1_000_000),
     maxRowsPerInsert: int('maxRowsPerInsert', o.maxRowsPerInsert ?? 100_000, 1, 1_000_000),
     requestTimeoutMs: int('requestTimeoutMs', o.requestTimeoutMs ?? 10_000, 100, 600_000),
+    stallMs: int('stallMs', o.stallMs ?? 1000, 10, 600_000),
     progressLookbackMs: int('progressLookbackMs', o.progressLookbackMs ?? 7 * 86_400_000, 60_000, 3650 * 86_400_000),
     maxPoints: int('maxPoints', o.maxPoints ?? 100_000, 1, 10_000_000),
     logger: o.logger

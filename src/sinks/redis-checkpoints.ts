@@ -142,6 +142,11 @@ export class RedisCheckpointStore implements CheckpointStore {
   readonly isCluster: boolean
   private readonly client: Client
   private lastError: string | undefined
+  // Per partition, a save that did not reach Redis: it is carried into the partition's next save.
+  // Saves are incremental (only counters changed since the previous one), so without this a counter
+  // changed only before a failed save would keep its old value in Redis while `seq` and `logOffset`
+  // move past the records that changed it: recovery would then skip them.
+  private readonly unsaved = new Map<number, Checkpoint>()
 
   /** Connects (detecting Redis Cluster) and returns a ready store; unreachable: storage_unavailable. */
   static async open (options: RedisCheckpointStoreOptions): Promise<RedisCheckpointStore> {
@@ -299,7 +304,23 @@ export class RedisCheckpointStore implements CheckpointStore {
    * `fenced` if any partition was refused for its epoch, else storage_unavailable.
    */
   async save (checkpoints: Checkpoint[]): Promise<void> {
-    const results = await Promise.allSettled(checkpoints.map(async (cp) => { await this.saveOne(cp) }))
+    const results = await Promise.allSettled(checkpoints.map(async (given) => {
+      const earlier = this.unsaved.get(given.partition)
+      this.unsaved.delete(given.partition)
+      const cp = earlier === undefined ? given : carryInto(earlier, given)
+      try {
+        await this.saveOne(cp)
+      } catch (err) {
+        // Not stored (or not known to be): keep it for the next save, unless the partition is
+        // lost to a newer owner (fenced) or the checkpoint itself is invalid.
+        const code = (err as CounterdError).code
+        if (code === 'storage_unavailable') {
+          const newer = this.unsaved.get(cp.partition)
+          this.unsaved.set(cp.partition, newer === undefined ? cp : carryInto(cp, newer))
+        }
+        throw err
+      }
+    }))
     const fenced: string[] = []
     let other: CounterdError | null = null
     for (const r of results) {
@@ -354,6 +375,37 @@ export class RedisCheckpointStore implements CheckpointStore {
       this.client.disconnect()
     }
   }
+}
+
+/**
+ * `newer` plus what of `older` (an earlier checkpoint of the same partition whose save failed) it
+ * does not supersede: counters and HyperLogLogs `newer` lacks have not changed since `older`, so
+ * their values there are still current. Everything else (seq, dedup, features) comes from `newer`.
+ */
+function carryInto (older: Checkpoint, newer: Checkpoint): Checkpoint {
+  const have = new Set(newer.keys)
+  const keys = newer.keys.slice()
+  const values = newer.values.slice()
+  const withPN = newer.ps !== undefined && newer.ns !== undefined
+  const ps = withPN ? (newer.ps as number[]).slice() : undefined
+  const ns = withPN ? (newer.ns as number[]).slice() : undefined
+  const olderPN = older.ps !== undefined && older.ns !== undefined
+  for (let i = 0; i < older.keys.length; i++) {
+    if (have.has(older.keys[i])) continue
+    keys.push(older.keys[i])
+    values.push(older.values[i])
+    if (ps !== undefined && ns !== undefined) {
+      // Saved without totals, a value is all this replica's own (as load() reads it).
+      ps.push(olderPN ? (older.ps as number[])[i] : Math.max(older.values[i], 0))
+      ns.push(olderPN ? (older.ns as number[])[i] : Math.max(-older.values[i], 0))
+    }
+  }
+  let hlls = newer.hlls
+  if (older.hlls !== undefined && older.hlls.length > 0) {
+    const fresh = new Set((newer.hlls ?? []).map(([key]) => key))
+    hlls = [...(newer.hlls ?? []), ...older.hlls.filter(([key]) => !fresh.has(key))]
+  }
+  return { ...newer, keys, values, ps, ns, hlls }
 }
 
 function checkCheckpoint (cp: Checkpoint): void {
