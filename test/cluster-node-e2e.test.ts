@@ -120,6 +120,30 @@ t.test('one Redis: HTTP + WebSocket load; Kafka records, Redis checkpoints and C
   }
   t.same(series, [], 'GET /history sums to each counter\'s value')
 
+  // The example queries of docs/cluster-storage.md, as written there, run on this server.
+  const perMinute = await clickhouseQuery<{ minute: string, delta: string }>(ch.url, `SELECT minute, sum(d) AS delta FROM (
+      SELECT minute, partition, epoch, seq, any(delta) AS d FROM counter_history
+      WHERE key = 'post:k2' AND minute >= now() - 3600
+      GROUP BY minute, partition, epoch, seq
+    ) GROUP BY minute ORDER BY minute`)
+  t.equal(perMinute.reduce((s, r) => s + Number(r.delta), 0), expected.get('post:k2'), 'docs query: per-minute series of one counter')
+  const day = (offset: number): string => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10)
+  const hourly = await clickhouseQuery<{ hour: string, delta: string }>(ch.url, `SELECT toStartOfHour(minute) AS hour, sum(d) AS delta FROM (
+      SELECT minute, partition, epoch, seq, any(delta) AS d FROM counter_history
+      WHERE key = 'video:k3' AND minute >= toDateTime('${day(-1)} 00:00:00', 'UTC')
+        AND minute < toDateTime('${day(2)} 00:00:00', 'UTC')
+      GROUP BY minute, partition, epoch, seq
+    ) GROUP BY hour ORDER BY hour`)
+  t.equal(hourly.reduce((s, r) => s + Number(r.delta), 0), expected.get('video:k3'), 'docs query: hourly totals (UTC) of one counter')
+  const top = await clickhouseQuery<{ key: string, delta: string }>(ch.url, `SELECT key, sum(d) AS delta FROM (
+      SELECT key, minute, partition, epoch, seq, any(delta) AS d FROM counter_history
+      WHERE key LIKE 'post:%' AND minute >= now() - 86400
+      GROUP BY key, minute, partition, epoch, seq
+    ) GROUP BY key ORDER BY delta DESC LIMIT 10`)
+  const topExpected = [...expected].filter(([k]) => k.startsWith('post:')).map(([, v]) => v).sort((a, b) => b - a).slice(0, 10)
+  t.same(top.map((r) => Number(r.delta)), topExpected, 'docs query: top 10 posts by net change')
+  t.ok(top.every((r) => expected.get(r.key) === Number(r.delta)), 'each of them with its own total')
+
   // Schema made by the node on this server (Debian ships 18.16; CI installs the same package).
   const [version] = await clickhouseQuery<{ v: string }>(ch.url, 'SELECT version() AS v')
   t.comment(`ClickHouse ${version.v}`)
