@@ -15,6 +15,7 @@ import { getValue, queryValues, startNode, type NodeProcess } from './support/no
 import { freePort } from './support/ports'
 import { sleep } from './support/process-control'
 import { startRedis } from './support/redis'
+import { startRedisCluster, waitClusterOk } from './support/redis-cluster'
 import { startControlledRedis } from './support/redis-server'
 import { StreamClient } from './support/stream-client'
 
@@ -57,13 +58,13 @@ async function stillCounting (t: Test, base: string, key: string, tally: Tally, 
 }
 
 /** After the load: node values exactly the acked totals, and every server agrees with them. */
-async function checkAllAgree (t: Test, o: { base: string, tally: Tally, brokers: string[], topic: string, redisUrl: string, clickhouseUrl?: string }): Promise<Map<string, number>> {
+async function checkAllAgree (t: Test, o: { base: string, tally: Tally, brokers: string[], topic: string, redisUrl: string, redisCluster?: string[], clickhouseUrl?: string }): Promise<Map<string, number>> {
   const values = new Map(Object.entries(await queryValues(o.base, o.tally.keys())))
   t.same(differences(o.tally.acked, values), [], 'every acknowledged increment counted once, nothing else')
   const log = await readKafkaLog(o.brokers, o.topic)
   t.same(differences(values, log.totals, o.tally.keys()), [], `Kafka records add up to the totals (${log.records} records, ${log.copies} retry copies dropped by (epoch, seq))`)
   t.same(log.layoutErrors, [], 'Kafka records of each partition in (epoch, seq) order')
-  const rc = redisClient([o.redisUrl], false)
+  const rc = o.redisCluster === undefined ? redisClient([o.redisUrl], false) : redisClient(o.redisCluster, true)
   try {
     const cps = await pollUntil(async () => await readRedisCheckpoints(rc), (c) => differences(nonZero(values), c.values).length === 0, 10_000)
     t.same(differences(nonZero(values), cps.values), [], 'Redis checkpoints hold the totals')
@@ -191,6 +192,41 @@ t.test('Redis stopped under load, then restarted: acks go on, /ready and the log
   await node.kill9()
   node = await startNode(t, { env })
   t.same(differences(values, await queryValues(node.base, tally.keys())), [], 'a new node recovers every total after the Redis outages')
+})
+
+t.test('a Redis Cluster master stopped under load, then restarted: acks go on, /ready names Redis; checkpoints complete again, a new node recovers exactly', async (t) => {
+  const [kafka, cluster] = await Promise.all([startKafka(t), startRedisCluster(t, { persistent: true })])
+  const topic = uniqueName('outage-rc')
+  const env = { KAFKA_BROKERS: kafka.brokers.join(','), KAFKA_TOPIC: topic, REDIS_URL: cluster.urls.join(','), CHECKPOINT_INTERVAL_MS: '300' }
+  let node = await startNode(t, { env })
+  const tally = new Tally()
+  const load = backgroundLoad(node.base, 61, tally)
+  await sleep(500)
+
+  const victim = cluster.nodes[0]
+  await victim.stop('SIGKILL')
+  const down = await waitReadiness(node.base, (r) => r.status === 503)
+  t.match(down.body, { error: { code: 'not_ready' }, storage: /^Redis: / }, `/ready names Redis: ${String(down.body.storage)}`)
+  t.ok(await waitLog(node, /"msg":"checkpoint failed; will retry at the next interval"/), 'the log says a checkpoint failed')
+  // Counters changed only while a third of the partitions cannot be checkpointed.
+  for (let i = 0; i < 20; i++) {
+    const r = await post(node.base, `/v1/counter/video/rc-out-${i}/increment`, { by: i + 1 })
+    tally.send(`video:rc-out-${i}`, i + 1)
+    if (r.status === 200) tally.ack(`video:rc-out-${i}`, i + 1)
+  }
+  t.equal(tally.acked.get('video:rc-out-19'), 20, 'increments are acknowledged while a master is down')
+  await stillCounting(t, node.base, 'post:probe-rc-down', tally, 'Redis Cluster master down')
+  await sleep(500)
+  await victim.restart()
+  for (const n of cluster.nodes) await waitClusterOk(n.port)
+  const up = await waitReadiness(node.base, (r) => r.status === 200)
+  t.match(up.body, { status: 'ready', storage: 'ok' }, '/ready is 200 again once checkpoints succeed')
+  await sleep(300)
+  await load.stop()
+  const values = await checkAllAgree(t, { base: node.base, tally, brokers: kafka.brokers, topic, redisUrl: cluster.urls[0], redisCluster: cluster.urls })
+  await node.kill9()
+  node = await startNode(t, { env })
+  t.same(differences(values, await queryValues(node.base, tally.keys())), [], 'a new node recovers every total after the outage')
 })
 
 t.test('ClickHouse stopped and restarted, then hung, under load: counting unaffected, /ready 200 with the history error, history exact after', async (t) => {
