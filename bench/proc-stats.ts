@@ -43,13 +43,16 @@ export function rssBytes (pid: number): number | null {
   }
 }
 
-/** Busy CPU milliseconds of the whole machine (all cores, every process) since boot. */
-export function machineBusyMs (): number {
+/**
+ * CPU milliseconds of the whole machine since boot: `busy` (every process, all cores) and
+ * `steal` (time the hypervisor gave this VM's cores to someone else).
+ */
+export function machineCpuMs (): { busy: number, steal: number } {
   const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]
+  // cpu  user nice system idle iowait irq softirq steal ...
   const f = line.trim().split(/\s+/).slice(1).map(Number)
-  const idle = f[3] + (f[4] ?? 0)
-  const total = f.slice(0, 8).reduce((a, b) => a + b, 0)
-  return (total - idle) * 1000 / TICKS_PER_SECOND
+  const busy = f[0] + f[1] + f[2] + f[5] + f[6]
+  return { busy: busy * 1000 / TICKS_PER_SECOND, steal: (f[7] ?? 0) * 1000 / TICKS_PER_SECOND }
 }
 
 export interface ThreadCpu {
@@ -91,7 +94,7 @@ export class CpuMeter {
   private readonly started = process.hrtime.bigint()
   private readonly before = new Map<string, { pid: number, cpu: number, threads: Map<number, number> }>()
   private readonly childrenBefore = reapedChildrenCpuMs()
-  private readonly machineBefore = machineBusyMs()
+  private readonly machineBefore = machineCpuMs()
 
   constructor (pids: Record<string, number>) {
     for (const [label, pid] of Object.entries(pids)) {
@@ -108,7 +111,8 @@ export class CpuMeter {
 
   /**
    * Per label usage; `reapedChildren` covers children that exited in the window (redis-benchmark);
-   * `others` is what the rest of the machine used meanwhile (other processes competing for the cores).
+   * `others` is what the rest of the machine used meanwhile (other processes competing for the
+   * cores) and `hypervisor steal` the time the cores were not ours at all.
    */
   stop (): { wallMs: number, usage: Record<string, CpuUsage>, reapedChildren: CpuUsage } {
     const wallMs = Number(process.hrtime.bigint() - this.started) / 1e6
@@ -125,8 +129,11 @@ export class CpuMeter {
     }
     const childMs = reapedChildrenCpuMs() - this.childrenBefore
     const ours = Object.values(usage).reduce((n, u) => n + u.cpuMs, 0) + childMs
-    const othersMs = Math.max(0, machineBusyMs() - this.machineBefore - ours)
+    const machine = machineCpuMs()
+    const othersMs = Math.max(0, machine.busy - this.machineBefore.busy - ours)
+    const stealMs = machine.steal - this.machineBefore.steal
     usage.others = { cpuMs: othersMs, percent: pct(othersMs), threads: [] }
+    usage['hypervisor steal'] = { cpuMs: stealMs, percent: pct(stealMs), threads: [] }
     return { wallMs, usage, reapedChildren: { cpuMs: childMs, percent: pct(childMs), threads: [] } }
   }
 }

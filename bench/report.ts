@@ -3,6 +3,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import type { ProfileSummary } from './cpu-profile'
+import type { FsyncProbe } from './fsync-probe'
 import { human } from './stats'
 import type { Comparison, Run, Side, SuiteResult } from './suite'
 
@@ -15,6 +16,8 @@ export interface MachineInfo {
   redis: string
   uws: string
   loadAverageAtStart: number[]
+  /** write + fdatasync of 4 KiB in the temp directory the servers' data lives in */
+  fsync: FsyncProbe
   commit: string
 }
 
@@ -83,10 +86,14 @@ function busiestThreads (runs: Run[], label: string): string {
 
 /** CPU that other processes on the machine used while this comparison ran (median, % of a core). */
 function otherLoad (c: Comparison): string {
-  const xs = [...c.subject.runs, ...c.peer.runs].map(r => r.cpu?.others?.percent).filter((x): x is number => x !== undefined)
-  if (xs.length === 0) return '–'
-  const sorted = xs.sort((a, b) => a - b)
-  return `${sorted[sorted.length >> 1].toFixed(0)}%`
+  const med = (label: string): number | undefined => {
+    const xs = [...c.subject.runs, ...c.peer.runs].map(r => r.cpu?.[label]?.percent).filter((x): x is number => x !== undefined).sort((a, b) => a - b)
+    return xs.length === 0 ? undefined : xs[xs.length >> 1]
+  }
+  const others = med('others')
+  const steal = med('hypervisor steal')
+  if (others === undefined) return '–'
+  return `${others.toFixed(0)}%` + (steal !== undefined && steal >= 1 ? ` + steal ${steal.toFixed(0)}%` : '')
 }
 
 /** The summary table (also what the README shows). */
@@ -114,8 +121,8 @@ export function markdown (results: BenchResults): string {
   out.push('# counterd benchmark results', '')
   out.push(`Generated ${results.generatedAt} by \`${results.command}\` (${results.mode} mode: ${results.rounds} round(s) of ${results.durationSec} s per side, counterd and peer alternating).`, '')
   if (results.counterdEnv !== undefined) out.push(`counterd environment overrides: ${Object.entries(results.counterdEnv).map(([k, v]) => `${k}=${v}`).join(' ')}.`, '')
-  out.push(`Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, Redis ${m.redis}, uWS ${m.uws}, commit ${m.commit}, load average at start ${m.loadAverageAtStart.map(x => x.toFixed(2)).join(' ')}.`, '')
-  out.push('**The load generators (autocannon, the WebSocket generator, redis-benchmark) run on the same 2 cores as the servers they measure.** Figures are medians over rounds with min–max in parentheses; ratios are counterd ÷ peer per round (for memory and recovery, lower is better). "other load" is the CPU used meanwhile by processes that are not part of the benchmark (% of one core; this machine has 2): anything well above 0 means the figures are depressed by outside work.', '')
+  out.push(`Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, Redis ${m.redis}, uWS ${m.uws}, commit ${m.commit}, load average at start ${m.loadAverageAtStart.map(x => x.toFixed(2)).join(' ')}; a 4 KiB write + fdatasync takes ${m.fsync.p50Ms} ms (median of ${m.fsync.samples}, max ${m.fsync.maxMs} ms).`, '')
+  out.push('**The load generators (autocannon, the WebSocket generator, redis-benchmark) run on the same 2 cores as the servers they measure.** Figures are medians over rounds with min–max in parentheses; ratios are counterd ÷ peer per round (for memory and recovery, lower is better). "other load" is the CPU used meanwhile by processes that are not part of the benchmark, plus the hypervisor\'s steal time (% of one core; this machine has 2): anything well above 0 means the figures are depressed by outside work.', '')
   out.push(summaryTable(results), '')
   for (const n of results.notes) out.push(`- ${n}`)
   if (results.notes.length > 0) out.push('')

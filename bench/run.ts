@@ -16,6 +16,7 @@ import path from 'node:path'
 import { killAllChildren, takeUnexpectedExits } from './children'
 import { observedUwsBinding } from './counterd'
 import { summariseProfileDir, type ProfileSummary } from './cpu-profile'
+import { probeFsync } from './fsync-probe'
 import { redisVersion } from './redis-launcher'
 import { writeResults, type BenchResults, type MachineInfo } from './report'
 import type { BenchContext, Suite, SuiteResult } from './suite'
@@ -88,7 +89,7 @@ function git (args: string[]): string {
   }
 }
 
-async function machineInfo (): Promise<MachineInfo> {
+async function machineInfo (tempRoot: string): Promise<MachineInfo> {
   const dirty = git(['status', '--porcelain', '--untracked-files=no']) !== ''
   return {
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
@@ -99,6 +100,7 @@ async function machineInfo (): Promise<MachineInfo> {
     redis: await redisVersion(),
     uws: 'unknown',
     loadAverageAtStart: os.loadavg(),
+    fsync: probeFsync(tempRoot),
     commit: git(['rev-parse', '--short', 'HEAD']) + (dirty ? ' (with uncommitted changes)' : '')
   }
 }
@@ -148,10 +150,11 @@ async function main (): Promise<void> {
   process.on('SIGINT', () => { cleanup(); process.exit(130) })
   process.on('SIGTERM', () => { cleanup(); process.exit(143) })
 
-  const machine = await machineInfo()
+  const machine = await machineInfo(tempRoot)
   const selected = args.suites.length === 0 ? SUITES : SUITES.filter(s => args.suites.includes(s.name))
   ctx.log(`counterd benchmark, ${args.quick ? 'quick' : 'full'} mode: ${ctx.rounds} round(s) × ${ctx.durationSec} s; suites ${selected.map(s => s.name).join(', ')}`)
-  ctx.log(`machine: ${machine.cpuModel}, ${machine.cores} cores, load average ${machine.loadAverageAtStart.map(x => x.toFixed(2)).join(' ')}`)
+  ctx.log(`machine: ${machine.cpuModel}, ${machine.cores} cores, load average ${machine.loadAverageAtStart.map(x => x.toFixed(2)).join(' ')}, ` +
+    `4 KiB write + fdatasync p50 ${machine.fsync.p50Ms} ms`)
   const started = Date.now()
   const results: Array<SuiteResult & { ranAt: string }> = []
   for (const suite of selected) {
