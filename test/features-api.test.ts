@@ -10,7 +10,7 @@ async function call (base: string, method: string, path: string, body?: unknown,
 }
 
 t.test('features', async (t) => {
-  let node = await startNode(t, { env: { LIKES_PER_MINUTE: '5', SAMPLE_SIZE: '8' } })
+  let node = await startNode(t, { env: { LIKES_PER_MINUTE: '10', SAMPLE_SIZE: '8' } })
   const like = async (user: string, item: string, headers?: Record<string, string>): Promise<any> =>
     await call(node.base, 'POST', '/v1/like', { user_id: user, item_type: 'post', item_id: item }, headers)
 
@@ -29,20 +29,36 @@ t.test('features', async (t) => {
     t.same(batch.json, { counts: { 'post:p1': 1, 'post:never': 0 } })
   })
 
+  t.test('concurrent likes, repeats and unlikes from many users count exactly', async (t) => {
+    const items = ['c0', 'c1', 'c2', 'c3']
+    const users = Array.from({ length: 120 }, (_, i) => `cu${i}`)
+    // Every user likes every item twice, concurrently; users with an even number then unlike c0.
+    await Promise.all(users.map(async (u) => {
+      for (const item of items) {
+        const [a, b] = await Promise.all([like(u, item), like(u, item)])
+        t.equal(a.status + b.status, 400, `${u} ${item}: both accepted`)
+      }
+    }))
+    await Promise.all(users.filter((_, i) => i % 2 === 0).map(async (u) =>
+      await call(node.base, 'POST', '/v1/unlike', { user_id: u, item_type: 'post', item_id: 'c0' })))
+    const counts = (await call(node.base, 'POST', '/v1/counts', { items: items.map((id) => ({ item_type: 'post', item_id: id })) })).json.counts
+    t.same(counts, { 'post:c0': 60, 'post:c1': 120, 'post:c2': 120, 'post:c3': 120 })
+  })
+
   t.test('rate limit per user: 429 with Retry-After; an idempotent retry costs nothing', async (t) => {
     const h = { 'Idempotency-Key': 'dave-like-1' }
     const first = await like('dave', 'r1', h)
     t.equal(first.status, 200)
-    for (let i = 2; i <= 5; i++) t.equal((await like('dave', `r${i}`)).status, 200, `like ${i} of 5 is within the limit`)
-    const over = await like('dave', 'r6')
+    for (let i = 2; i <= 10; i++) t.equal((await like('dave', `r${i}`)).status, 200, `like ${i} of 10 is within the limit`)
+    const over = await like('dave', 'r11')
     t.equal(over.status, 429)
     t.equal(over.json.error.code, 'rate_limited')
     t.ok(Number(over.headers.get('retry-after')) >= 1, 'Retry-After is given')
     const retry = await like('dave', 'r1', h)
     t.same([retry.status, retry.json.count], [200, 1], 'the retry is answered, not limited, and counted once')
-    t.equal((await call(node.base, 'GET', '/v1/count?item_id=r6&item_type=post')).json.count, 0, 'the limited like was not applied')
-    t.same((await call(node.base, 'GET', '/v1/quota?user_id=dave')).json, { user_id: 'dave', limit_per_minute: 5, remaining: 0, retry_after_ms: 12000 })
-    t.equal((await call(node.base, 'GET', '/v1/quota?user_id=erin')).json.remaining, 5, 'the quota check takes nothing')
+    t.equal((await call(node.base, 'GET', '/v1/count?item_id=r11&item_type=post')).json.count, 0, 'the limited like was not applied')
+    t.same((await call(node.base, 'GET', '/v1/quota?user_id=dave')).json, { user_id: 'dave', limit_per_minute: 10, remaining: 0, retry_after_ms: 6000 })
+    t.equal((await call(node.base, 'GET', '/v1/quota?user_id=erin')).json.remaining, 10, 'the quota check takes nothing')
   })
 
   t.test('unique counts: exact while small, ~0.81% error beyond', async (t) => {
