@@ -64,16 +64,25 @@ function fmtTargets (c: Comparison): string {
   return c.targets.map(t => `${t.met === null ? '?' : t.met ? '✅' : '❌'} ${t.text}`).join('<br>')
 }
 
-function cpuLine (runs: Run[]): string {
-  const byLabel = new Map<string, number[]>()
-  for (const r of runs) for (const [label, u] of Object.entries(r.cpu ?? {})) {
-    if (!byLabel.has(label)) byLabel.set(label, [])
-    byLabel.get(label)?.push(u.percent)
+const SERVERS = new Set(['counterd', 'redis', 'naive server'])
+
+/** Median CPU share per process; for servers in a throughput run also CPU time per operation. */
+function cpuLine (runs: Run[], unit: string): string {
+  const byLabel = new Map<string, { pct: number[], perOp: number[] }>()
+  for (const r of runs) {
+    for (const [label, u] of Object.entries(r.cpu ?? {})) {
+      if (!byLabel.has(label)) byLabel.set(label, { pct: [], perOp: [] })
+      const e = byLabel.get(label) as { pct: number[], perOp: number[] }
+      e.pct.push(u.percent)
+      // percent of a core ÷ ops per second = core-seconds per op
+      if (unit.endsWith('/s') && SERVERS.has(label) && r.value > 0) e.perOp.push(u.percent / 100 / r.value * 1e6)
+    }
   }
+  const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]
   const parts: string[] = []
-  for (const [label, xs] of byLabel) {
-    const sorted = [...xs].sort((a, b) => a - b)
-    parts.push(`${label} ${sorted[sorted.length >> 1].toFixed(0)}%`)
+  for (const [label, e] of byLabel) {
+    const perOp = e.perOp.length > 0 ? ` (${med(e.perOp).toFixed(e.perOp[0] < 10 ? 2 : 0)} µs CPU per op)` : ''
+    parts.push(`${label} ${med(e.pct).toFixed(0)}%${perOp}`)
   }
   return parts.join(', ')
 }
@@ -139,7 +148,7 @@ export function markdown (results: BenchResults): string {
           const lat = r.p99Ms === undefined ? '' : `, p50 ${r.p50Ms?.toFixed(2) ?? '?'} ms, p99 ${r.p99Ms.toFixed(2)} ms`
           out.push(`- round ${r.round} ${name}: ${fmtValue(r.value, c.unit)}${lat}; ${r.exact ? 'exact' : '**NOT EXACT**'}: ${r.check}`)
         }
-        out.push(`- CPU (% of one core, median over rounds) while ${name} ran: ${cpuLine(side.runs)}`)
+        out.push(`- CPU (% of one core, median over rounds) while ${name} ran: ${cpuLine(side.runs, c.unit)}`)
         for (const label of ['counterd', 'redis', 'naive server']) {
           const t = busiestThreads(side.runs, label)
           if (t !== '' && side.runs.some(r => r.cpu?.[label] !== undefined)) out.push(`  - busiest ${label} threads (last round): ${t}`)
