@@ -71,6 +71,8 @@ export async function readKafkaLog (brokers: string[], topic: string): Promise<K
     last.set(r.partition, { epoch: r.epoch, seq: r.seq })
     out.records++
     out.replicas.add(r.replica ?? '')
+    // Net deltas: one entry per counter per record.
+    if (new Set(r.keys).size !== r.keys.length) out.layoutErrors.push(`${kp}@${offset}: a counter appears twice in one record`)
     for (let i = 0; i < r.keys.length; i++) {
       if (partitionOf(r.keys[i], PARTITIONS) !== r.partition) out.misplacedKeys++
       out.totals.set(r.keys[i], (out.totals.get(r.keys[i]) ?? 0) + r.deltas[i])
