@@ -50,13 +50,20 @@ function seal (): void {
   windowOps = 0
 }
 
+// Group commit: while an append is in flight, ops gather and go out together when it completes
+// (pump's callback). When the log is idle, the commit starts after FLUSH_INTERVAL_MS, or with the
+// default 0 at the end of this event-loop turn, so every task already queued joins it.
+let flushImmediate: NodeJS.Immediate | null = null
 function flushSoon (): void {
   if (windowOps >= config.maxBatchOps) { flushNow(); return }
-  if (flushTimer === null) flushTimer = setTimeout(flushNow, config.flushIntervalMs)
+  if (inFlight !== null || flushTimer !== null || flushImmediate !== null) return
+  if (config.flushIntervalMs > 0) flushTimer = setTimeout(flushNow, config.flushIntervalMs)
+  else flushImmediate = setImmediate(flushNow)
 }
 
 function flushNow (): void {
   if (flushTimer !== null) { clearTimeout(flushTimer); flushTimer = null }
+  if (flushImmediate !== null) { clearImmediate(flushImmediate); flushImmediate = null }
   seal()
   pump()
 }

@@ -7,7 +7,7 @@ export const DEFAULTS = {
   partitions: 64,
   workers: 2,
   ackMode: 'durable' as 'durable' | 'applied',
-  flushIntervalMs: 2,
+  flushIntervalMs: 0, // 0: commit as soon as the log is free (group commit); >0: also wait this long when idle
   maxBatchOps: 65_536, // a partition host flushes early once this many ops are pending
   checkpointIntervalMs: 30_000,
   dedupWindowMs: 10 * 60_000,
