@@ -79,7 +79,7 @@ export function fnv1a32Byte (h: number, byte: number): number {
   return Math.imul(h ^ byte, FNV_PRIME)
 }
 
-export { FNV_OFFSET }
+export { FNV_OFFSET, FNV_PRIME }
 
 export function partitionOf (key: string, partitions: number): number {
   return fnv1a32(key) % partitions

@@ -3,7 +3,7 @@
 // any number of times, stale or relayed, and the nodes still converge to the true sum.
 import t from 'tap'
 import { PartitionState } from '../actors/counter-state'
-import { encodeFrames, decodeFrames } from '../src/log/record-codec'
+import { decodeFrames, decodeRecord, encodeFrames } from '../src/log/record-codec'
 import { fnv1a32 } from '../src/keys'
 import type { DeltaRecord } from '../src/log/types'
 import { getValue, startNode } from './support/node-process'
@@ -108,7 +108,7 @@ t.test('two nodes exchanging their state over HTTP converge, and keep it after k
   t.equal(bad.status, 400)
   t.equal((await bad.json() as any).error.code, 'invalid_body')
   const own: DeltaRecord[] = []
-  decodeFrames(await exportOf(us.base), (r) => own.push(r))
+  decodeFrames(await exportOf(us.base), (r) => own.push(decodeRecord(r.payload)))
   const wrongPartition = own.filter((r) => r.keys.length > 0).map((r) => ({ ...r, partition: (r.partition + 1) % 64 }))
   const r = await fetch(`${eu.base}/v1/replication/merge`, { method: 'POST', body: encodeFrames(wrongPartition) })
   t.equal((await r.json() as any).error.code, 'invalid_body', 'a record whose keys are not in its partition is refused')

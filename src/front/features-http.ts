@@ -3,7 +3,7 @@
 import { OP_HAS_LIKED, OP_LIKE, OP_LIKE_COUNT, OP_UNLIKE, type PartResult } from '../../actors/protocol'
 import { CounterdError } from '../errors'
 import { fnv1a32, isValidId, isValidType } from '../keys'
-import { decodeFrames, encodeFrames } from '../log/record-codec'
+import { decodeFrames, decodeRecord, encodeFrames } from '../log/record-codec'
 import type { DeltaRecord } from '../log/types'
 import type { UnitOwner } from '../router/router'
 import { admit, type FrontContext } from './context'
@@ -225,9 +225,18 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
     const limited = { ...ctx, config: { ...config, maxBodyBytes: config.maxFrameBytes * 64 } }
     readBody(limited, res, state, contentLength, (body) => {
       if (body === null) return
+      // Fully decoded here: the records cross to the actor hosts as plain objects.
       const records: DeltaRecord[] = []
-      const good = decodeFrames(body, (r) => records.push(r))
-      const bad = good !== body.length ? `bytes ${good}..${body.length} are not whole records` : validateReplicaRecords(records, config.partitions)
+      let bad: string | null = null
+      const good = decodeFrames(body, (r) => {
+        try {
+          records.push(decodeRecord(r.payload))
+        } catch (err) {
+          bad ??= `record ${records.length}: ${(err as Error).message}`
+        }
+      })
+      if (good !== body.length) bad ??= `bytes ${good}..${body.length} are not whole records`
+      bad ??= validateReplicaRecords(records, config.partitions)
       if (bad !== null) { fail(res, state, new CounterdError('invalid_body', bad)); return }
       const refused = admit(ctx, records.length)
       if (refused !== null) { fail(res, state, refused); return }

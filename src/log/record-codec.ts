@@ -84,6 +84,7 @@ export class EncodedRecord implements DeltaRecord {
   private decoded: DeltaRecord | null = null
   constructor (readonly partition: number, readonly epoch: number, readonly seq: number, readonly ts: number, readonly payload: Buffer) {}
   private get full (): DeltaRecord { return (this.decoded ??= decodeRecord(this.payload)) }
+  layout (): PayloadLayout { return payloadLayout(this.payload) }
   get keys (): string[] { return this.full.keys }
   get deltas (): number[] { return this.full.deltas }
   get dedup (): DedupEntry[] { return this.full.dedup }
@@ -144,8 +145,20 @@ export function encodeFrames (records: readonly DeltaRecord[]): Buffer {
   return buf
 }
 
-/** Decodes one payload (v1 or v2); throws RecordFormatError when it is not well formed. */
-export function decodeRecord (buf: Buffer, start = 0, end = buf.length): DeltaRecord {
+/** Where the parts of a payload are, read from its header (no keys decoded). */
+export interface PayloadLayout {
+  version: number
+  partition: number
+  epoch: number
+  seq: number
+  ts: number
+  replica: string | undefined
+  totals: boolean // entries carry p and n
+  nKeys: number
+  keysAt: number // offset of the first entry
+}
+
+export function payloadLayout (buf: Buffer, start = 0, end = buf.length): PayloadLayout {
   let o = start
   const need = (n: number): void => {
     if (o + n > end) throw new RecordFormatError(`record truncated at byte ${o - start}`)
@@ -168,20 +181,13 @@ export function decodeRecord (buf: Buffer, start = 0, end = buf.length): DeltaRe
   }
   need(4)
   const nKeys = buf.readUInt32LE(o); o += 4
-  const keys: string[] = new Array(nKeys)
-  const deltas: number[] = new Array(nKeys)
-  const ps: number[] | undefined = totals ? new Array(nKeys) : undefined
-  const ns: number[] | undefined = totals ? new Array(nKeys) : undefined
-  for (let i = 0; i < nKeys; i++) {
-    need(1)
-    const len = buf[o]; o += 1
-    need(len + (totals ? 24 : 8))
-    keys[i] = buf.toString('latin1', o, o + len); o += len
-    deltas[i] = buf.readDoubleLE(o); o += 8
-    if (ps !== undefined && ns !== undefined) {
-      ps[i] = buf.readDoubleLE(o); o += 8
-      ns[i] = buf.readDoubleLE(o); o += 8
-    }
+  return { version, partition, epoch, seq, ts, replica, totals, nKeys, keysAt: o }
+}
+
+/** The sections after the entries: dedup entries and (v2) feature ops; `o` is where they start. */
+export function decodeTail (buf: Buffer, o: number, end: number, version: number): { dedup: DedupEntry[], features: FeatureOp[] } {
+  const need = (n: number): void => {
+    if (o + n > end) throw new RecordFormatError('record truncated in its dedup or feature section')
   }
   need(4)
   const nDedup = buf.readUInt32LE(o); o += 4
@@ -196,11 +202,10 @@ export function decodeRecord (buf: Buffer, start = 0, end = buf.length): DeltaRe
     const dts = buf.readDoubleLE(o); o += 8
     dedup[i] = { kind, tag, value, ts: dts }
   }
-  const record: DeltaRecord = { partition, epoch, seq, ts, keys, deltas, dedup }
+  const features: FeatureOp[] = []
   if (version === 2) {
     need(4)
     const nFeatures = buf.readUInt32LE(o); o += 4
-    const features: FeatureOp[] = new Array(nFeatures)
     for (let i = 0; i < nFeatures; i++) {
       need(2)
       const kind = buf.readUInt8(o) as FeatureKind; o += 1
@@ -209,22 +214,49 @@ export function decodeRecord (buf: Buffer, start = 0, end = buf.length): DeltaRe
       const key = buf.toString('latin1', o, o + klen); o += klen
       const alen = buf.readUInt16LE(o); o += 2
       need(alen)
-      features[i] = { kind, key, arg: buf.toString('utf8', o, o + alen) }
+      features.push({ kind, key, arg: buf.toString('utf8', o, o + alen) })
       o += alen
     }
-    record.replica = replica
-    if (ps !== undefined) { record.ps = ps; record.ns = ns }
-    if (nFeatures > 0) record.features = features
   }
   if (o !== end) throw new RecordFormatError(`record has ${end - o} trailing bytes`)
+  return { dedup, features }
+}
+
+/** Decodes one payload (v1 or v2); throws RecordFormatError when it is not well formed. */
+export function decodeRecord (buf: Buffer, start = 0, end = buf.length): DeltaRecord {
+  const L = payloadLayout(buf, start, end)
+  let o = L.keysAt
+  const keys: string[] = new Array(L.nKeys)
+  const deltas: number[] = new Array(L.nKeys)
+  const ps: number[] | undefined = L.totals ? new Array(L.nKeys) : undefined
+  const ns: number[] | undefined = L.totals ? new Array(L.nKeys) : undefined
+  for (let i = 0; i < L.nKeys; i++) {
+    if (o + 1 > end) throw new RecordFormatError(`record truncated at byte ${o - start}`)
+    const len = buf[o]; o += 1
+    if (o + len + (L.totals ? 24 : 8) > end) throw new RecordFormatError(`record truncated at byte ${o - start}`)
+    keys[i] = buf.toString('latin1', o, o + len); o += len
+    deltas[i] = buf.readDoubleLE(o); o += 8
+    if (ps !== undefined && ns !== undefined) {
+      ps[i] = buf.readDoubleLE(o); o += 8
+      ns[i] = buf.readDoubleLE(o); o += 8
+    }
+  }
+  const { dedup, features } = decodeTail(buf, o, end, L.version)
+  const record: DeltaRecord = { partition: L.partition, epoch: L.epoch, seq: L.seq, ts: L.ts, keys, deltas, dedup }
+  if (L.version === 2) {
+    record.replica = L.replica
+    if (ps !== undefined) { record.ps = ps; record.ns = ns }
+    if (features.length > 0) record.features = features
+  }
   return record
 }
 
 /**
  * Reads consecutive WAL frames. Stops at the first frame that is incomplete or fails its CRC
- * (a torn tail after a crash) and returns how many bytes were good.
+ * (a torn tail after a crash) and returns how many bytes were good. The records are views of
+ * `buf`, decoded lazily.
  */
-export function decodeFrames (buf: Buffer, onRecord: (r: DeltaRecord) => void): number {
+export function decodeFrames (buf: Buffer, onRecord: (r: EncodedRecord) => void): number {
   let o = 0
   while (o + FRAME_HEADER <= buf.length) {
     const len = buf.readUInt32LE(o)
@@ -232,14 +264,15 @@ export function decodeFrames (buf: Buffer, onRecord: (r: DeltaRecord) => void): 
     const start = o + FRAME_HEADER
     const end = start + len
     if (end > buf.length || crc32(buf, start, end) !== crc) break
-    let record: DeltaRecord
+    let L: PayloadLayout
     try {
-      record = decodeRecord(buf, start, end)
+      L = payloadLayout(buf, start, end)
     } catch (err) {
       if (err instanceof RecordFormatError) break
       throw err
     }
-    onRecord(record)
+    // Only the header is read here: a reader filtering by partition decodes nothing else.
+    onRecord(new EncodedRecord(L.partition, L.epoch, L.seq, L.ts, buf.subarray(start, end)))
     o = end
   }
   return o

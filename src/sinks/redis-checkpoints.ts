@@ -54,12 +54,20 @@ export function checkpointKeys (prefix: string, partition: number): { values: st
 // KEYS: meta, values, dedup, pn, features, then one HLL key per HLL.
 // ARGV: epoch, seq, ts, logOffset ('' = unknown), hasPN ('1'/'0'), nPairs,
 //   nPairs × (key, value[, "p n" when hasPN]), nDedup, nDedup × (field, value),
-//   features ('' = none, else 's' followed by the blob in the next arg), then one blob per HLL key.
-// Returns {0} saved, {1, epoch, seq} fenced, {2, epoch, seq} older than stored.
+//   features ('' = none, else 's' followed by the blob in the next arg), then one blob per HLL key,
+//   then the owner mode: '0' no claim expected; '1' this store claimed the partition, so a meta
+//   without `owner` means Redis lost the partition's keys; '2' a full rewrite after such a loss,
+//   which claims the partition again.
+// Returns {0} saved, {1, epoch, seq} fenced, {2, epoch, seq} older than stored, {3} keys lost.
 const SAVE_SCRIPT = `
 local cur = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'owner')
 local epoch = tonumber(ARGV[1])
 local seq = tonumber(ARGV[2])
+local mode = ARGV[#ARGV]
+if not cur[3] then
+  if mode == '1' then return {3} end
+  if mode == '2' then redis.call('HSET', KEYS[1], 'owner', ARGV[1]) end
+end
 if cur[3] and epoch < tonumber(cur[3]) then return {1, cur[3], cur[2] or '-'} end
 if cur[1] then
   local ce = tonumber(cur[1])
@@ -137,7 +145,6 @@ type ClaimCommand = (meta: string, epoch: string) => Promise<number>
 type SaveCommand = (numKeys: number, ...keysAndArgs: Array<string | Buffer>) => Promise<Array<number | string | null>>
 
 export class RedisCheckpointStore implements CheckpointStore {
-  readonly incremental = true
   readonly keyPrefix: string
   readonly isCluster: boolean
   private readonly client: Client
@@ -147,6 +154,12 @@ export class RedisCheckpointStore implements CheckpointStore {
   // changed only before a failed save would keep its old value in Redis while `seq` and `logOffset`
   // move past the records that changed it: recovery would then skip them.
   private readonly unsaved = new Map<number, Checkpoint>()
+  // Partitions this store claimed (claimEpoch): their meta must keep its `owner` field.
+  private readonly claimed = new Set<number>()
+  // Partitions whose keys Redis lost (restarted without persistence, flushed, failed over to an
+  // empty replica), with when that was seen: an incremental save there would leave a checkpoint
+  // missing every counter not changed lately while its seq and logOffset claim to cover them.
+  private readonly lost = new Map<number, number>()
 
   /** Connects (detecting Redis Cluster) and returns a ready store; unreachable: storage_unavailable. */
   static async open (options: RedisCheckpointStoreOptions): Promise<RedisCheckpointStore> {
@@ -207,6 +220,15 @@ export class RedisCheckpointStore implements CheckpointStore {
     this.isCluster = isCluster
   }
 
+  /**
+   * True: save() takes only counters changed since the last save (0 = reset). False while Redis
+   * has lost a partition's keys: the next checkpoint must hold the whole state, and saves of lost
+   * partitions are refused until one captured after the loss (a full one) rewrites them.
+   */
+  get incremental (): boolean {
+    return this.lost.size === 0
+  }
+
   status (): { ok: boolean, error?: string } {
     if (this.client.status !== 'ready') return { ok: false, error: `Redis connection is ${this.client.status}` }
     return this.lastError === undefined ? { ok: true } : { ok: false, error: this.lastError }
@@ -231,7 +253,10 @@ export class RedisCheckpointStore implements CheckpointStore {
         throw asUnavailable(err, 'claiming partitions in Redis failed')
       }
       const top = Math.max(0, ...tops)
-      if (top === 0) return epoch
+      if (top === 0) {
+        for (const p of partitions) this.claimed.add(p)
+        return epoch
+      }
       // Someone holds a higher epoch somewhere: claim everything again above it.
       epoch = top + 1
       if (epoch > 0xffffffff) throw new CounterdError('internal', 'epoch would exceed 2^32-1')
@@ -307,14 +332,15 @@ export class RedisCheckpointStore implements CheckpointStore {
     const results = await Promise.allSettled(checkpoints.map(async (given) => {
       const earlier = this.unsaved.get(given.partition)
       this.unsaved.delete(given.partition)
-      const cp = earlier === undefined ? given : carryInto(earlier, given)
+      // After a loss the rewrite is full: nothing earlier needs carrying.
+      const cp = earlier === undefined || this.lost.has(given.partition) ? given : carryInto(earlier, given)
       try {
         await this.saveOne(cp)
       } catch (err) {
         // Not stored (or not known to be): keep it for the next save, unless the partition is
-        // lost to a newer owner (fenced) or the checkpoint itself is invalid.
+        // lost to a newer owner (fenced), its keys were lost, or the checkpoint itself is invalid.
         const code = (err as CounterdError).code
-        if (code === 'storage_unavailable') {
+        if (code === 'storage_unavailable' && !this.lost.has(cp.partition)) {
           const newer = this.unsaved.get(cp.partition)
           this.unsaved.set(cp.partition, newer === undefined ? cp : carryInto(cp, newer))
         }
@@ -339,6 +365,10 @@ export class RedisCheckpointStore implements CheckpointStore {
 
   private async saveOne (cp: Checkpoint): Promise<void> {
     checkCheckpoint(cp)
+    const lostAt = this.lost.get(cp.partition)
+    // Captured before the loss was seen: incremental, so it cannot rebuild the partition.
+    if (lostAt !== undefined && cp.ts <= lostAt) throw this.lostError(cp.partition)
+    const mode = lostAt !== undefined ? '2' : this.claimed.has(cp.partition) ? '1' : '0'
     const k = checkpointKeys(this.keyPrefix, cp.partition)
     const hlls = cp.hlls ?? []
     const keys: string[] = [k.meta, k.values, k.dedup, k.pn, k.features]
@@ -354,6 +384,7 @@ export class RedisCheckpointStore implements CheckpointStore {
     if (cp.features === undefined) argv.push('')
     else argv.push('s', cp.features)
     for (const [, blob] of hlls) argv.push(blob)
+    argv.push(mode)
     let res: Array<number | string | null>
     try {
       res = await (this.client as unknown as { counterdSave: SaveCommand }).counterdSave(keys.length, ...keys, ...argv)
@@ -366,6 +397,19 @@ export class RedisCheckpointStore implements CheckpointStore {
     if (res[0] === 2) {
       throw new CounterdError('fenced', `partition ${cp.partition}: checkpoint at seq ${cp.seq} refused, Redis already holds seq ${String(res[2])} of epoch ${String(res[1])}`)
     }
+    if (res[0] === 3) {
+      this.lost.set(cp.partition, Date.now())
+      this.unsaved.delete(cp.partition)
+      throw this.lostError(cp.partition)
+    }
+    if (mode === '2') {
+      this.lost.delete(cp.partition)
+      this.claimed.add(cp.partition)
+    }
+  }
+
+  private lostError (partition: number): CounterdError {
+    return new CounterdError('storage_unavailable', `Redis lost the checkpoint of partition ${partition} (restarted without persistence, flushed, or failed over to an empty replica?): it is rewritten in full by the next checkpoint`)
   }
 
   async close (): Promise<void> {
