@@ -87,6 +87,33 @@ export async function sumRedis (url: string, prefix: string): Promise<{ sum: num
   }
 }
 
+// Checks keys prefix..from … prefix..(to-1) inside Redis: their sum, and how many are not `want`.
+const CHECK_SCRIPT = `
+local sum, bad = 0, 0
+for i = tonumber(ARGV[2]), tonumber(ARGV[3]) - 1 do
+  local v = tonumber(redis.call('GET', ARGV[1] .. i) or '0')
+  sum = sum + v
+  if v ~= tonumber(ARGV[4]) then bad = bad + 1 end
+end
+return {tostring(sum), bad}`
+
+/** For keys `${prefix}0` … `${prefix}${n-1}` that should all hold `want`: their sum, how many differ, and DBSIZE. */
+export async function checkRedisSequence (url: string, prefix: string, n: number, want: number): Promise<{ sum: number, wrong: number, dbsize: number }> {
+  const redis = new Redis(url)
+  try {
+    let sum = 0
+    let wrong = 0
+    for (let from = 0; from < n; from += 500_000) {
+      const [s, bad] = await redis.eval(CHECK_SCRIPT, 0, prefix, from, Math.min(n, from + 500_000), want) as [string, number]
+      sum += Number(s)
+      wrong += bad
+    }
+    return { sum, wrong, dbsize: await redis.dbsize() }
+  } finally {
+    redis.disconnect()
+  }
+}
+
 export async function flushRedis (url: string): Promise<void> {
   const redis = new Redis(url)
   try {

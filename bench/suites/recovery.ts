@@ -10,7 +10,7 @@ import path from 'node:path'
 import { startCounterd, stopCounterd } from '../counterd'
 import { encodeFrame, type Op } from '../frame-codec'
 import { CpuMeter } from '../proc-stats'
-import { readCounterd, sumRedis } from '../readback'
+import { checkRedisSequence, readCounterd } from '../readback'
 import { launchRedis, removeDir } from '../redis-launcher'
 import { compare, target, type BenchContext, type Run, type Suite } from '../suite'
 import { pushFrames } from '../ws-load'
@@ -147,14 +147,14 @@ async function redisRun (ctx: BenchContext, round: number, pristine: string, cou
   meter.addStartedProcess('redis', r.pid)
   const { usage } = meter.stop()
   try {
-    const { sum, keys } = await sumRedis(r.url, `${TYPE}:`)
-    const exact = sum === counters * passes && keys === counters
+    const { sum, wrong, dbsize } = await checkRedisSequence(r.url, `${TYPE}:`, counters, passes)
+    const exact = sum === counters * passes && wrong === 0 && dbsize === counters
     return {
       round,
       value: r.startMs,
       exact,
       cpu: usage,
-      check: `${keys} keys summing to ${sum} (expected ${counters} and ${counters * passes})`,
+      check: `${dbsize} keys, sum ${sum}, ${wrong} not equal to ${passes} (expected ${counters} keys summing to ${counters * passes})`,
       details: { dataDirMiB: Math.round(duBytes(dir) / 2 ** 20) }
     }
   } finally {
