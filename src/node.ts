@@ -102,7 +102,7 @@ export class CounterNode {
     this.status.draining = true
     if (this.listenSocket !== null) uws.us_listen_socket_close(this.listenSocket as never)
     const deadline = Date.now() + 30_000
-    while (this.router.inflightOps > 0 && Date.now() < deadline) await sleep(5)
+    while (this.router.inflightOps + this.router.inflightReads > 0 && Date.now() < deadline) await sleep(5)
     closeStreams(this.sockets)
     await this.hosts.close()
     fs.rmSync(this.lockFile, { force: true })

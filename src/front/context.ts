@@ -19,10 +19,14 @@ export interface FrontContext {
   logger: Logger
 }
 
-/** Whether `ops` more ops may enter now; the error says why not (all retriable). */
-export function admit (ctx: FrontContext, ops: number): CounterdError | null {
+/**
+ * Whether `ops` more ops may enter now; the error says why not (all retriable). Reads and writes
+ * have separate in-flight bounds, so writes held by a log outage never shut reads out.
+ */
+export function admit (ctx: FrontContext, ops: number, kind: 'write' | 'read' = 'write'): CounterdError | null {
   if (ctx.status.draining) return new CounterdError('shutting_down')
   if (!ctx.status.ready) return new CounterdError('not_ready')
-  if (ctx.router.inflightOps + ops > ctx.config.maxInflightOps) return new CounterdError('overloaded')
+  const inflight = kind === 'write' ? ctx.router.inflightOps : ctx.router.inflightReads
+  if (inflight + ops > ctx.config.maxInflightOps) return new CounterdError('overloaded')
   return null
 }

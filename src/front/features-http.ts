@@ -104,7 +104,7 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
     const state: Abortable = { aborted: false }
     res.onAborted(() => { state.aborted = true })
     if (t instanceof CounterdError) { fail(res, state, t); return }
-    const refused = admit(ctx, 1)
+    const refused = admit(ctx, 1, 'read')
     if (refused !== null) { fail(res, state, refused); return }
     const pending = new FieldPending(ctx, res, { item_id: t.id, item_type: t.type }, 'count')
     res.onAborted(() => { pending.aborted = true })
@@ -118,7 +118,7 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
     const state: Abortable = { aborted: false }
     res.onAborted(() => { state.aborted = true })
     if (t instanceof CounterdError) { fail(res, state, t); return }
-    const refused = admit(ctx, 1)
+    const refused = admit(ctx, 1, 'read')
     if (refused !== null) { fail(res, state, refused); return }
     const pending = new FieldPending(ctx, res, { user_id: t.user, item_id: t.id, item_type: t.type }, 'liked', true)
     res.onAborted(() => { pending.aborted = true })
@@ -144,7 +144,7 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
         keys.push(t.type + ':' + t.id)
       }
       if (keys.length === 0) { replyJson(res, state, 200, '{"counts":{}}'); return }
-      const refused = admit(ctx, keys.length)
+      const refused = admit(ctx, keys.length, 'read')
       if (refused !== null) { fail(res, state, refused); return }
       const q = new CountsQuery(ctx, res, keys.length)
       res.onAborted(() => { q.aborted = true; state.aborted = true })
@@ -166,7 +166,7 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
       fail(res, state, new CounterdError('invalid_argument', `n must be an integer from 1 to ${config.sampleSize}`))
       return
     }
-    const refused = admit(ctx, 1)
+    const refused = admit(ctx, 1, 'read')
     if (refused !== null) { fail(res, state, refused); return }
     const key = type + ':' + id
     router.sample(fnv1a32(key), key, n).then(
@@ -183,7 +183,7 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
     if (type !== '' && !isValidType(type)) { fail(res, state, new CounterdError('invalid_type')); return }
     const k = kq === '' ? 10 : Number(kq)
     if (!/^\d*$/.test(kq) || !Number.isInteger(k) || k < 1 || k > 1000) { fail(res, state, new CounterdError('invalid_argument', 'k must be an integer from 1 to 1000')); return }
-    const refused = admit(ctx, 1)
+    const refused = admit(ctx, 1, 'read')
     if (refused !== null) { fail(res, state, refused); return }
     router.top(type === '' ? null : type, k).then((top) => {
       const out = top.map(({ key, rate }) => {
@@ -208,7 +208,7 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
     metrics.httpRequests++
     const state: Abortable = { aborted: false }
     res.onAborted(() => { state.aborted = true })
-    const refused = admit(ctx, 1)
+    const refused = admit(ctx, 1, 'read')
     if (refused !== null) { fail(res, state, refused); return }
     router.exportTotals().then((records) => {
       if (state.aborted) return

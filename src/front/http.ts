@@ -210,7 +210,7 @@ export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
     const pending = new Pending(ctx, res, type, id)
     const wantReplicas = req.getQuery('replicas') === 'true'
     res.onAborted(() => { pending.aborted = true })
-    const bad = validateTypeId(type, id) ?? admit(ctx, 1)
+    const bad = validateTypeId(type, id) ?? admit(ctx, 1, 'read')
     if (bad !== null) { fail(res, pending, bad); return }
     const key = type + ':' + id
     const hash = fnv1a32(key)
@@ -229,7 +229,7 @@ export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
       const id = req.getParameter(1)
       const pending = new FieldPending(ctx, res, { type, id }, field)
       res.onAborted(() => { pending.aborted = true })
-      const bad = validateTypeId(type, id) ?? admit(ctx, 1)
+      const bad = validateTypeId(type, id) ?? admit(ctx, 1, 'read')
       if (bad !== null) { fail(res, pending, bad); return }
       const key = type + ':' + id
       router.read(kind, fnv1a32(key), key, pending)
@@ -245,7 +245,7 @@ export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
     const q = { from: req.getQuery('from') ?? '', to: req.getQuery('to') ?? '', step: req.getQuery('step') ?? '' }
     const state: Abortable = { aborted: false }
     res.onAborted(() => { state.aborted = true })
-    const bad = validateTypeId(type, id) ?? admit(ctx, 1)
+    const bad = validateTypeId(type, id) ?? admit(ctx, 1, 'read')
     if (bad !== null) { fail(res, state, bad); return }
     const range = parseHistoryRange(q.from, q.to, q.step, Date.now())
     if (range instanceof CounterdError) { fail(res, state, range); return }
@@ -285,7 +285,7 @@ export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
         }
       }
       if (keys.length === 0) { replyJson(res, state, 200, '{"values":{}}'); return }
-      const refused = admit(ctx, keys.length)
+      const refused = admit(ctx, keys.length, 'read')
       if (refused !== null) { fail(res, state, refused); return }
       const query = new Query(ctx, res, keys as string[])
       res.onAborted(() => { query.aborted = true; state.aborted = true })
@@ -309,7 +309,7 @@ export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
   app.get('/metrics', (res: HttpResponse) => {
     res.cork(() => {
       res.writeHeader('content-type', 'text/plain; version=0.0.4')
-      res.end(metrics.render({ inflight_ops: router.inflightOps, ready: ctx.status.ready ? 1 : 0 }))
+      res.end(metrics.render({ inflight_ops: router.inflightOps, inflight_reads: router.inflightReads, ready: ctx.status.ready ? 1 : 0 }))
     })
   })
 

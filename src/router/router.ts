@@ -42,7 +42,8 @@ class PartBuilder {
 interface SentPart { ends: number[], owners: UnitOwner[] }
 
 export class Router {
-  inflightOps = 0
+  inflightOps = 0 // writes sent and not yet answered (acknowledged)
+  inflightReads = 0 // reads, counted apart: a log outage holds writes, never reads
   private writes: Array<PartBuilder | null>
   private reads: Array<PartBuilder | null>
   private readonly touched: number[] = [] // partitions with a write or read builder this tick
@@ -227,7 +228,7 @@ export class Router {
     b.tags.push(null)
     b.seqs.push(-1)
     b.owners.push(owner)
-    this.inflightOps++
+    this.inflightReads++
   }
 
   private touch (p: number): void {
@@ -274,12 +275,12 @@ export class Router {
   private send (h: number, t: 'write' | 'read', parts: PartBatch[], sent: SentPart[], transfers: ArrayBuffer[]): void {
     const transferList = transfers.filter((ab) => parts.some((pb) => pb.ops.buffer === ab))
     this.hosts.run(h, { t, parts }, transferList).then(
-      (results) => this.deliver(parts, sent, results as PartResult[] | null, null),
-      (err) => this.deliver(parts, sent, null, asCounterdError(err))
+      (results) => this.deliver(t, parts, sent, results as PartResult[] | null, null),
+      (err) => this.deliver(t, parts, sent, null, asCounterdError(err))
     )
   }
 
-  private deliver (parts: PartBatch[], sent: SentPart[], results: PartResult[] | null, err: CounterdError | null): void {
+  private deliver (t: 'write' | 'read', parts: PartBatch[], sent: SentPart[], results: PartResult[] | null, err: CounterdError | null): void {
     for (let i = 0; i < sent.length; i++) {
       const { ends, owners } = sent[i]
       // A write task with nothing to report (no values wanted, nothing refused, no resend) answers null.
@@ -293,7 +294,8 @@ export class Router {
         owners[u].onPart(res, first, ends[u], dup, err)
         first = ends[u]
       }
-      this.inflightOps -= parts[i].n
+      if (t === 'write') this.inflightOps -= parts[i].n
+      else this.inflightReads -= parts[i].n
     }
   }
 }
