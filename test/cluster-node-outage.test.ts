@@ -149,7 +149,7 @@ t.test('Kafka hung with the in-flight bound reached: writes shed with 503 + Retr
   t.equal(log.totals.get('post:shed'), undefined, 'and nothing of the shed ones')
 })
 
-t.test('Redis stopped under load, then restarted: acks go on, /ready and the logs name Redis; checkpoints complete again, a new node recovers exactly', async (t) => {
+t.test('Redis stopped under load and restarted, hung, then wiped: acks go on, /ready and the logs name Redis; checkpoints complete again, a new node recovers exactly', async (t) => {
   const [kafka, redis] = await Promise.all([startKafka(t), startControlledRedis(t, { persistent: true })])
   const topic = uniqueName('outage-redis')
   const env = { KAFKA_BROKERS: kafka.brokers.join(','), KAFKA_TOPIC: topic, REDIS_URL: redis.url, CHECKPOINT_INTERVAL_MS: '300' }
@@ -184,6 +184,14 @@ t.test('Redis stopped under load, then restarted: acks go on, /ready and the log
   await stillCounting(t, node.base, 'post:probe-redis-hung', tally, 'Redis hung')
   redis.resume()
   t.match((await waitReadiness(node.base, (r) => r.status === 200)).body, { storage: 'ok' }, '/ready is 200 again once Redis answers')
+
+  // Wiped (what a restart without persistence, or a failover to an empty replica, does): the
+  // checkpoints must be rewritten whole, not continued incrementally over nothing.
+  const rc = redisClient([redis.url], false)
+  await rc.flushall()
+  rc.disconnect()
+  t.ok(await waitLog(node, /Redis lost the checkpoint of partition/), 'the log says Redis lost the checkpoints')
+  t.match((await waitReadiness(node.base, (r) => r.status === 200)).body, { storage: 'ok' }, '/ready is 200 once the checkpoints are rewritten')
   await sleep(300)
   await load.stop()
   t.ok(tally.ackedOps > 0)

@@ -156,7 +156,7 @@ export class KafkaDeltaLog implements DeltaLog {
     if (this.closed) return { ok: false, error: 'closed' }
     if (this.lastError !== undefined) return { ok: false, error: this.lastError }
     const waited = this.unconfirmedSince === null ? 0 : Date.now() - this.unconfirmedSince
-    if (waited >= this.opts.stallMs) return { ok: false, error: `no confirmation of an append to ${this.topic} for ${waited} ms` }
+    if (waited >= this.opts.stallMs) return { ok: false, error: `Kafka append to ${this.topic} failed to confirm within ${this.opts.stallMs} ms (waiting ${waited} ms so far)` }
     return { ok: true }
   }
 
