@@ -1,9 +1,11 @@
 // Outages of each server in turn while a cluster-mode node is under load: Kafka hung (SIGSTOP: the
-// mock keeps its data only in memory), Redis stopped and restarted (with its AOF) and hung,
-// ClickHouse stopped and restarted and hung. Throughout, the node keeps serving reads and keeps
-// counting; durable acks wait (Kafka) or go on (Redis, ClickHouse); /ready and the logs name the
-// failing server; once it is back, every total is exact in the node, Kafka, Redis and ClickHouse.
-// Also: a node that cannot reach a server at start says so and exits non-zero.
+// mock keeps its data only in memory), also with the in-flight bound reached; Redis stopped and
+// restarted (with its AOF), hung, then wiped; a Redis Cluster master stopped and restarted;
+// ClickHouse stopped and restarted, then hung. Throughout, the node keeps serving reads and keeps
+// counting; durable acks wait (Kafka, shedding past MAX_INFLIGHT_OPS) or go on (Redis,
+// ClickHouse); /ready and the logs name the failing server; once it is back, every total is exact
+// in the node, Kafka, Redis and ClickHouse, and a new node recovers exactly. Also: a node that
+// cannot reach a server at start says so and exits non-zero.
 import t, { type Test } from 'tap'
 import { startClickHouse } from './support/clickhouse'
 import {
@@ -36,7 +38,7 @@ async function waitLog (node: NodeProcess, re: RegExp): Promise<boolean> {
   return await pollUntil(async () => re.test(node.output()), (ok) => ok, 20_000, 50)
 }
 
-/** Load in the background until stop(); `acked()` tells how many ops were acknowledged so far. */
+/** HTTP + WebSocket load in the background until stop() (which waits for the last acks). */
 function backgroundLoad (base: string, seed: number, tally: Tally): { stop: () => Promise<void> } {
   let stopped = false
   const done = runLoad({ base, keys: 40, httpClients: 4, streams: 2, opsPerFrame: 30, until: () => stopped, seed, tally, clientIdPrefix: uniqueName('outage') })
