@@ -21,23 +21,6 @@ function likeTarget (user: unknown, type: unknown, id: unknown, needUser: boolea
   return { user: typeof user === 'string' ? user : '', type, id }
 }
 
-/** A like or unlike waiting for its actor. */
-class LikePending implements Abortable, UnitOwner {
-  aborted = false
-  constructor (readonly ctx: FrontContext, readonly res: HttpResponse, readonly t: LikeTarget, readonly liked: boolean) {}
-  onPart (res: PartResult | null, first: number, _end: number, _dup: boolean, err: CounterdError | null): void {
-    if (err !== null || res === null) {
-      const e = err ?? new CounterdError('internal')
-      this.ctx.metrics.countError(this.ctx.metrics.httpErrors, e.code)
-      replyError(this.res, this, e, this.ctx.config.retryAfterSeconds)
-      return
-    }
-    replyJson(this.res, this, 200, JSON.stringify({
-      user_id: this.t.user, item_id: this.t.id, item_type: this.t.type, liked: this.liked, count: (res.values as Float64Array)[first]
-    }))
-  }
-}
-
 /** A batch of like counts, one owner per item, one reply. */
 class CountsQuery implements Abortable {
   aborted = false
@@ -86,7 +69,7 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
           fail(res, state, new CounterdError('rate_limited', `user ${t.user} is over ${config.likesPerMinute} likes per minute; retry in ${Math.ceil(wait / 1000)} s`))
           return
         }
-        const pending = new LikePending(ctx, res, t, liked)
+        const pending = new FieldPending(ctx, res, { user_id: t.user, item_id: t.id, item_type: t.type, liked }, 'count')
         res.onAborted(() => { pending.aborted = true; state.aborted = true })
         const item = t.type + ':' + t.id
         router.beginUnit(pending, idem === '' ? null : item + '\n' + (liked ? 'like:' : 'unlike:') + t.user + '\n' + idem, -1, true)

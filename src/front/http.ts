@@ -33,7 +33,7 @@ class Pending implements Abortable, UnitOwner {
 /** A read answered as {…fields, [field]: value}. */
 export class FieldPending implements Abortable, UnitOwner {
   aborted = false
-  constructor (readonly ctx: FrontContext, readonly res: HttpResponse, readonly fields: Record<string, string>,
+  constructor (readonly ctx: FrontContext, readonly res: HttpResponse, readonly fields: Record<string, string | boolean>,
     readonly field: string, readonly asBoolean = false) {}
 
   onPart (res: PartResult | null, first: number, _end: number, _dup: boolean, err: CounterdError | null): void {
