@@ -40,6 +40,12 @@ class PartBuilder {
 }
 
 interface SentPart { ends: number[], owners: UnitOwner[] }
+interface Outgoing { parts: PartBatch[], sent: SentPart[] } // one task's worth for one host
+
+function take (out: Outgoing, b: PartBuilder): void {
+  out.parts.push(toBatch(b))
+  out.sent.push({ ends: b.ends, owners: b.owners })
+}
 
 export class Router {
   inflightOps = 0 // writes sent and not yet answered (acknowledged)
@@ -243,40 +249,34 @@ export class Router {
   flush (): void {
     this.scheduled = false
     const hosts = this.hosts.count
-    const writeParts: PartBatch[][] = Array.from({ length: hosts }, () => [])
-    const writeSent: SentPart[][] = Array.from({ length: hosts }, () => [])
-    const readParts: PartBatch[][] = Array.from({ length: hosts }, () => [])
-    const readSent: SentPart[][] = Array.from({ length: hosts }, () => [])
-    const transfers: ArrayBuffer[][] = Array.from({ length: hosts }, () => [])
+    const writes: Outgoing[] = Array.from({ length: hosts }, () => ({ parts: [], sent: [] }))
+    const reads: Outgoing[] = Array.from({ length: hosts }, () => ({ parts: [], sent: [] }))
     for (const p of this.touched) {
       const h = this.hosts.hostOf(p)
       const w = this.writes[p]
       if (w !== null) {
         this.writes[p] = null
-        writeParts[h].push(toBatch(w))
-        writeSent[h].push({ ends: w.ends, owners: w.owners })
-        transfers[h].push(w.buf.buffer as ArrayBuffer)
+        take(writes[h], w)
       }
       const r = this.reads[p]
       if (r !== null) {
         this.reads[p] = null
-        readParts[h].push(toBatch(r))
-        readSent[h].push({ ends: r.ends, owners: r.owners })
-        transfers[h].push(r.buf.buffer as ArrayBuffer)
+        take(reads[h], r)
       }
     }
     this.touched.length = 0
     for (let h = 0; h < hosts; h++) {
-      if (writeParts[h].length > 0) this.send(h, 'write', writeParts[h], writeSent[h], transfers[h])
-      if (readParts[h].length > 0) this.send(h, 'read', readParts[h], readSent[h], transfers[h])
+      if (writes[h].parts.length > 0) this.send(h, 'write', writes[h])
+      if (reads[h].parts.length > 0) this.send(h, 'read', reads[h])
     }
   }
 
-  private send (h: number, t: 'write' | 'read', parts: PartBatch[], sent: SentPart[], transfers: ArrayBuffer[]): void {
-    const transferList = transfers.filter((ab) => parts.some((pb) => pb.ops.buffer === ab))
-    this.hosts.run(h, { t, parts }, transferList).then(
-      (results) => this.deliver(t, parts, sent, results as PartResult[] | null, null),
-      (err) => this.deliver(t, parts, sent, null, asCounterdError(err))
+  private send (h: number, t: 'write' | 'read', out: Outgoing): void {
+    // Each part's op buffer is transferred, not copied: the builder lets go of it at flush.
+    const transferList = out.parts.map((pb) => pb.ops.buffer as ArrayBuffer)
+    this.hosts.run(h, { t, parts: out.parts }, transferList).then(
+      (results) => this.deliver(t, out.parts, out.sent, results as PartResult[] | null, null),
+      (err) => this.deliver(t, out.parts, out.sent, null, asCounterdError(err))
     )
   }
 
