@@ -53,6 +53,7 @@ async function crashRounds (t: Test, env: Record<string, string>, brokers: strin
     const log = await readKafkaLog(brokers, topic)
     t.same(differences(log.totals, values, tally.keys()), [], `round ${round}: each counter equals the sum of the distinct records in Kafka (${log.records} records, ${log.copies} retry copies): nothing applied twice or skipped`)
     t.same(log.layoutErrors, [], `round ${round}: records of each partition in (epoch, seq) order`)
+    t.same(log.truncated, [], 'Kafka kept the whole log (nothing dropped by retention)')
     // What the recovered node says is now the truth: an unacked op it kept counts as sent and acked.
     for (const key of tally.keys()) { tally.acked.set(key, values.get(key) ?? 0); tally.sent.set(key, values.get(key) ?? 0) }
   }

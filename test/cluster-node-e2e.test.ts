@@ -90,6 +90,7 @@ t.test('one Redis: HTTP + WebSocket load; Kafka records, Redis checkpoints and C
   t.same(differences(expected, log.totals), [], `Kafka records (${log.records} distinct, ${log.copies} retry copies) add up to the acked totals`)
   t.same([...log.replicas], ['main'], 'records carry the node\'s replica id')
   t.same(log.layoutErrors, [], 'message key, Kafka partition, timestamp and (epoch, seq) order as documented')
+  t.same(log.truncated, [], 'Kafka kept the whole log (nothing dropped by retention)')
   t.equal(log.misplacedKeys, 0, 'every key sits in a record of its own counter partition')
 
   // Redis: checkpoints every 300 ms; the next one after the last ack holds every total.

@@ -27,6 +27,11 @@ export interface KafkaLogContents {
   layoutErrors: string[]
   /** A key is in a record of its own counter partition only. */
   misplacedKeys: number
+  /**
+   * Kafka partitions whose log no longer starts at offset 0: retention dropped records, so the
+   * totals miss them. (librdkafka's mock keeps only a few MB per partition in memory.)
+   */
+  truncated: number[]
 }
 
 /**
@@ -37,7 +42,8 @@ export interface KafkaLogContents {
 export async function readKafkaLog (brokers: string[], topic: string): Promise<KafkaLogContents> {
   const meta = JSON.parse((await kcat(['-b', brokers.join(','), '-L', '-J', '-t', topic])).toString('utf8')) as { topics: Array<{ topic: string, partitions: unknown[] }> }
   const n = meta.topics.find((x) => x.topic === topic)?.partitions.length ?? 0
-  const out: KafkaLogContents = { totals: new Map(), records: 0, copies: 0, replicas: new Set(), kafkaPartitions: n, layoutErrors: [], misplacedKeys: 0 }
+  const out: KafkaLogContents = { totals: new Map(), records: 0, copies: 0, replicas: new Set(), kafkaPartitions: n, layoutErrors: [], misplacedKeys: 0, truncated: [] }
+  const firstOffset = new Map<number, number>()
   if (n === 0) throw new Error(`Kafka topic ${topic} has no partitions`)
   const raw = await kcat(['-b', brokers.join(','), '-C', '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '@%p %o %T %k %S\n%s\n'])
   const seen = new Set<string>()
@@ -52,6 +58,10 @@ export async function readKafkaLog (brokers: string[], topic: string): Promise<K
     o = nl + 1
     const value = raw.subarray(o, o + Math.max(size, 0))
     o += Math.max(size, 0) + 1
+    if (!firstOffset.has(kp)) {
+      firstOffset.set(kp, offset)
+      if (offset > 0) out.truncated.push(kp)
+    }
     if (size < 0) { out.layoutErrors.push(`${kp}@${offset}: null value`); continue }
     const r = decodeRecord(value)
     if (r.partition % n !== kp) out.layoutErrors.push(`${kp}@${offset}: counter partition ${r.partition} in Kafka partition ${kp} of ${n}`)

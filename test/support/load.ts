@@ -34,6 +34,7 @@ export interface LoadOptions {
   seed: number
   tally: Tally
   clientIdPrefix?: string // streams get clientIds (resends then dedup) when set
+  paceMs?: number // each client waits this long after each request or frame (bounds the load's rate)
 }
 
 /** Runs until `until()` or until the server goes away; never throws for a dead server. */
@@ -49,6 +50,7 @@ export async function runLoad (o: LoadOptions): Promise<void> {
         const r = await fetch(`${o.base}/v1/counter/${type}/${id}/increment`, { method: 'POST', body: JSON.stringify({ by }) })
         if (r.status === 200) { await r.json(); o.tally.ack(`${type}:${id}`, by) } else await r.text()
       } catch { return }
+      if (o.paceMs !== undefined) await new Promise((resolve) => setTimeout(resolve, o.paceMs))
     }
   }
   const stream = async (n: number): Promise<void> => {
@@ -69,6 +71,7 @@ export async function runLoad (o: LoadOptions): Promise<void> {
       inflight.add(p)
       void p.then(() => inflight.delete(p))
       if (inflight.size >= 16) await Promise.race(inflight)
+      if (o.paceMs !== undefined) await new Promise((resolve) => setTimeout(resolve, o.paceMs))
       if (c.ws.readyState !== 1) break
     }
     await Promise.all(inflight)
