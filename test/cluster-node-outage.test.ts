@@ -1,90 +1,21 @@
-// Outages of each server in turn while a cluster-mode node is under load: Kafka hung (SIGSTOP: the
-// mock keeps its data only in memory), also with the in-flight bound reached; Redis stopped and
-// restarted (with its AOF), hung, then wiped; a Redis Cluster master stopped and restarted;
-// ClickHouse stopped and restarted, then hung. Throughout, the node keeps serving reads and keeps
-// counting; durable acks wait (Kafka, shedding past MAX_INFLIGHT_OPS) or go on (Redis,
-// ClickHouse); /ready and the logs name the failing server; once it is back, every total is exact
-// in the node, Kafka, Redis and ClickHouse, and a new node recovers exactly. Also: a node that
-// cannot reach a server at start says so and exits non-zero.
-import t, { type Test } from 'tap'
+// Outages of Kafka and ClickHouse while a cluster-mode node is under load: Kafka hung (SIGSTOP:
+// the mock keeps its data only in memory), also with the in-flight bound reached; ClickHouse
+// stopped and restarted, then hung past its request timeout. Throughout, the node keeps serving
+// reads and keeps counting; durable acks wait for Kafka (shedding past MAX_INFLIGHT_OPS) and go on
+// without ClickHouse; /ready and the logs name the failing server; once it is back, every total is
+// exact in the node, Kafka, Redis and ClickHouse. Also: a node that cannot reach a server at start
+// says so and exits non-zero. Redis outages: cluster-node-redis-outage.test.ts.
+import t from 'tap'
 import { startClickHouse } from './support/clickhouse'
-import {
-  differences, historySum, pollUntil, readClickHouseHistory, readKafkaLog, readRedisCheckpoints, readiness, redisClient, uniqueName, type Readiness
-} from './support/cluster-stores'
+import { historySum, pollUntil, readKafkaLog, readiness, uniqueName } from './support/cluster-stores'
 import { startKafka } from './support/kafka'
-import { Tally, runLoad } from './support/load'
-import { getValue, queryValues, startNode, type NodeProcess } from './support/node-process'
+import { Tally } from './support/load'
+import { getValue, queryValues, startNode } from './support/node-process'
+import { backgroundLoad, checkAllAgree, post, stillCounting, waitLog, waitReadiness } from './support/outage'
 import { freePort } from './support/ports'
 import { sleep } from './support/process-control'
 import { startRedis } from './support/redis'
-import { startRedisCluster, waitClusterOk } from './support/redis-cluster'
-import { startControlledRedis } from './support/redis-server'
 import { StreamClient } from './support/stream-client'
-
-function nonZero (m: ReadonlyMap<string, number>): Map<string, number> {
-  return new Map([...m].filter(([, v]) => v !== 0))
-}
-
-async function post (base: string, path: string, body?: unknown): Promise<{ status: number, retryAfter: string | null, body: any }> {
-  const r = await fetch(base + path, { method: 'POST', body: body === undefined ? undefined : JSON.stringify(body) })
-  return { status: r.status, retryAfter: r.headers.get('retry-after'), body: await r.json() }
-}
-
-async function waitReadiness (base: string, done: (r: Readiness) => boolean): Promise<Readiness> {
-  return await pollUntil(async () => await readiness(base), done, 30_000, 50)
-}
-
-async function waitLog (node: NodeProcess, re: RegExp): Promise<boolean> {
-  return await pollUntil(async () => re.test(node.output()), (ok) => ok, 20_000, 50)
-}
-
-/**
- * HTTP + WebSocket load in the background until stop() (which waits for the last acks). Paced, so
- * that the log of the longest test stays within what the mock broker retains (about 5 MB per
- * Kafka partition, in memory) on any machine.
- */
-function backgroundLoad (base: string, seed: number, tally: Tally): { stop: () => Promise<void> } {
-  let stopped = false
-  const done = runLoad({ base, keys: 40, httpClients: 4, streams: 2, opsPerFrame: 30, paceMs: 2, until: () => stopped, seed, tally, clientIdPrefix: uniqueName('outage') })
-  return { stop: async () => { stopped = true; await done } }
-}
-
-/**
- * Right now, on a counter of its own (the load does not touch it): a read is answered, and an
- * increment is acknowledged with the value it made.
- */
-async function stillCounting (t: Test, base: string, key: string, tally: Tally, what: string): Promise<void> {
-  const [type, id] = key.split(':')
-  const before = await getValue(base, type, id)
-  t.equal(before, tally.acked.get(key) ?? 0, `${what}: a read is answered`)
-  const inc = await post(base, `/v1/counter/${type}/${id}/increment`, { by: 3 })
-  tally.send(key, 3)
-  if (inc.status === 200) tally.ack(key, 3)
-  t.same(inc.body, { type, id, value: before + 3 }, `${what}: an increment is acknowledged`)
-}
-
-/** After the load: node values exactly the acked totals, and every server agrees with them. */
-async function checkAllAgree (t: Test, o: { base: string, tally: Tally, brokers: string[], topic: string, redisUrl: string, redisCluster?: string[], clickhouseUrl?: string }): Promise<Map<string, number>> {
-  const values = new Map(Object.entries(await queryValues(o.base, o.tally.keys())))
-  t.same(differences(o.tally.acked, values), [], 'every acknowledged increment counted once, nothing else')
-  const log = await readKafkaLog(o.brokers, o.topic)
-  t.same(differences(values, log.totals, o.tally.keys()), [], `Kafka records add up to the totals (${log.records} records, ${log.copies} retry copies dropped by (epoch, seq))`)
-  t.same(log.layoutErrors, [], 'Kafka records of each partition in (epoch, seq) order')
-  t.same(log.truncated, [], 'Kafka kept the whole log (nothing dropped by retention)')
-  const rc = o.redisCluster === undefined ? redisClient([o.redisUrl], false) : redisClient(o.redisCluster, true)
-  try {
-    const cps = await pollUntil(async () => await readRedisCheckpoints(rc), (c) => differences(nonZero(values), c.values).length === 0, 10_000)
-    t.same(differences(nonZero(values), cps.values), [], 'Redis checkpoints hold the totals')
-  } finally {
-    rc.disconnect()
-  }
-  if (o.clickhouseUrl !== undefined) {
-    const url = o.clickhouseUrl
-    const hist = await pollUntil(async () => await readClickHouseHistory(url), (h) => differences(nonZero(values), h.totals).length === 0, 15_000)
-    t.same(differences(nonZero(values), hist.totals), [], `ClickHouse history adds up to the totals, duplicates collapsed (${hist.rows} rows, ${hist.identities} distinct)`)
-  }
-  return values
-}
 
 t.test('Kafka hung (SIGSTOP) under load: reads served, increments applied, acks wait, /ready names Kafka; all delivered once after', async (t) => {
   const [kafka, redis, ch] = await Promise.all([startKafka(t), startRedis(t), startClickHouse(t)])
@@ -154,97 +85,6 @@ t.test('Kafka hung with the in-flight bound reached: writes shed with 503 + Retr
   const log = await readKafkaLog(kafka.brokers, topic)
   t.equal(log.totals.get('post:held3'), 10, 'Kafka holds each held increment once')
   t.equal(log.totals.get('post:shed'), undefined, 'and nothing of the shed ones')
-})
-
-t.test('Redis stopped under load and restarted, hung, then wiped: acks go on, /ready and the logs name Redis; checkpoints complete again, a new node recovers exactly', async (t) => {
-  const [kafka, redis] = await Promise.all([startKafka(t), startControlledRedis(t, { persistent: true })])
-  const topic = uniqueName('outage-redis')
-  const env = { KAFKA_BROKERS: kafka.brokers.join(','), KAFKA_TOPIC: topic, REDIS_URL: redis.url, CHECKPOINT_INTERVAL_MS: '300' }
-  let node = await startNode(t, { env })
-  const tally = new Tally()
-  const load = backgroundLoad(node.base, 41, tally)
-  await sleep(500)
-
-  // Down: connections refused.
-  await redis.stop('SIGKILL')
-  const down = await waitReadiness(node.base, (r) => /^Redis: /.test(String(r.body.storage)))
-  t.equal(down.status, 503, '/ready is 503 while Redis is down')
-  t.match(down.body, { error: { code: 'not_ready' }, storage: /^Redis: / }, `/ready names Redis: ${String(down.body.storage)}`)
-  t.ok(await waitLog(node, /"msg":"checkpoint failed; will retry at the next interval"/), 'the log says a checkpoint failed')
-  t.match(node.output(), /checkpoint[^\n]*Redis|Redis[^\n]*checkpoint/, 'and that it is Redis that failed')
-  const ackedAtStop = tally.ackedOps
-  // A counter changed only while Redis is down: its checkpoint must still be written afterwards.
-  t.same((await post(node.base, '/v1/counter/video/only-while-redis-down/increment', { by: 5 })).body, { type: 'video', id: 'only-while-redis-down', value: 5 }, 'an increment is acknowledged while Redis is down (the log is Kafka)')
-  tally.ack('video:only-while-redis-down', 5); tally.send('video:only-while-redis-down', 5)
-  await stillCounting(t, node.base, 'post:probe-redis-down', tally, 'Redis down')
-  await sleep(700) // a few more failed checkpoints
-  t.ok(tally.ackedOps > ackedAtStop, `load acks go on while Redis is down (${ackedAtStop} → ${tally.ackedOps})`)
-  await redis.restart()
-  const up = await waitReadiness(node.base, (r) => r.status === 200)
-  t.match(up.body, { status: 'ready', storage: 'ok' }, '/ready is 200 again once a checkpoint succeeds')
-
-  // Hung: SIGSTOP. A checkpoint save times out after 5 s (documented), then /ready says so.
-  redis.pause()
-  const hung = await waitReadiness(node.base, (r) => /^Redis: /.test(String(r.body.storage)))
-  t.equal(hung.status, 503, '/ready is 503 while Redis does not answer')
-  t.match(hung.body, { storage: /^Redis: / }, `/ready names a hung Redis: ${String(hung.body.storage)}`)
-  await stillCounting(t, node.base, 'post:probe-redis-hung', tally, 'Redis hung')
-  redis.resume()
-  t.match((await waitReadiness(node.base, (r) => r.status === 200)).body, { storage: 'ok' }, '/ready is 200 again once Redis answers')
-
-  // Wiped (what a restart without persistence, or a failover to an empty replica, does): the
-  // checkpoints must be rewritten whole, not continued incrementally over nothing.
-  const rc = redisClient([redis.url], false)
-  await rc.flushall()
-  rc.disconnect()
-  t.ok(await waitLog(node, /Redis lost the checkpoint of partition/), 'the log says Redis lost the checkpoints')
-  t.match((await waitReadiness(node.base, (r) => r.status === 200)).body, { storage: 'ok' }, '/ready is 200 once the checkpoints are rewritten')
-  await sleep(300)
-  await load.stop()
-  t.ok(tally.ackedOps > 0)
-  // Redis holds every total again (including the counter touched only during the outage).
-  const values = await checkAllAgree(t, { base: node.base, tally, brokers: kafka.brokers, topic, redisUrl: redis.url })
-
-  // And recovery from those checkpoints is exact: kill -9, a new node with an empty disk.
-  await node.kill9()
-  node = await startNode(t, { env })
-  t.same(differences(values, await queryValues(node.base, tally.keys())), [], 'a new node recovers every total after the Redis outages')
-})
-
-t.test('a Redis Cluster master stopped under load, then restarted: acks go on, /ready names Redis; checkpoints complete again, a new node recovers exactly', async (t) => {
-  const [kafka, cluster] = await Promise.all([startKafka(t), startRedisCluster(t, { persistent: true })])
-  const topic = uniqueName('outage-rc')
-  const env = { KAFKA_BROKERS: kafka.brokers.join(','), KAFKA_TOPIC: topic, REDIS_URL: cluster.urls.join(','), CHECKPOINT_INTERVAL_MS: '300' }
-  let node = await startNode(t, { env })
-  const tally = new Tally()
-  const load = backgroundLoad(node.base, 61, tally)
-  await sleep(500)
-
-  const victim = cluster.nodes[0]
-  await victim.stop('SIGKILL')
-  const down = await waitReadiness(node.base, (r) => /^Redis: /.test(String(r.body.storage)))
-  t.equal(down.status, 503, '/ready is 503 while a master is down')
-  t.match(down.body, { error: { code: 'not_ready' }, storage: /^Redis: / }, `/ready names Redis: ${String(down.body.storage)}`)
-  t.ok(await waitLog(node, /"msg":"checkpoint failed; will retry at the next interval"/), 'the log says a checkpoint failed')
-  // Counters changed only while a third of the partitions cannot be checkpointed.
-  for (let i = 0; i < 20; i++) {
-    const r = await post(node.base, `/v1/counter/video/rc-out-${i}/increment`, { by: i + 1 })
-    tally.send(`video:rc-out-${i}`, i + 1)
-    if (r.status === 200) tally.ack(`video:rc-out-${i}`, i + 1)
-  }
-  t.equal(tally.acked.get('video:rc-out-19'), 20, 'increments are acknowledged while a master is down')
-  await stillCounting(t, node.base, 'post:probe-rc-down', tally, 'Redis Cluster master down')
-  await sleep(500)
-  await victim.restart()
-  for (const n of cluster.nodes) await waitClusterOk(n.port)
-  const up = await waitReadiness(node.base, (r) => r.status === 200)
-  t.match(up.body, { status: 'ready', storage: 'ok' }, '/ready is 200 again once checkpoints succeed')
-  await sleep(300)
-  await load.stop()
-  const values = await checkAllAgree(t, { base: node.base, tally, brokers: kafka.brokers, topic, redisUrl: cluster.urls[0], redisCluster: cluster.urls })
-  await node.kill9()
-  node = await startNode(t, { env })
-  t.same(differences(values, await queryValues(node.base, tally.keys())), [], 'a new node recovers every total after the outage')
 })
 
 t.test('ClickHouse stopped and restarted, then hung, under load: counting unaffected, /ready 200 with the history error, history exact after', async (t) => {
