@@ -302,7 +302,11 @@ export function installHttpRoutes (app: TemplatedApp, ctx: FrontContext): void {
     res.onAborted(() => { state.aborted = true })
     ctx.status.readiness().then(({ ready, detail }) => {
       if (ready) replyJson(res, state, 200, JSON.stringify({ status: 'ready', ...detail }))
-      else replyJson(res, state, 503, JSON.stringify({ error: new CounterdError(ctx.status.draining ? 'shutting_down' : 'not_ready').toWire(), ...detail }), { 'retry-after': String(config.retryAfterSeconds) })
+      else {
+        const code = ctx.status.draining ? 'shutting_down' : !ctx.status.ready ? 'not_ready' : 'storage_unavailable'
+        const err = code === 'storage_unavailable' ? new CounterdError(code, `storage is failing: ${String(detail.storage)}`) : new CounterdError(code)
+        replyJson(res, state, 503, JSON.stringify({ error: err.toWire(), ...detail }), { 'retry-after': String(config.retryAfterSeconds) })
+      }
     }, (err: Error) => fail(res, state, new CounterdError('internal', err.message)))
   })
 
