@@ -2,9 +2,9 @@
 // what other replicas (regions) contributed to each counter. Lives with the partition's counters,
 // changes through the same log (FeatureOp entries and foreign-replica records) and is saved in the
 // same checkpoints (encode/decode), so it recovers exactly like the counts do.
-import { CounterdError } from '../src/errors'
-import { fnv1a32 } from '../src/keys'
-import { FEATURE_ACTOR, FEATURE_LIKE, FEATURE_UNLIKE, type FeatureOp } from '../src/log/types'
+import { CounterdError } from '../src/core/errors'
+import { fnv1a32 } from '../src/core/keys'
+import { FEATURE_ACTOR, FEATURE_LIKE, FEATURE_UNLIKE, type FeatureOp } from '../src/core/records'
 import { ByteReader, ByteWriter } from './features/codec'
 import { HyperLogLog } from './features/hll'
 import { LikeSet } from './features/like-set'

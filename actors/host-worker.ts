@@ -4,15 +4,16 @@
 // append (one record per touched partition); acks of ack=durable tasks are released when it is durable.
 import Piscina from 'piscina'
 import pino from 'pino'
-import { CounterdError, asCounterdError } from '../src/errors'
-import { fnv1a32 } from '../src/keys'
-import { openStorage, type Storage } from '../src/log/open-storage'
-import type { Checkpoint, DeltaRecord, ReplayStart } from '../src/log/types'
-import { PartitionState } from './counter-state'
+import { CounterdError, asCounterdError } from '../src/core/errors'
+import { fnv1a32 } from '../src/core/keys'
+import { openStorage, type Storage } from '../src/storage/open-storage'
+import type { Checkpoint, DeltaRecord } from '../src/core/records'
+import type { ReplayStart } from '../src/storage/types'
+import { PartitionState } from './partition-state'
 import {
-  OP_GET, OP_HAS_LIKED, OP_HEADER_BYTES, OP_INCR, OP_INCR_ACTOR, OP_LIKE, OP_LIKE_COUNT, OP_RATE, OP_RESET, OP_UNIQUE, OP_UNLIKE, opSize,
-  type HostInit, type HostStats, type HostTask, type PartBatch, type PartResult, type RecoverStats
-} from './protocol'
+  OP_GET, OP_HAS_LIKED, OP_HEADER_BYTES, OP_INCR, OP_INCR_ACTOR, OP_LIKE, OP_LIKE_COUNT, OP_RATE, OP_RESET, OP_UNIQUE, OP_UNLIKE, opSize
+} from '../src/core/op-codec'
+import type { HostInit, HostStats, HostTask, PartBatch, PartResult, RecoverStats } from './host-protocol'
 
 const init = Piscina.workerData as HostInit
 const { config } = init

@@ -3,8 +3,8 @@
 import path from 'node:path'
 import { Piscina } from 'piscina'
 import type { Config } from '../config/loader'
-import { fromWire, type WireError } from '../src/errors'
-import type { HostInit, HostStats, HostTask, RecoverStats } from './protocol'
+import { fromWire, type WireError } from '../src/core/errors'
+import type { HostInit, HostStats, HostTask, RecoverStats } from './host-protocol'
 
 export class ActorHosts {
   readonly count: number

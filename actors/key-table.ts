@@ -9,7 +9,7 @@
 // Memory: the slot array (4 bytes a slot, power of two, at most 70% full) doubles; the per-entry
 // arrays (here and the partition's companions) and the key arena grow by half, so the slack a
 // large table carries stays near 25% rather than up to 100%.
-import { fnv1a32 } from '../src/keys'
+import { fnv1a32 } from '../src/core/keys'
 
 const EMPTY = 0
 const MAX_LOAD = 0.7

@@ -6,8 +6,8 @@
 //   op = u8 typeLenAndSign (bits 0-5 type length 1..32, bit 7 = negative delta, bit 6 = 0)
 //        | type bytes | u8 idLen (1..128) | id bytes | |delta| as unsigned LEB128 (≤ 2^53-1)
 // server → client: ok = u8 0x81 | u32 seq; error = u8 0x82 | u32 seq | UTF-8 JSON {code,message}
-import { CounterdError } from '../src/errors'
-import { isValidId, isValidType } from '../src/keys'
+import { CounterdError } from '../src/core/errors'
+import { isValidId, isValidType } from '../src/core/keys'
 
 export const KIND_INCREMENTS = 0x01
 export const ACK_OK = 0x81

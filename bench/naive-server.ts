@@ -5,7 +5,7 @@
 // It prints one JSON line {"msg":"listening","port":N}, and exits on SIGTERM.
 import http from 'node:http'
 import Redis from 'ioredis'
-import { isValidId, isValidType } from '../src/keys'
+import { isValidId, isValidType } from '../src/core/keys'
 
 const ROUTE = /^\/v1\/counter\/([^/]+)\/([^/]+)(\/increment)?$/
 

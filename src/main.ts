@@ -1,7 +1,7 @@
 // `npm start` / `node dist/src/main.js`: one node with the configuration from the environment.
 import pino from 'pino'
 import { ConfigError, loadConfig } from '../config/loader'
-import { CounterNode } from './node'
+import { CounterNode } from './node/counter-node'
 
 async function main (): Promise<void> {
   let config

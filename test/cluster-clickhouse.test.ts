@@ -1,8 +1,8 @@
 // ClickHouseHistory against a private clickhouse-server (Debian 18.16 on the build machines).
 import t from 'tap'
 import { createClient } from '@clickhouse/client'
-import type { DeltaRecord } from '../src/log/types'
-import { ClickHouseHistory, type ClickHouseHistoryOptions, type HistoryPoint, type HistoryStep } from '../src/sinks/clickhouse-history'
+import type { DeltaRecord } from '../src/core/records'
+import { ClickHouseHistory, type ClickHouseHistoryOptions, type HistoryPoint, type HistoryStep } from '../src/storage/clickhouse-history'
 import { startClickHouse, type ClickHouseServer } from './support/clickhouse'
 import { freePort } from './support/ports'
 

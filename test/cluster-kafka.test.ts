@@ -1,9 +1,9 @@
 // KafkaDeltaLog against a real Kafka protocol server (librdkafka's mock cluster, started per test).
 import t from 'tap'
 import { Kafka, logLevel } from 'kafkajs'
-import { KafkaDeltaLog, type KafkaDeltaLogOptions } from '../src/log/kafka-log'
-import { decodeRecord, encodeRecord } from '../src/log/record-codec'
-import type { DeltaRecord } from '../src/log/types'
+import { KafkaDeltaLog, type KafkaDeltaLogOptions } from '../src/storage/kafka-log'
+import { decodeRecord, encodeRecord } from '../src/core/record-codec'
+import type { DeltaRecord } from '../src/core/records'
 import { startKafka } from './support/kafka'
 import { freePort } from './support/ports'
 import { sleep } from './support/process-control'

@@ -3,7 +3,7 @@
 // 3-master Redis Cluster) and history in ClickHouse. What each server holds is read the way another
 // service would (docs/cluster-storage.md) and must agree with the acknowledged totals.
 import t, { type Test } from 'tap'
-import { partitionOf } from '../src/keys'
+import { partitionOf } from '../src/core/keys'
 import { startClickHouse } from './support/clickhouse'
 import {
   PARTITIONS, clickhouseQuery, differences, historySum, pollUntil, readClickHouseHistory, readKafkaLog, readRedisCheckpoints,

@@ -26,7 +26,7 @@ t.test('Redis stopped under load and restarted, hung, then wiped: acks go on, /r
   await redis.stop('SIGKILL')
   const down = await waitReadiness(node.base, (r) => /^Redis: /.test(String(r.body.storage)))
   t.equal(down.status, 503, '/ready is 503 while Redis is down')
-  t.match(down.body, { error: { code: 'not_ready' }, storage: /^Redis: / }, `/ready names Redis: ${String(down.body.storage)}`)
+  t.match(down.body, { error: { code: 'storage_unavailable' }, storage: /^Redis: / }, `/ready names Redis: ${String(down.body.storage)}`)
   t.ok(await waitLog(node, /"msg":"checkpoint failed; will retry at the next interval"/), 'the log says a checkpoint failed')
   t.match(node.output(), /checkpoint[^\n]*Redis|Redis[^\n]*checkpoint/, 'and that it is Redis that failed')
   const ackedAtStop = tally.ackedOps
@@ -81,7 +81,7 @@ t.test('a Redis Cluster master stopped under load, then restarted: acks go on, /
   await victim.stop('SIGKILL')
   const down = await waitReadiness(node.base, (r) => /^Redis: /.test(String(r.body.storage)))
   t.equal(down.status, 503, '/ready is 503 while a master is down')
-  t.match(down.body, { error: { code: 'not_ready' }, storage: /^Redis: / }, `/ready names Redis: ${String(down.body.storage)}`)
+  t.match(down.body, { error: { code: 'storage_unavailable' }, storage: /^Redis: / }, `/ready names Redis: ${String(down.body.storage)}`)
   t.ok(await waitLog(node, /"msg":"checkpoint failed; will retry at the next interval"/), 'the log says a checkpoint failed')
   // Counters changed only while a third of the partitions cannot be checkpointed.
   for (let i = 0; i < 20; i++) {

@@ -1,9 +1,9 @@
 // RedisCheckpointStore against a private redis-server and a private 3-master Redis Cluster.
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { partitionOf } from '../src/keys'
-import type { Checkpoint } from '../src/log/types'
-import { checkpointKeys, RedisCheckpointStore, type RedisCheckpointStoreOptions } from '../src/sinks/redis-checkpoints'
+import { partitionOf } from '../src/core/keys'
+import type { Checkpoint } from '../src/core/records'
+import { checkpointKeys, RedisCheckpointStore, type RedisCheckpointStoreOptions } from '../src/storage/redis-checkpoints'
 import { freePort } from './support/ports'
 import { startRedis } from './support/redis'
 import { startRedisCluster } from './support/redis-cluster'

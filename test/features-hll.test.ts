@@ -3,7 +3,7 @@
 // (PFADD gives the same registers, PFCOUNT reads our values, PFMERGE mixes both, we load theirs).
 import t from 'tap'
 import Redis from 'ioredis'
-import { CounterdError } from '../src/errors'
+import { CounterdError } from '../src/core/errors'
 import { HyperLogLog, HLL_DENSE_SIZE, HLL_REGISTERS } from '../actors/features/hll'
 import { murmur64, murmur64String, REDIS_HLL_SEED } from '../actors/features/murmur64'
 import { startRedis } from './support/redis'

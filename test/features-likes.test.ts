@@ -2,7 +2,7 @@
 // Bloom filter (no false negatives, a bounded false-positive rate), and the LikeSet itself:
 // exact counts under random like/unlike sequences, the filter answering misses, encode/decode.
 import t from 'tap'
-import { CounterdError } from '../src/errors'
+import { CounterdError } from '../src/core/errors'
 import { BloomFilter } from '../actors/features/bloom'
 import { HashTable64 } from '../actors/features/hash-table64'
 import { LikeSet } from '../actors/features/like-set'

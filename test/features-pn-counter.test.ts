@@ -2,7 +2,7 @@
 // property test: replicas that receive each other's records late, twice, out of order and relayed
 // all converge on the true sum.
 import t from 'tap'
-import { CounterdError } from '../src/errors'
+import { CounterdError } from '../src/core/errors'
 import { PNCounter, type PNRecord } from '../actors/features/pn-counter'
 import { Prng } from '../actors/features/prng'
 

@@ -1,7 +1,7 @@
 // Reservoir sampling: uniform inclusion (chi-square with fixed seeds, short and long streams),
 // determinism, resuming from an encoding mid-stream, and bad input.
 import t from 'tap'
-import { CounterdError } from '../src/errors'
+import { CounterdError } from '../src/core/errors'
 import { Reservoir } from '../actors/features/reservoir'
 
 function codeOf (fn: () => unknown): string {

@@ -1,7 +1,7 @@
 // Per-user token buckets: default 100 a minute, refill arithmetic, retry-after, read-only peek,
 // refunds, bounded memory (full buckets dropped), encode/decode and bad input.
 import t from 'tap'
-import { CounterdError } from '../src/errors'
+import { CounterdError } from '../src/core/errors'
 import { TokenBuckets } from '../actors/features/token-bucket'
 
 function codeOf (fn: () => unknown): string {

@@ -1,6 +1,6 @@
 // The partition function is a contract with every node and client: fixed test vectors.
 import t from 'tap'
-import { fnv1a32, isValidId, isValidType, partitionOf, splitKey } from '../src/keys'
+import { fnv1a32, isValidId, isValidType, partitionOf, splitKey } from '../src/core/keys'
 
 t.test('FNV-1a 32 test vectors', async (t) => {
   const vectors: Array<[string, number]> = [

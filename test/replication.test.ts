@@ -2,10 +2,10 @@
 // their totals; merging takes the larger total per replica, so records may arrive in any order,
 // any number of times, stale or relayed, and the nodes still converge to the true sum.
 import t from 'tap'
-import { PartitionState } from '../actors/counter-state'
-import { decodeFrames, decodeRecord, encodeFrames } from '../src/log/record-codec'
-import { fnv1a32 } from '../src/keys'
-import type { DeltaRecord } from '../src/log/types'
+import { PartitionState } from '../actors/partition-state'
+import { decodeFrames, decodeRecord, encodeFrames } from '../src/core/record-codec'
+import { fnv1a32 } from '../src/core/keys'
+import type { DeltaRecord } from '../src/core/records'
 import { getValue, startNode } from './support/node-process'
 import { rng } from './support/load'
 

@@ -2,7 +2,7 @@
 // malformed-frame path (error ack or close code), none of which may change a count.
 import t from 'tap'
 import WebSocket from 'ws'
-import { encodeBinaryFrame } from '../src/protocol/binary-frame'
+import { encodeBinaryFrame } from '../src/core/binary-frame'
 import { getValue, startNode } from './support/node-process'
 import { StreamClient } from './support/stream-client'
 

@@ -4,10 +4,10 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import t, { type Test } from 'tap'
-import { decodeFrames, decodeRecord, encodeFrames, encodeRecord } from '../src/log/record-codec'
-import { SnapshotStore, decodeSnapshot, encodeSnapshot } from '../src/log/snapshot-store'
-import { DEDUP_IDEMPOTENCY, DEDUP_STREAM, FEATURE_ACTOR, FEATURE_LIKE, type DeltaRecord } from '../src/log/types'
-import { WalLog, listSegments } from '../src/log/wal'
+import { decodeFrames, decodeRecord, encodeFrames, encodeRecord } from '../src/core/record-codec'
+import { SnapshotStore, decodeSnapshot, encodeSnapshot } from '../src/storage/snapshot-store'
+import { DEDUP_IDEMPOTENCY, DEDUP_STREAM, FEATURE_ACTOR, FEATURE_LIKE, type DeltaRecord } from '../src/core/records'
+import { WalLog, listSegments } from '../src/storage/wal'
 
 const rec = (partition: number, seq: number, keys: string[], deltas: number[]): DeltaRecord =>
   ({ partition, epoch: 3, seq, ts: 1700000000000 + seq, keys, deltas, dedup: [], replica: 'main' })

@@ -4,7 +4,7 @@
 // k = 7). Keys are 64-bit hashes given as two 32-bit halves: the high half picks the block, the
 // low half and 9 bits of the high half place the bits (double hashing inside the block).
 // No deletion: callers that remove keys rebuild the filter from their exact set now and then.
-import { CounterdError } from '../../src/errors'
+import { CounterdError } from '../../src/core/errors'
 import { ByteReader, ByteWriter } from './codec'
 import { murmur64String } from './murmur64'
 import { checkOptions, intOption, numberOption } from './options'

@@ -2,7 +2,7 @@
 // Every malformed input ends in CounterdError('corrupt_state') naming the structure and offset,
 // never in a RangeError or a silently wrong state.
 import os from 'node:os'
-import { CounterdError } from '../../src/errors'
+import { CounterdError } from '../../src/core/errors'
 
 const LITTLE_ENDIAN = os.endianness() === 'LE'
 

@@ -7,7 +7,7 @@
 //
 // The all-zero key marks an empty slot, so the key 0:0 is stored as 0:1 (two distinct 64-bit
 // hashes sharing a slot this way has probability 2^-64 per key: the same order as any collision).
-import { CounterdError } from '../../src/errors'
+import { CounterdError } from '../../src/core/errors'
 
 const MAX_LOAD = 0.85
 const GROWTH = 1.3

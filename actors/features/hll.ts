@@ -15,7 +15,7 @@
 // Dense: register i occupies bits 6i..6i+5, least significant bit first. Sparse opcodes:
 // ZERO 00xxxxxx (1-64 zero registers), XZERO 01xxxxxx yyyyyyyy (1-16384 zeros),
 // VAL 1vvvvvxx (1-4 registers of value 1-32).
-import { CounterdError } from '../../src/errors'
+import { CounterdError } from '../../src/core/errors'
 import { murmur64, murmur64String, REDIS_HLL_SEED } from './murmur64'
 import { checkOptions, intOption } from './options'
 

@@ -19,7 +19,7 @@
 import { BloomFilter } from './bloom'
 import { ByteReader, ByteWriter } from './codec'
 import { HashTable64 } from './hash-table64'
-import { CounterdError } from '../../src/errors'
+import { CounterdError } from '../../src/core/errors'
 import { murmur64String } from './murmur64'
 import { checkOptions, intOption } from './options'
 

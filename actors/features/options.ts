@@ -1,6 +1,6 @@
 // Constructor option checks shared by the feature structures. Each check names the option and
 // what was expected, so a bad configuration fails at start with a message that says what to fix.
-import { CounterdError } from '../../src/errors'
+import { CounterdError } from '../../src/core/errors'
 
 export type Options = Record<string, unknown>
 

@@ -5,7 +5,7 @@
 // idempotent, commutative and associative, so records may arrive late, twice, out of order or
 // relayed through a third replica, and every replica that has seen the same records agrees.
 // A newer record of a replica supersedes all its older ones, so only the latest needs sending.
-import { CounterdError } from '../../src/errors'
+import { CounterdError } from '../../src/core/errors'
 import { ByteReader, ByteWriter } from './codec'
 import { checkOptions, stringOption } from './options'
 

@@ -1,7 +1,7 @@
 // Seeded pseudo-random numbers (sfc32, seeded through splitmix32): small, fast, and its whole
 // state is four 32-bit words, so a structure that draws from it can be snapshotted and resumed
 // to make exactly the same choices after recovery as it would have made without the crash.
-import { CounterdError } from '../../src/errors'
+import { CounterdError } from '../../src/core/errors'
 
 export class Prng {
   private a: number

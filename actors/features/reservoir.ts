@@ -7,7 +7,7 @@
 // Randomness comes from a seeded Prng whose state is part of the encoding: a reservoir restored
 // from a snapshot and fed the same later adds (log replay) makes the same choices it would have
 // made without the restart.
-import { CounterdError } from '../../src/errors'
+import { CounterdError } from '../../src/core/errors'
 import { ByteReader, ByteWriter } from './codec'
 import { checkOptions, intOption } from './options'
 import { Prng } from './prng'

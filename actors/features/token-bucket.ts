@@ -8,7 +8,7 @@
 //
 // Time is the caller's (ms since the Unix epoch): replaying a log with its recorded timestamps
 // rebuilds the same buckets. A clock that steps back gives no extra tokens.
-import { CounterdError } from '../../src/errors'
+import { CounterdError } from '../../src/core/errors'
 import { ByteReader, ByteWriter } from './codec'
 import { checkOptions, intOption, numberOption } from './options'
 

@@ -1,8 +1,8 @@
 // What the HTTP and WebSocket fronts share: config, router, metrics, and the node's lifecycle.
 import type { Logger } from 'pino'
 import type { Config } from '../../config/loader'
-import { CounterdError } from '../errors'
-import type { Router } from '../router/router'
+import { CounterdError } from '../core/errors'
+import type { Router } from '../routing/router'
 import type { Metrics } from './metrics'
 
 export interface NodeStatus {

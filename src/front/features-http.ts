@@ -1,11 +1,12 @@
 // HTTP routes beyond plain counts: likes, samples, top-K, quotas, and replication between regions.
 // Same rules as http.ts: copy from req at once, onAborted first, validate everything before any op.
-import { OP_HAS_LIKED, OP_LIKE, OP_LIKE_COUNT, OP_UNLIKE, type PartResult } from '../../actors/protocol'
-import { CounterdError } from '../errors'
-import { fnv1a32, isValidId, isValidType } from '../keys'
-import { decodeFrames, decodeRecord, encodeFrames } from '../log/record-codec'
-import type { DeltaRecord } from '../log/types'
-import type { UnitOwner } from '../router/router'
+import { OP_HAS_LIKED, OP_LIKE, OP_LIKE_COUNT, OP_UNLIKE } from '../core/op-codec'
+import type { PartResult } from '../../actors/host-protocol'
+import { CounterdError } from '../core/errors'
+import { fnv1a32, isValidId, isValidType } from '../core/keys'
+import { decodeFrames, decodeRecord, encodeFrames } from '../core/record-codec'
+import type { DeltaRecord } from '../core/records'
+import type { UnitOwner } from '../routing/router'
 import { admit, type FrontContext } from './context'
 import { FieldPending, failRequest, readBody, readJsonBody } from './http'
 import { RateLimiter } from './rate-limit'

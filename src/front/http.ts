@@ -1,11 +1,12 @@
 // HTTP API v1 on uWebSockets.js. Each handler copies what it needs from `req` synchronously
 // (uWS invalidates it on return), installs onAborted before anything asynchronous, validates
 // everything before any op reaches the router, and answers errors as {"error":{code,message}}.
-import { OP_GET, OP_RATE, OP_RESET, OP_UNIQUE, type PartResult } from '../../actors/protocol'
-import { CounterdError } from '../errors'
-import { fnv1a32, isValidId, isValidType, splitKey } from '../keys'
-import { isValidDelta } from '../protocol/ops'
-import type { UnitOwner } from '../router/router'
+import { OP_GET, OP_RATE, OP_RESET, OP_UNIQUE } from '../core/op-codec'
+import type { PartResult } from '../../actors/host-protocol'
+import { CounterdError } from '../core/errors'
+import { fnv1a32, isValidId, isValidType, splitKey } from '../core/keys'
+import { isValidDelta } from '../core/frame-ops'
+import type { UnitOwner } from '../routing/router'
 import { admit, type FrontContext } from './context'
 import { replyError, replyJson, type Abortable } from './replies'
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws'

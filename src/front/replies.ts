@@ -1,6 +1,6 @@
 // Writing replies on uWS responses: a response may be answered late (after the actor host
 // replied), so every reply checks that the client has not gone and corks its writes.
-import { CounterdError } from '../errors'
+import { CounterdError } from '../core/errors'
 import type { HttpResponse } from './uws'
 
 const STATUS_LINES: Record<number, string> = {

@@ -2,13 +2,13 @@
 // Each frame is acked once, after every op in it is applied (ack=applied) or durable (ack=durable).
 // A frame that fails validation is answered with an error ack and touches no state; a frame that
 // cannot even be read (no seq to answer) closes the connection with 1007 and a reason.
-import type { PartResult } from '../../actors/protocol'
-import { CounterdError } from '../errors'
-import { isValidId } from '../keys'
-import { decodeBinaryFrame, encodeAckError, encodeAckOk } from '../protocol/binary-frame'
-import { decodeJsonFrame } from '../protocol/json-frame'
-import { FrameOps } from '../protocol/ops'
-import type { UnitOwner } from '../router/router'
+import type { PartResult } from '../../actors/host-protocol'
+import { CounterdError } from '../core/errors'
+import { isValidId } from '../core/keys'
+import { decodeBinaryFrame, encodeAckError, encodeAckOk } from '../core/binary-frame'
+import { decodeJsonFrame } from '../core/json-frame'
+import { FrameOps } from '../core/frame-ops'
+import type { UnitOwner } from '../routing/router'
 import { admit, type FrontContext } from './context'
 import { uws, type HttpRequest, type HttpResponse, type TemplatedApp, type WebSocket } from './uws'
 

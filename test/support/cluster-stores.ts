@@ -5,8 +5,8 @@ import { createClient } from '@clickhouse/client'
 import { Cluster, Redis } from 'ioredis'
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { partitionOf } from '../../src/keys'
-import { decodeRecord } from '../../src/log/record-codec'
+import { partitionOf } from '../../src/core/keys'
+import { decodeRecord } from '../../src/core/record-codec'
 import { sleep } from './process-control'
 
 export const PARTITIONS = 64 // the node's default; the tests do not change it

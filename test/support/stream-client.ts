@@ -1,6 +1,6 @@
 // A WebSocket stream client for tests: sends JSON or binary frames and resolves each frame's ack.
 import WebSocket from 'ws'
-import { ACK_ERROR, ACK_OK, encodeBinaryFrame, type StreamOp } from '../../src/protocol/binary-frame'
+import { ACK_ERROR, ACK_OK, encodeBinaryFrame, type StreamOp } from '../../src/core/binary-frame'
 
 export interface Ack { seq: number, ok: boolean, error?: { code: string, message: string } }
 

@@ -17,9 +17,10 @@
 // owner must never overwrite its successor. Within one epoch a save older (lower seq) than the
 // stored one is refused too, so a delayed retry cannot roll values back.
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
-import { CounterdError } from '../errors'
-import type { Checkpoint, CheckpointStore, DedupEntry, DedupKind } from '../log/types'
-import { withDeadline } from '../deadline'
+import { CounterdError } from '../core/errors'
+import type { Checkpoint, DedupEntry, DedupKind } from '../core/records'
+import type { CheckpointStore } from './types'
+import { withDeadline } from '../core/deadline'
 
 export interface RedisCheckpointStoreOptions {
   /**

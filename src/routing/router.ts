@@ -2,9 +2,10 @@
 // one write task and one read task per tick (never a message per op). Answers flow back to the
 // unit owners (an HTTP request, a WebSocket frame) as each host replies.
 import type { ActorHosts } from '../../actors/host'
-import { OP_HAS_ARG, OP_HAS_DELTA, OP_HEADER_BYTES, OP_INCR, OP_INCR_ACTOR, type HostTask, type PartBatch, type PartResult } from '../../actors/protocol'
-import type { DeltaRecord } from '../log/types'
-import { CounterdError, asCounterdError } from '../errors'
+import { OP_HAS_ARG, OP_HAS_DELTA, OP_HEADER_BYTES, OP_INCR, OP_INCR_ACTOR } from '../core/op-codec'
+import type { HostTask, PartBatch, PartResult } from '../../actors/host-protocol'
+import type { DeltaRecord } from '../core/records'
+import { CounterdError, asCounterdError } from '../core/errors'
 
 /** Whoever submitted a unit of ops; told once per partition part the unit was split into. */
 export interface UnitOwner {

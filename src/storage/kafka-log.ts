@@ -11,10 +11,11 @@
 // (epoch, seq). Produce uses acks=all; append resolves only once Kafka has confirmed.
 import { randomBytes } from 'node:crypto'
 import { Kafka, logLevel, type Admin, type Consumer, type Message, type Producer } from 'kafkajs'
-import { CounterdError } from '../errors'
-import { decodeRecord, encodeRecord, RecordFormatError } from './record-codec'
-import type { DeltaLog, DeltaRecord, ReplayStart } from './types'
-import { withDeadline } from '../deadline'
+import { CounterdError } from '../core/errors'
+import { decodeRecord, encodeRecord, RecordFormatError } from '../core/record-codec'
+import type { DeltaRecord } from '../core/records'
+import type { DeltaLog, ReplayStart } from './types'
+import { withDeadline } from '../core/deadline'
 
 export const DEFAULT_TOPIC = 'counter-deltas'
 

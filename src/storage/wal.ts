@@ -5,8 +5,9 @@
 //   h{host}-e{epoch}-{n}.wal   (n zero-padded)
 import fs from 'node:fs'
 import path from 'node:path'
-import { decodeFrames, encodeFrames } from './record-codec'
-import type { DeltaLog, DeltaRecord } from './types'
+import { decodeFrames, encodeFrames } from '../core/record-codec'
+import type { DeltaRecord } from '../core/records'
+import type { DeltaLog } from './types'
 
 const SEGMENT_RE = /^h(\d+)-e(\d+)-(\d+)\.wal$/
 const MAX_SEGMENT_BYTES = 256 * 1024 * 1024

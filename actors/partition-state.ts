@@ -1,14 +1,14 @@
 // The state of one partition: its counters (a KeyTable), its dedup tables, and the net deltas not
 // yet sealed into a log record. Owned by exactly one actor host thread; everything is synchronous.
-import { FNV_OFFSET, FNV_PRIME } from '../src/keys'
+import { FNV_OFFSET, FNV_PRIME } from '../src/core/keys'
 import {
   EncodedRecord, decodeTail, dedupSize, featuresSize, recordHeaderSize, writeDedupEntries, writeFeatures, writeRecordHeader,
   type PayloadLayout
-} from '../src/log/record-codec'
+} from '../src/core/record-codec'
 import {
   DEDUP_IDEMPOTENCY, DEDUP_STREAM, FEATURE_ACTOR, FEATURE_LIKE, FEATURE_UNLIKE,
   type Checkpoint, type DedupEntry, type DeltaRecord, type FeatureOp
-} from '../src/log/types'
+} from '../src/core/records'
 import { FeatureState } from './feature-state'
 import { KeyTable } from './key-table'
 

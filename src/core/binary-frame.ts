@@ -5,9 +5,9 @@
 //           | [u8 actorLen (1..128) | actor bytes, when bit 6 is set]
 //   acks  = 0x81 | u32 seq                       (ok)
 //           0x82 | u32 seq | UTF-8 JSON error    (error)
-import { CounterdError } from '../errors'
-import { FNV_OFFSET, MAX_ID_LEN, MAX_TYPE_LEN, fnv1a32Byte, isIdByte, isTypeByte } from '../keys'
-import type { FrameOps } from './ops'
+import { CounterdError } from './errors'
+import { FNV_OFFSET, MAX_ID_LEN, MAX_TYPE_LEN, fnv1a32Byte, isIdByte, isTypeByte } from './keys'
+import type { FrameOps } from './frame-ops'
 
 export const KIND_INCREMENTS = 0x01
 export const ACK_OK = 0x81

@@ -2,8 +2,8 @@
 // cluster storage is configured (Kafka log + Redis checkpoints); ClickHouse history when set.
 import path from 'node:path'
 import { isClusterStorage, type Config } from '../../config/loader'
-import { ClickHouseHistory } from '../sinks/clickhouse-history'
-import { RedisCheckpointStore } from '../sinks/redis-checkpoints'
+import { ClickHouseHistory } from './clickhouse-history'
+import { RedisCheckpointStore } from './redis-checkpoints'
 import { KafkaDeltaLog } from './kafka-log'
 import { SnapshotStore } from './snapshot-store'
 import type { CheckpointStore, DeltaLog } from './types'

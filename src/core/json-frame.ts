@@ -1,8 +1,8 @@
 // The JSON stream format: {"seq":17,"ops":[["post","123",1],["video","9",5,"user-42"]]}; the delta
 // may be left out ("[type, id]" means +1); a fourth element names the actor (unique counts, samples). Acked {"seq":17,"ok":true} or {"seq":17,"error":{...}}.
-import { CounterdError } from '../errors'
-import { fnv1a32, isValidId, isValidType } from '../keys'
-import { isValidDelta, type FrameOps } from './ops'
+import { CounterdError } from './errors'
+import { fnv1a32, isValidId, isValidType } from './keys'
+import { isValidDelta, type FrameOps } from './frame-ops'
 
 export const MAX_SEQ = 0xffffffff
 

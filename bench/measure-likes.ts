@@ -5,8 +5,8 @@
 // Defaults: 10,000,000 likes over 100,000 items (skewed: item = ⌊items·u³⌋, so a few items hold
 // most likes) by 2,000,000 users, counts tracked (counts = 0: trackCounts false). Measures heapUsed + arrayBuffers after a full GC, before and
 // after inserting; item and user strings are made per like and dropped, as in the service.
-import { LikeSet } from './like-set'
-import { Prng } from './prng'
+import { LikeSet } from '../actors/features/like-set'
+import { Prng } from '../actors/features/prng'
 
 function arg (i: number, def: number): number {
   const v = process.argv[2 + i]

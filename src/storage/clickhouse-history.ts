@@ -14,9 +14,9 @@
 // costs one row per minute however many increments it gets. Past maxPendingRows, new records are
 // not added to history (counted in status().droppedRecords and logged); counters are unaffected.
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client'
-import { CounterdError } from '../errors'
-import { splitKey } from '../keys'
-import type { DeltaRecord } from '../log/types'
+import { CounterdError } from '../core/errors'
+import { splitKey } from '../core/keys'
+import type { DeltaRecord } from '../core/records'
 
 export type HistoryStep = 'minute' | 'hour' | 'day'
 const STEP_SECONDS: Record<HistoryStep, number> = { minute: 60, hour: 3600, day: 86400 }

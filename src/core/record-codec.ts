@@ -8,8 +8,8 @@
 //   u32 nDedup    × (u8 kind | u16 tagLen | tag (ASCII) | f64 value | f64 ts)
 //   u32 nFeatures × (u8 kind | u8 keyLen | key | u16 argLen | arg (UTF-8))
 // WAL frame: u32 payloadLen | u32 crc32(payload) | payload
-import { crc32 } from './crc32'
-import type { DedupEntry, DedupKind, DeltaRecord, FeatureKind, FeatureOp } from './types'
+import { crc32 } from 'node:zlib'
+import type { DedupEntry, DedupKind, DeltaRecord, FeatureKind, FeatureOp } from './records'
 
 export const RECORD_VERSION = 2
 export const FRAME_HEADER = 8
@@ -139,7 +139,7 @@ export function encodeFrames (records: readonly DeltaRecord[]): Buffer {
     const start = o + FRAME_HEADER
     const end = writePayload(r, buf, start)
     buf.writeUInt32LE(end - start, o)
-    buf.writeUInt32LE(crc32(buf, start, end), o + 4)
+    buf.writeUInt32LE(crc32(buf.subarray(start, end)), o + 4)
     o = end
   }
   return buf
@@ -263,7 +263,7 @@ export function decodeFrames (buf: Buffer, onRecord: (r: EncodedRecord) => void)
     const crc = buf.readUInt32LE(o + 4)
     const start = o + FRAME_HEADER
     const end = start + len
-    if (end > buf.length || crc32(buf, start, end) !== crc) break
+    if (end > buf.length || crc32(buf.subarray(start, end)) !== crc) break
     let L: PayloadLayout
     try {
       L = payloadLayout(buf, start, end)

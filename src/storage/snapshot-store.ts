@@ -8,8 +8,9 @@
 //       | u32 crc32(everything before)
 import fs from 'node:fs'
 import path from 'node:path'
-import { crc32 } from './crc32'
-import type { Checkpoint, CheckpointStore, DedupEntry, DedupKind } from './types'
+import { crc32 } from 'node:zlib'
+import type { Checkpoint, DedupEntry, DedupKind } from '../core/records'
+import type { CheckpointStore } from './types'
 
 const MAGIC = 0x504e5343 // "CSNP" little-endian
 const VERSION = 2
@@ -46,13 +47,13 @@ export function encodeSnapshot (cp: Checkpoint): Buffer {
   }
   o = buf.writeUInt32LE(features.length, o)
   o += features.copy(buf, o)
-  buf.writeUInt32LE(crc32(buf, 0, o), o)
+  buf.writeUInt32LE(crc32(buf.subarray(0, o)), o)
   return buf
 }
 
 export function decodeSnapshot (buf: Buffer): Checkpoint {
   if (buf.length < 39 || buf.readUInt32LE(0) !== MAGIC) throw new SnapshotFormatError('not a counterd snapshot')
-  if (crc32(buf, 0, buf.length - 4) !== buf.readUInt32LE(buf.length - 4)) throw new SnapshotFormatError('snapshot checksum mismatch')
+  if (crc32(buf.subarray(0, buf.length - 4)) !== buf.readUInt32LE(buf.length - 4)) throw new SnapshotFormatError('snapshot checksum mismatch')
   let o = 4
   const version = buf.readUInt8(o); o += 1
   if (version !== VERSION) throw new SnapshotFormatError(`unknown snapshot version ${version}`)
