@@ -1,11 +1,13 @@
 // Every default in one place. Each key is overridable by the environment variable named in
 // config/schema.ts (README lists them).
+import os from 'node:os'
+
 export const DEFAULTS = {
   host: '127.0.0.1',
   port: 8080,
   dataDir: './data',
   partitions: 64,
-  workers: 2,
+  workers: os.availableParallelism(), // shard threads; capped at PARTITIONS when not given
   ackMode: 'durable' as 'durable' | 'applied',
   flushIntervalMs: 0, // 0: commit as soon as the log is free (group commit); >0: also wait this long when idle
   maxBatchOps: 65_536, // a partition host flushes early once this many ops are pending
@@ -19,6 +21,7 @@ export const DEFAULTS = {
   maxInflightOps: 2_000_000, // across the node; past it new work gets 503 / overloaded
   maxInflightFrames: 1024, // per WebSocket connection
   maxWsBackpressureBytes: 4 * 1024 * 1024,
+  shardRingBytes: 1024 * 1024, // each shared-memory ring between two shards (one per direction)
   retryAfterSeconds: 1,
   logLevel: 'info',
   // Cluster storage (docs/cluster-storage.md): both set → Kafka log + Redis checkpoints.

@@ -17,6 +17,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, overrides: Con
     if (overrides[key] !== undefined) filled[key] = parse(String(overrides[key]), `options.${key}`)
   }
   filled.dataDir = path.resolve(filled.dataDir as string)
+  // One shard per core by default, but never more shards than partitions to own.
+  if ((env[SCHEMA.workers.env] ?? '') === '' && overrides.workers === undefined) filled.workers = Math.min(DEFAULTS.workers, filled.partitions as number)
   const config = filled as Defaults
   if (config.workers > config.partitions) {
     throw new ConfigError(`WORKERS (${config.workers}) must not exceed PARTITIONS (${config.partitions}): every worker holds at least one partition`)

@@ -38,6 +38,15 @@ function pattern (re: RegExp, expected: string): Parser<string> {
   }
 }
 
+function powerOfTwo (min: number, max: number): Parser<number> {
+  const int = integer(min, max)
+  return (raw, name) => {
+    const n = int(raw, name)
+    if ((n & (n - 1)) !== 0) throw new ConfigError(`${name} must be a power of two from ${min} to ${max}, got ${JSON.stringify(raw)}`)
+    return n
+  }
+}
+
 function nonEmpty (raw: string, name: string): string {
   if (raw.trim() === '') throw new ConfigError(`${name} must not be empty`)
   return raw
@@ -62,6 +71,7 @@ export const SCHEMA: { [K in keyof Defaults]: { env: string, parse: Parser<Defau
   maxInflightOps: { env: 'MAX_INFLIGHT_OPS', parse: integer(1, 1_000_000_000) },
   maxInflightFrames: { env: 'MAX_INFLIGHT_FRAMES', parse: integer(1, 1_000_000) },
   maxWsBackpressureBytes: { env: 'MAX_WS_BACKPRESSURE_BYTES', parse: integer(1024, 1024 * 1024 * 1024) },
+  shardRingBytes: { env: 'SHARD_RING_BYTES', parse: powerOfTwo(65536, 256 * 1024 * 1024) },
   retryAfterSeconds: { env: 'RETRY_AFTER_SECONDS', parse: integer(1, 3600) },
   logLevel: { env: 'LOG_LEVEL', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') },
   kafkaBrokers: { env: 'KAFKA_BROKERS', parse: pattern(/^[^\s:,]+:\d{1,5}(,[^\s:,]+:\d{1,5})*$/, 'a comma-separated list of host:port') },

@@ -1,7 +1,7 @@
 // `npm start` / `node dist/src/main.js`: one node with the configuration from the environment.
 import pino from 'pino'
 import { ConfigError, loadConfig } from '../config/loader'
-import { CounterNode } from './node/counter-node'
+import { CounterNode, StartError } from './node/counter-node'
 
 async function main (): Promise<void> {
   let config
@@ -15,14 +15,19 @@ async function main (): Promise<void> {
     throw err
   }
   const logger = pino({ level: config.logLevel })
-  const fatal = (err: Error): void => {
+  const fatal = (err: Error, exitCode = 1): void => {
     logger.fatal({ err }, 'fatal error; exiting')
-    process.exit(1)
+    process.exit(exitCode)
   }
   let node: CounterNode
   try {
     node = await CounterNode.start(config, logger, fatal)
   } catch (err) {
+    if (err instanceof StartError) {
+      process.stderr.write(`counterd: cannot start: ${err.message}\n`)
+      logger.fatal({ err }, 'cannot start')
+      process.exit(2)
+    }
     fatal(err as Error)
     return
   }

@@ -63,7 +63,7 @@ t.test('decodeFrames stops at a torn or corrupt frame', async (t) => {
 
 t.test('WAL: append, replay by partition, segment deletion after checkpoints', async (t) => {
   const dir = tmp(t)
-  const wal = new WalLog({ dir, hostIndex: 0, epoch: 1 })
+  const wal = new WalLog({ dir, hostIndex: 0, shards: 1, epoch: 1 })
   await wal.append([rec(0, 1, ['a:1'], [1]), rec(2, 1, ['a:2'], [5])])
   await wal.append([rec(0, 2, ['a:1'], [3])])
   await wal.checkpointed(new Map([[0, 1], [2, 1]])) // rotates; segment 1 still holds p0 seq 2
@@ -71,13 +71,13 @@ t.test('WAL: append, replay by partition, segment deletion after checkpoints', a
   await wal.append([rec(0, 3, ['a:1'], [4])])
   await wal.close()
 
-  const next = new WalLog({ dir, hostIndex: 0, epoch: 2 })
+  const next = new WalLog({ dir, hostIndex: 0, shards: 1, epoch: 2 })
   const seen: Array<[number, number]> = []
   await next.replay([0], (r) => seen.push([r.partition, r.seq]))
   t.same(seen, [[0, 1], [0, 2], [0, 3]], 'only the partitions asked for, in order, across segments')
   await next.close()
 
-  const again = new WalLog({ dir, hostIndex: 0, epoch: 3 })
+  const again = new WalLog({ dir, hostIndex: 0, shards: 1, epoch: 3 })
   await again.append([rec(0, 4, ['a:1'], [1])])
   await again.checkpointed(new Map([[0, 4]]))
   t.same(listSegments(dir).filter((s) => s.epoch === 3).length, 1, 'the covered segment of this epoch is gone, the new current one stays')

@@ -48,6 +48,9 @@ const KINDS = {
 
 export type ErrorCode = keyof typeof KINDS
 
+/** Every code, in a fixed order (metrics keep one slot per code). */
+export const ERROR_CODES = Object.keys(KINDS) as ErrorCode[]
+
 export class CounterdError extends Error {
   readonly code: ErrorCode
   readonly status: number

@@ -1,26 +1,34 @@
-// Messages between the router (main thread) and an actor host (worker thread). A write or read
-// task carries one part per partition touched in one event-loop tick; a part's ops are packed in
-// one transferable byte buffer so a batch crosses threads without per-op objects.
+// The op encoding: how a request's ops travel from the front that parsed them to the shard that
+// owns their partition, whether it applies them inline or they cross a shared-memory ring.
 //
-// op encoding inside PartBatch.ops:
-//   u8 kind | u8 keyLen | u32 FNV-1a hash of the key (LE) | key bytes (ASCII) | [f64 delta if kind = OP_INCR]
-// The hash, computed once by the front for routing, is also the actor's hash-table hash.
+//   op = u8 kind | u8 keyLen | u32 FNV-1a hash of the key (LE) | key bytes (ASCII)
+//        | [f64 delta (LE), kinds with OP_HAS_DELTA] | [u8 argLen | arg (ASCII), kinds with OP_HAS_ARG]
+//
+// The hash, computed once by the front for routing, is also the partition table's hash.
 export const OP_HEADER_BYTES = 6
 
-export const OP_INCR = 1 // write: f64 delta follows the key
-export const OP_RESET = 2 // write
-export const OP_GET = 3 // read: the value
-export const OP_INCR_ACTOR = 4 // write: f64 delta, then u8 argLen | actor
-export const OP_LIKE = 5 // write: key = item "type:id", then u8 argLen | user
-export const OP_UNLIKE = 6 // write: as OP_LIKE
-export const OP_HAS_LIKED = 7 // read: as OP_LIKE; 1 or 0
-export const OP_LIKE_COUNT = 8 // read: key = item
-export const OP_UNIQUE = 9 // read: HyperLogLog estimate of distinct actors
-export const OP_RATE = 10 // read: increments per second over about the last minute
+// Writes: applied to partition state, logged, acked per the ack mode.
+export const OP_INCR = 1 // f64 delta follows the key
+export const OP_RESET = 2
+export const OP_INCR_ACTOR = 4 // f64 delta, then the actor
+export const OP_LIKE = 5 // key = item "type:id", arg = user
+export const OP_UNLIKE = 6 // as OP_LIKE
+// Reads: answered at once with one number each.
+export const OP_GET = 3 // the value
+export const OP_HAS_LIKED = 7 // key = item, arg = user; 1 or 0
+export const OP_LIKE_COUNT = 8 // key = item
+export const OP_UNIQUE = 9 // HyperLogLog estimate of distinct actors
+export const OP_RATE = 10 // increments per second over about the last minute
+export const OP_QUOTA_TAKE = 11 // key = user, arg = Idempotency-Key or empty: ms to wait (0 = admitted, a token taken)
+export const OP_QUOTA_PEEK = 12 // key = user: tokens left
 
 /** Whether an op kind carries an f64 delta after its key, and a length-prefixed argument after that. */
-export const OP_HAS_DELTA = [false, true, false, false, true, false, false, false, false, false, false]
-export const OP_HAS_ARG = [false, false, false, false, true, true, true, true, false, false, false]
+export const OP_HAS_DELTA = [false, true, false, false, true, false, false, false, false, false, false, false, false]
+export const OP_HAS_ARG = [false, false, false, false, true, true, true, true, false, false, false, true, false]
+export const OP_IS_WRITE = [false, true, true, false, true, true, true, false, false, false, false, false, false]
+
+/** The largest op: a 161-byte key, a delta and a 255-byte argument. */
+export const MAX_OP_BYTES = OP_HEADER_BYTES + 161 + 8 + 1 + 255
 
 /** Bytes of the op starting at `o`. */
 export function opSize (buf: Uint8Array, o: number): number {
@@ -29,4 +37,108 @@ export function opSize (buf: Uint8Array, o: number): number {
   if (OP_HAS_DELTA[kind]) n += 8
   if (OP_HAS_ARG[kind]) n += 1 + buf[o + n]
   return n
+}
+
+// Scratch for a float64's little-endian bytes without a Buffer call (x86 and ARM are LE).
+const F64 = new Float64Array(1)
+const F64_BYTES = new Uint8Array(F64.buffer)
+
+/** A growable byte buffer that ops (and the records around them) are written into. */
+export class ByteSink {
+  buf: Buffer
+  len = 0
+
+  constructor (initial = 4096) {
+    this.buf = Buffer.allocUnsafeSlow(initial)
+  }
+
+  reserve (bytes: number): void {
+    if (this.len + bytes <= this.buf.length) return
+    let size = this.buf.length * 2
+    while (size < this.len + bytes) size *= 2
+    const bigger = Buffer.allocUnsafeSlow(size)
+    this.buf.copy(bigger, 0, 0, this.len)
+    this.buf = bigger
+  }
+
+  u8 (v: number): void {
+    this.reserve(1)
+    this.buf[this.len++] = v
+  }
+
+  u32 (v: number): void {
+    this.reserve(4)
+    this.buf.writeUInt32LE(v >>> 0, this.len)
+    this.len += 4
+  }
+
+  f64 (v: number): void {
+    this.reserve(8)
+    this.buf.writeDoubleLE(v, this.len)
+    this.len += 8
+  }
+
+  latin1 (s: string): void {
+    this.reserve(s.length)
+    this.len += this.buf.write(s, this.len, 'latin1')
+  }
+
+  bytes (src: Uint8Array, start: number, end: number): void {
+    this.reserve(end - start)
+    this.buf.set(src.subarray(start, end), this.len)
+    this.len += end - start
+  }
+
+  /** An op on the key "type:id" (string), with its delta and argument as the kind wants. */
+  op (kind: number, hash: number, key: string, delta: number, arg: string | null): void {
+    const a = arg ?? ''
+    this.reserve(OP_HEADER_BYTES + key.length + 9 + a.length)
+    const buf = this.buf
+    let o = this.len
+    buf[o] = kind
+    buf[o + 1] = key.length
+    buf[o + 2] = hash
+    buf[o + 3] = hash >>> 8
+    buf[o + 4] = hash >>> 16
+    buf[o + 5] = hash >>> 24
+    o += OP_HEADER_BYTES
+    o += buf.write(key, o, 'latin1')
+    if (OP_HAS_DELTA[kind]) o = buf.writeDoubleLE(delta, o)
+    if (OP_HAS_ARG[kind]) {
+      buf[o] = a.length
+      o += 1 + buf.write(a, o + 1, 'latin1')
+    }
+    this.len = o
+  }
+
+  /**
+   * An increment whose key is copied straight from a binary stream frame: type bytes, ':', id
+   * bytes, and the actor when actorStart ≥ 0. The stream's hot path: plain byte stores only.
+   */
+  incrementFromFrame (hash: number, src: Uint8Array, typeStart: number, typeLen: number, idStart: number, idLen: number,
+    delta: number, actorStart: number, actorLen: number): void {
+    const keyLen = typeLen + 1 + idLen
+    this.reserve(OP_HEADER_BYTES + keyLen + 9 + actorLen)
+    const buf = this.buf
+    let o = this.len
+    buf[o] = actorStart < 0 ? OP_INCR : OP_INCR_ACTOR
+    buf[o + 1] = keyLen
+    buf[o + 2] = hash
+    buf[o + 3] = hash >>> 8
+    buf[o + 4] = hash >>> 16
+    buf[o + 5] = hash >>> 24
+    o += OP_HEADER_BYTES
+    for (let k = typeStart, end = typeStart + typeLen; k < end; k++) buf[o++] = src[k]
+    buf[o++] = 0x3a // ':'
+    for (let k = idStart, end = idStart + idLen; k < end; k++) buf[o++] = src[k]
+    F64[0] = delta
+    buf[o] = F64_BYTES[0]; buf[o + 1] = F64_BYTES[1]; buf[o + 2] = F64_BYTES[2]; buf[o + 3] = F64_BYTES[3]
+    buf[o + 4] = F64_BYTES[4]; buf[o + 5] = F64_BYTES[5]; buf[o + 6] = F64_BYTES[6]; buf[o + 7] = F64_BYTES[7]
+    o += 8
+    if (actorStart >= 0) {
+      buf[o++] = actorLen
+      for (let k = actorStart, end = actorStart + actorLen; k < end; k++) buf[o++] = src[k]
+    }
+    this.len = o
+  }
 }

@@ -1,32 +1,32 @@
-// What the HTTP and WebSocket fronts share: config, router, metrics, and the node's lifecycle.
+// What the HTTP and WebSocket fronts of one shard thread share: config, router, this shard's
+// metrics row, the node's status board, and the admission rule.
 import type { Logger } from 'pino'
 import type { Config } from '../../config/loader'
 import { CounterdError } from '../core/errors'
 import type { Router } from '../routing/router'
-import type { Metrics } from './metrics'
-
-export interface NodeStatus {
-  ready: boolean // recovered and serving
-  draining: boolean // SIGTERM received: finishing in-flight work, taking no new work
-  readiness: () => Promise<{ ready: boolean, detail: Record<string, unknown> }>
-}
+import { PHASE_DRAINING, PHASE_READY, type ShardRow, type StatusBoard } from './status-board'
 
 export interface FrontContext {
   config: Config
   router: Router
-  metrics: Metrics
-  status: NodeStatus
+  /** This shard's row of the board: the front counts requests, frames and errors into it. */
+  metrics: ShardRow
+  board: StatusBoard
   logger: Logger
 }
 
 /**
- * Whether `ops` more ops may enter now; the error says why not (all retriable). Reads and writes
- * have separate in-flight bounds, so writes held by a log outage never shut reads out.
+ * Whether new work may enter now; the error says why not (all retriable). The in-flight bounds
+ * (reads and writes apart, so writes held by a log outage never shut reads out) are checked when
+ * the router sends the unit (Router.endUnit).
  */
-export function admit (ctx: FrontContext, ops: number, kind: 'write' | 'read' = 'write'): CounterdError | null {
-  if (ctx.status.draining) return new CounterdError('shutting_down')
-  if (!ctx.status.ready) return new CounterdError('not_ready')
-  const inflight = kind === 'write' ? ctx.router.inflightOps : ctx.router.inflightReads
-  if (inflight + ops > ctx.config.maxInflightOps) return new CounterdError('overloaded')
-  return null
+export function admit (ctx: FrontContext): CounterdError | null {
+  const phase = ctx.board.nodePhase
+  if (phase === PHASE_READY) return null
+  return new CounterdError(phase === PHASE_DRAINING ? 'shutting_down' : 'not_ready')
+}
+
+/** The error for a unit the router refused: too much in flight, or the ring to its shard is full. */
+export function overloaded (): CounterdError {
+  return new CounterdError('overloaded')
 }

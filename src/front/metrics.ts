@@ -1,30 +1,32 @@
-// Plain counters exposed at GET /metrics in the Prometheus text format.
-export class Metrics {
-  httpRequests = 0
-  httpErrors = new Map<string, number>()
-  wsConnections = 0
-  wsFrames = 0
-  wsOps = 0
-  wsErrors = new Map<string, number>()
-  incrementsAcked = 0
+// GET /metrics: the node's counters in the Prometheus text format, summed over every shard's row
+// of the status board (so any shard answers for the whole node).
+import {
+  F_DURABLE_RECORDS, F_HTTP_REQUESTS, F_INCREMENTS_ACKED, F_INFLIGHT_OPS, F_INFLIGHT_READS, F_PENDING_OPS,
+  F_COUNTERS, F_WS_CONNECTIONS, F_WS_FRAMES, F_WS_OPS, PHASE_READY, type StatusBoard
+} from './status-board'
 
-  countError (map: Map<string, number>, code: string): void {
-    map.set(code, (map.get(code) ?? 0) + 1)
+export function renderMetrics (board: StatusBoard): string {
+  const lines: string[] = []
+  const metric = (name: string, type: 'counter' | 'gauge', value: number): void => {
+    lines.push(`# TYPE counterd_${name} ${type}`, `counterd_${name} ${value}`)
   }
-
-  render (gauges: Record<string, number>): string {
-    const lines: string[] = [
-      '# TYPE counterd_http_requests_total counter', `counterd_http_requests_total ${this.httpRequests}`,
-      '# TYPE counterd_http_errors_total counter',
-      ...[...this.httpErrors].map(([code, n]) => `counterd_http_errors_total{code="${code}"} ${n}`),
-      '# TYPE counterd_ws_connections gauge', `counterd_ws_connections ${this.wsConnections}`,
-      '# TYPE counterd_ws_frames_total counter', `counterd_ws_frames_total ${this.wsFrames}`,
-      '# TYPE counterd_ws_ops_total counter', `counterd_ws_ops_total ${this.wsOps}`,
-      '# TYPE counterd_ws_errors_total counter',
-      ...[...this.wsErrors].map(([code, n]) => `counterd_ws_errors_total{code="${code}"} ${n}`),
-      '# TYPE counterd_increments_acked_total counter', `counterd_increments_acked_total ${this.incrementsAcked}`
-    ]
-    for (const name in gauges) lines.push(`# TYPE counterd_${name} gauge`, `counterd_${name} ${gauges[name]}`)
-    return lines.join('\n') + '\n'
+  const byCode = (name: string, rows: Array<[string, number]>): void => {
+    lines.push(`# TYPE counterd_${name} counter`)
+    for (const [code, n] of rows) lines.push(`counterd_${name}{code="${code}"} ${n}`)
   }
+  metric('http_requests_total', 'counter', board.sum(F_HTTP_REQUESTS))
+  byCode('http_errors_total', board.errors('http'))
+  metric('ws_connections', 'gauge', board.sum(F_WS_CONNECTIONS))
+  metric('ws_frames_total', 'counter', board.sum(F_WS_FRAMES))
+  metric('ws_ops_total', 'counter', board.sum(F_WS_OPS))
+  byCode('ws_errors_total', board.errors('ws'))
+  metric('increments_acked_total', 'counter', board.sum(F_INCREMENTS_ACKED))
+  metric('inflight_ops', 'gauge', board.sum(F_INFLIGHT_OPS))
+  metric('inflight_reads', 'gauge', board.sum(F_INFLIGHT_READS))
+  metric('counters', 'gauge', board.sum(F_COUNTERS))
+  metric('pending_ops', 'gauge', board.sum(F_PENDING_OPS))
+  metric('durable_records_total', 'counter', board.sum(F_DURABLE_RECORDS))
+  metric('shards', 'gauge', board.shards)
+  metric('ready', 'gauge', board.nodePhase === PHASE_READY ? 1 : 0)
+  return lines.join('\n') + '\n'
 }

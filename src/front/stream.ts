@@ -2,14 +2,15 @@
 // Each frame is acked once, after every op in it is applied (ack=applied) or durable (ack=durable).
 // A frame that fails validation is answered with an error ack and touches no state; a frame that
 // cannot even be read (no seq to answer) closes the connection with 1007 and a reason.
-import type { PartResult } from '../../actors/host-protocol'
 import { CounterdError } from '../core/errors'
 import { isValidId } from '../core/keys'
 import { decodeBinaryFrame, encodeAckError, encodeAckOk } from '../core/binary-frame'
 import { decodeJsonFrame } from '../core/json-frame'
 import { FrameOps } from '../core/frame-ops'
+import { OP_INCR, OP_INCR_ACTOR } from '../core/op-codec'
 import type { UnitOwner } from '../routing/router'
-import { admit, type FrontContext } from './context'
+import { admit, overloaded, type FrontContext } from './context'
+import { F_INCREMENTS_ACKED, F_WS_CONNECTIONS, F_WS_FRAMES, F_WS_OPS } from './status-board'
 import { uws, type HttpRequest, type HttpResponse, type TemplatedApp, type WebSocket } from './uws'
 
 export interface StreamConn {
@@ -25,25 +26,26 @@ const CLOSE_GOING_AWAY = 1001
 
 /** One frame waiting for its parts to be applied (or durable). */
 class FrameAck implements UnitOwner {
-  remaining = 0
+  parts = 0
   refusedOps = 0
   error: CounterdError | null = null
 
   constructor (readonly ctx: FrontContext, readonly ws: WebSocket<StreamConn>, readonly conn: StreamConn,
     readonly seq: number, readonly binary: boolean, readonly ops: number) {}
 
-  onPart (res: PartResult | null, first: number, end: number, dup: boolean, err: CounterdError | null): void {
-    if (err !== null) this.error = err
-    else if (res !== null && !dup) {
-      for (const i of res.refused) if (i >= first && i < end) this.refusedOps++
-    }
-    if (--this.remaining > 0) return
+  onApplied (_shard: number, _values: Float64Array | null, _n: number, refused: number): void {
+    this.refusedOps += refused
+  }
+
+  onPartDone (err: CounterdError | null): void {
+    if (err !== null) this.error ??= err
+    if (--this.parts > 0) return
     this.conn.inflight--
     if (this.error === null && this.refusedOps > 0) {
       this.error = new CounterdError('value_out_of_range',
         `${this.refusedOps} of ${this.ops} ops would take a value outside ±(2^53-1) and were not applied; the others were`)
     }
-    if (this.error === null) this.ctx.metrics.incrementsAcked += this.ops
+    if (this.error === null) this.ctx.metrics.add(F_INCREMENTS_ACKED, this.ops)
     if (!this.conn.open) return
     // Late replies (outside a uWS callback) are corked so the ack goes out in one syscall.
     this.ws.cork(() => sendAck(this.ctx, this.ws, this.conn, this.seq, this.binary, this.error))
@@ -52,7 +54,7 @@ class FrameAck implements UnitOwner {
 
 function sendAck (ctx: FrontContext, ws: WebSocket<StreamConn>, conn: StreamConn, seq: number, binary: boolean, err: CounterdError | null): void {
   if (!conn.open) return
-  if (err !== null) ctx.metrics.countError(ctx.metrics.wsErrors, err.code)
+  if (err !== null) ctx.metrics.countError('ws', err.code)
   let status: number
   if (binary) {
     status = ws.send(err === null ? encodeAckOk(seq) : encodeAckError(seq, err.toWire()), true)
@@ -65,7 +67,7 @@ function sendAck (ctx: FrontContext, ws: WebSocket<StreamConn>, conn: StreamConn
 }
 
 export function installStream (app: TemplatedApp, ctx: FrontContext, sockets: Set<WebSocket<StreamConn>>): void {
-  const { config, router, metrics } = ctx
+  const { config, metrics } = ctx
   const ops = new FrameOps(config.maxOpsPerFrame) // reused: frames are decoded one at a time
 
   app.ws<StreamConn>('/v1/stream', {
@@ -92,14 +94,14 @@ export function installStream (app: TemplatedApp, ctx: FrontContext, sockets: Se
 
     open: (ws: WebSocket<StreamConn>) => {
       sockets.add(ws)
-      metrics.wsConnections++
+      metrics.add(F_WS_CONNECTIONS)
     },
 
     message: (ws: WebSocket<StreamConn>, message: ArrayBuffer, isBinary: boolean) => {
       const conn = ws.getUserData()
-      metrics.wsFrames++
+      metrics.add(F_WS_FRAMES)
       if (message.byteLength > config.maxFrameBytes) {
-        metrics.countError(metrics.wsErrors, 'payload_too_large')
+        metrics.countError('ws', 'payload_too_large')
         ws.end(CLOSE_TOO_BIG, `frame of ${message.byteLength} bytes is over the ${config.maxFrameBytes}-byte limit`)
         return
       }
@@ -115,33 +117,42 @@ export function installStream (app: TemplatedApp, ctx: FrontContext, sockets: Se
       if (bad === null && !isBinary && ops.seq < 0) bad = new CounterdError('invalid_seq')
       if (bad !== null && ops.seq < 0) {
         // Without a seq the client cannot match an error ack to a frame.
-        metrics.countError(metrics.wsErrors, bad.code)
+        metrics.countError('ws', bad.code)
         ws.end(CLOSE_INVALID_DATA, `${bad.code}: ${bad.message}`.slice(0, 120))
         return
       }
       const seq = ops.seq
-      if (bad === null) bad = admit(ctx, ops.n)
+      if (bad === null) bad = admit(ctx)
       if (bad === null && (conn.inflight >= config.maxInflightFrames || ws.getBufferedAmount() > config.maxWsBackpressureBytes)) {
         bad = new CounterdError('overloaded', `more than ${config.maxInflightFrames} frames in flight on this connection, or acks not read; retry later`)
       }
       if (bad !== null) { sendAck(ctx, ws, conn, seq, isBinary, bad); return }
 
       const ack = new FrameAck(ctx, ws, conn, seq, isBinary, ops.n)
+      const router = ctx.router
       router.beginUnit(ack, conn.clientId, conn.clientId === null ? -1 : seq, false)
-      const src = new Uint8Array(message)
-      for (let i = 0; i < ops.n; i++) {
-        if (isBinary) router.incrementBytes(ops.hash[i], src, ops.typeStart[i], ops.typeLen[i], ops.idStart[i], ops.idLen[i], ops.delta[i], ops.actorStart[i], ops.actorLen[i])
-        else router.increment(ops.hash[i], ops.keys[i], ops.delta[i], ops.actors[i])
+      if (isBinary) {
+        const src = new Uint8Array(message)
+        for (let i = 0; i < ops.n; i++) router.incrementFromFrame(ops.hash[i], src, ops.typeStart[i], ops.typeLen[i], ops.idStart[i], ops.idLen[i], ops.delta[i], ops.actorStart[i], ops.actorLen[i])
+      } else {
+        for (let i = 0; i < ops.n; i++) {
+          const actor = ops.actors[i]
+          router.op(actor === null ? OP_INCR : OP_INCR_ACTOR, ops.hash[i], ops.keys[i], ops.delta[i], actor)
+        }
       }
-      ack.remaining = router.endUnit()
       conn.inflight++
-      metrics.wsOps += ops.n
+      if (!router.endUnit()) {
+        conn.inflight--
+        sendAck(ctx, ws, conn, seq, isBinary, overloaded())
+        return
+      }
+      metrics.add(F_WS_OPS, ops.n)
     },
 
     close: (ws: WebSocket<StreamConn>) => {
       ws.getUserData().open = false
       sockets.delete(ws)
-      metrics.wsConnections--
+      metrics.add(F_WS_CONNECTIONS, -1)
     }
   })
 }

@@ -1,95 +1,153 @@
-// Composition of one counterd node: data dir (lock, epoch), actor hosts, router, uWS front.
-// Lifecycle: listen (so /health and /ready answer during recovery) → recover → ready → drain on close.
+// The supervisor of one counterd node (the main thread): owns the data dir (lock, epoch, the
+// stored partition count), lays out the shared memory the shards talk through, starts one shard
+// thread per WORKERS, and drives the node's lifecycle:
+//   listen (so /health and /ready answer during recovery) → recover → ready → drain on close.
+// It serves no request itself.
 import fs from 'node:fs'
+import net from 'node:net'
 import path from 'node:path'
+import { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
-import { ActorHosts } from '../../actors/host'
-import type { Config } from '../../config/loader'
-import type { FrontContext, NodeStatus } from '../front/context'
-import { installFeatureRoutes } from '../front/features-http'
-import { installHttpRoutes } from '../front/http'
-import { Metrics } from '../front/metrics'
-import { closeStreams, installStream, type StreamConn } from '../front/stream'
-import { uws, uwsImplementation, type WebSocket } from '../front/uws'
+import { isClusterStorage, type Config } from '../../config/loader'
+import { fromWire } from '../core/errors'
+import { PHASE_DRAINING, PHASE_READY, StatusBoard } from '../front/status-board'
+import { uwsImplementation } from '../front/uws'
+import { InflightGauge } from '../routing/inflight'
+import { Doorbell, SpscRing } from '../routing/spsc-ring'
 import { walDir } from '../storage/open-storage'
 import { listSegments } from '../storage/wal'
-import { Router } from '../routing/router'
+import type { FromShard, ShardInit, ToShard } from './shard-protocol'
+
+/** A start refused for a reason the operator must fix (exit code 2, like a bad setting). */
+export class StartError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'StartError'
+  }
+}
+
+type Wanted = FromShard['t']
+
+class ShardHandle {
+  private waiting: { t: Wanted, resolve: (m: FromShard) => void } | null = null
+
+  constructor (readonly index: number, readonly worker: Worker, private readonly onFailed: (err: Error, exitCode?: number) => void) {
+    worker.on('message', (m: FromShard) => {
+      if (m.t === 'failed') { this.onFailed(fromWire(m.error), m.exitCode); return }
+      if (this.waiting !== null && this.waiting.t === m.t) {
+        const w = this.waiting
+        this.waiting = null
+        w.resolve(m)
+      }
+    })
+  }
+
+  /** Sends a lifecycle message and resolves with the shard's answer of type `t`. */
+  async ask<T extends Wanted> (msg: ToShard, t: T): Promise<Extract<FromShard, { t: T }>> {
+    return await new Promise((resolve) => {
+      this.waiting = { t, resolve: resolve as (m: FromShard) => void }
+      this.worker.postMessage(msg)
+    })
+  }
+}
 
 export class CounterNode {
-  private listenSocket: unknown = null
-  private readonly sockets = new Set<WebSocket<StreamConn>>()
   private closing: Promise<void> | null = null
+  private stopped = false
   port = 0
 
   private constructor (
     readonly config: Config,
     private readonly logger: Logger,
-    private readonly hosts: ActorHosts,
-    readonly router: Router,
-    readonly status: NodeStatus,
-    private readonly lockFile: string
+    private readonly shards: ShardHandle[],
+    private readonly board: StatusBoard,
+    private readonly lockFile: string,
+    readonly epoch: number
   ) {}
 
-  static async start (config: Config, logger: Logger, onFatal: (err: Error) => void): Promise<CounterNode> {
+  static async start (config: Config, logger: Logger, onFatal: (err: Error, exitCode?: number) => void): Promise<CounterNode> {
     fs.mkdirSync(config.dataDir, { recursive: true })
     const lockFile = takeLock(config.dataDir)
+    if (!isClusterStorage(config)) checkPartitions(config.dataDir, config.partitions)
     const epoch = bumpEpoch(config.dataDir)
-    logger.info({ uws: uwsImplementation, dataDir: config.dataDir, epoch, partitions: config.partitions, workers: config.workers, ackMode: config.ackMode }, 'starting')
+    const n = config.workers
+    logger.info({ uws: uwsImplementation, dataDir: config.dataDir, epoch, partitions: config.partitions, workers: n, ackMode: config.ackMode }, 'starting')
     if (uwsImplementation === 'fallback') {
       logger.warn('uWebSockets.js native binary did NOT load: running on its slow JavaScript fallback. Throughput will be a fraction of normal. Use Node 20 on linux-x64 with glibc ≥ 2.36.')
     }
-    const hosts = new ActorHosts(config, epoch, onFatal)
-    const router = new Router(hosts, config.partitions)
-    const status: NodeStatus = {
-      ready: false,
-      draining: false,
-      readiness: async () => {
-        if (!status.ready || status.draining) return { ready: false, detail: { recovering: !status.ready, draining: status.draining } }
-        // Ready means acks can be given: the log and checkpoints work. History lag is reported, not fatal.
-        const stats = await hosts.stats()
-        const failing = stats.filter((s) => !s.logOk).map((s) => s.logError)
-        const detail: Record<string, unknown> = { storage: failing.length === 0 ? 'ok' : failing[0] }
-        const history = stats.map((s) => s.history).filter((h) => h !== undefined)
-        if (history.length > 0) {
-          const bad = history.find((h) => !h.ok)
-          detail.history = bad === undefined ? 'ok' : bad.error
-          detail.historyPendingRows = history.reduce((n, h) => n + h.pendingRows + h.unconfirmedRows, 0)
-        }
-        return { ready: failing.length === 0, detail }
+    // rings[s][t]: the ring shard s writes and shard t reads.
+    const rings = Array.from({ length: n }, (_, s) => Array.from({ length: n }, (_, t) => s === t ? null : SpscRing.allocate(config.shardRingBytes)))
+    const bells = Array.from({ length: n }, () => Doorbell.allocate())
+    const boardMemory = StatusBoard.allocate(n)
+    const inflight = InflightGauge.allocate()
+    const board = new StatusBoard(boardMemory, n)
+    let node: CounterNode | null = null
+    let failing = false
+    const failed = (err: Error, exitCode?: number): void => {
+      if (node?.stopped === true || failing) return
+      failing = true
+      // Every shard closes its sockets first: a thread ending with open uWS sockets aborts the process.
+      abortShards(shards).finally(() => onFatal(err, exitCode))
+    }
+    const shards = Array.from({ length: n }, (_, s) => {
+      const init: ShardInit = {
+        index: s,
+        shards: n,
+        config,
+        epoch,
+        rings: { out: rings[s], in: rings.map((row) => row[s]) },
+        bells,
+        board: boardMemory,
+        inflight
       }
-    }
-    const node = new CounterNode(config, logger, hosts, router, status, lockFile)
+      const worker = new Worker(path.join(__dirname, 'shard-thread.js'), { workerData: init })
+      // A shard thread that dies takes partition state with it: the node cannot go on serving.
+      worker.on('error', (err) => failed(err))
+      worker.on('exit', (code) => failed(new Error(`shard ${s} stopped (exit code ${code})`)))
+      return new ShardHandle(s, worker, failed)
+    })
+    node = new CounterNode(config, logger, shards, board, lockFile, epoch)
     await node.listen()
-    const started = Date.now()
-    const recovered = await hosts.recover()
-    // Every host has checkpointed what it recovered: segments of earlier epochs are no longer needed.
-    for (const seg of listSegments(walDir(config))) {
-      if (seg.epoch < epoch) fs.rmSync(path.join(walDir(config), seg.file), { force: true })
-    }
-    status.ready = true
-    logger.info({
-      ms: Date.now() - started,
-      counters: recovered.reduce((n, r) => n + r.counters, 0),
-      recordsReplayed: recovered.reduce((n, r) => n + r.records, 0)
-    }, 'ready')
+    await node.recover()
     return node
   }
 
+  /**
+   * Every shard listens on the same port (uWS sets SO_REUSEPORT; the kernel spreads connections).
+   * uWS does not share an ephemeral port, so for PORT=0 the supervisor picks a free port first.
+   */
   private async listen (): Promise<void> {
-    const ctx: FrontContext = { config: this.config, router: this.router, metrics: new Metrics(), status: this.status, logger: this.logger }
-    const app = uws.App()
-    installStream(app, ctx, this.sockets)
-    installFeatureRoutes(app, ctx)
-    installHttpRoutes(app, ctx)
-    await new Promise<void>((resolve, reject) => {
-      app.listen(this.config.host, this.config.port, (socket) => {
-        if (socket === false) { reject(new Error(`cannot listen on ${this.config.host}:${this.config.port}`)); return }
-        this.listenSocket = socket
-        this.port = uws.us_socket_local_port(socket)
-        this.logger.info({ host: this.config.host, port: this.port }, 'listening')
-        resolve()
-      })
-    })
+    const { host } = this.config
+    for (let attempt = 1; ; attempt++) {
+      const port = this.config.port !== 0 ? this.config.port : await freePort(host)
+      if ((await this.shards[0].ask({ t: 'listen', port }, 'listening')).port === port) {
+        this.port = port
+        break
+      }
+      // A free port may be taken between the probe and the listen: try another.
+      if (this.config.port !== 0 || attempt === 10) throw new Error(`cannot listen on ${host}:${port}`)
+    }
+    const others = await Promise.all(this.shards.slice(1).map(async (s) => await s.ask({ t: 'listen', port: this.port }, 'listening')))
+    if (others.some((m) => m.port !== this.port)) throw new Error(`cannot listen on ${host}:${this.port} from every shard`)
+    this.logger.info({ host, port: this.port }, 'listening')
+  }
+
+  private async recover (): Promise<void> {
+    const started = Date.now()
+    const stats = await Promise.all(this.shards.map(async (s) => (await s.ask({ t: 'recover' }, 'recovered')).stats))
+    this.board.setPhase(PHASE_READY)
+    this.logger.info({
+      ms: Date.now() - started,
+      counters: stats.reduce((n, r) => n + r.counters, 0),
+      recordsReplayed: stats.reduce((n, r) => n + r.records, 0)
+    }, 'ready')
+    // Once every shard has checkpointed what it recovered, the log of earlier epochs is not needed.
+    Promise.all(this.shards.map(async (s) => await s.ask({ t: 'serve' }, 'checkpointed'))).then(() => {
+      if (this.closing !== null || isClusterStorage(this.config)) return
+      for (const seg of listSegments(walDir(this.config))) {
+        if (seg.epoch < this.epoch) fs.rmSync(path.join(walDir(this.config), seg.file), { force: true })
+      }
+    }, (err: Error) => this.logger.error({ err }, 'checkpoint after recovery failed'))
   }
 
   /** Graceful stop: no new work, in-flight work finished and acked, final checkpoint, threads stopped. */
@@ -99,19 +157,47 @@ export class CounterNode {
   }
 
   private async drain (): Promise<void> {
-    this.status.draining = true
-    if (this.listenSocket !== null) uws.us_listen_socket_close(this.listenSocket as never)
-    const deadline = Date.now() + 30_000
-    while (this.router.inflightOps + this.router.inflightReads > 0 && Date.now() < deadline) await sleep(5)
-    closeStreams(this.sockets)
-    await this.hosts.close()
+    this.board.setPhase(PHASE_DRAINING)
+    // Every shard answers what it accepted; a shard's requests may wait on another's ring, so all
+    // keep running until every one is drained.
+    await Promise.all(this.shards.map(async (s) => await s.ask({ t: 'drain' }, 'drained')))
+    await Promise.all(this.shards.map(async (s) => await s.ask({ t: 'close' }, 'closed')))
+    this.stopped = true
+    await Promise.all(this.shards.map(async (s) => await s.worker.terminate()))
     fs.rmSync(this.lockFile, { force: true })
     this.logger.info('stopped')
   }
 }
 
-function sleep (ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
+/** Asks every shard to close its sockets, for at most a second (a shard may be stuck or gone). */
+async function abortShards (shards: ShardHandle[]): Promise<void> {
+  const timeout = new Promise<void>((resolve) => setTimeout(resolve, 1000).unref())
+  await Promise.race([Promise.all(shards.map(async (s) => await s.ask({ t: 'abort' }, 'aborted'))), timeout])
+}
+
+/** A port nothing listens on now (the kernel's pick for port 0). */
+async function freePort (host: string): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once('error', reject)
+    server.listen(0, host, () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/** PARTITIONS is fixed for a data dir's life: stored at first start, checked at every start. */
+function checkPartitions (dataDir: string, partitions: number): void {
+  const file = path.join(dataDir, 'PARTITIONS')
+  if (fs.existsSync(file)) {
+    const stored = Number(fs.readFileSync(file, 'utf8').trim())
+    if (stored !== partitions) {
+      throw new StartError(`PARTITIONS is ${partitions} but ${dataDir} was written with PARTITIONS=${stored}; a data dir keeps its partition count for life (start with PARTITIONS=${stored})`)
+    }
+    return
+  }
+  writeDurably(dataDir, 'PARTITIONS', String(partitions))
 }
 
 /** One process per data dir. A lock left by a process that no longer runs (kill -9) is taken over. */
@@ -127,7 +213,7 @@ function takeLock (dataDir: string): string {
   // A process killed a moment ago may take a little while to be gone.
   const deadline = Date.now() + 3000
   while (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
-    if (Date.now() > deadline) throw new Error(`DATA_DIR ${dataDir} is in use by process ${holder}`)
+    if (Date.now() > deadline) throw new StartError(`DATA_DIR ${dataDir} is in use by process ${holder}`)
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50)
   }
   fs.writeFileSync(file, String(process.pid))
@@ -148,14 +234,20 @@ function bumpEpoch (dataDir: string): number {
   const file = path.join(dataDir, 'EPOCH')
   const prev = fs.existsSync(file) ? Number(fs.readFileSync(file, 'utf8')) : 0
   const epoch = (Number.isInteger(prev) ? prev : 0) + 1
+  writeDurably(dataDir, 'EPOCH', String(epoch))
+  return epoch
+}
+
+/** Replaces dataDir/name with `text` atomically and durably (temp file, fsync, rename, dir fsync). */
+function writeDurably (dataDir: string, name: string, text: string): void {
+  const file = path.join(dataDir, name)
   const tmp = file + '.tmp'
   const fd = fs.openSync(tmp, 'w')
-  fs.writeSync(fd, String(epoch))
+  fs.writeSync(fd, text)
   fs.fdatasyncSync(fd)
   fs.closeSync(fd)
   fs.renameSync(tmp, file)
   const dir = fs.openSync(dataDir, 'r')
   fs.fsyncSync(dir)
   fs.closeSync(dir)
-  return epoch
 }

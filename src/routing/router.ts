@@ -1,326 +1,477 @@
-// Collects the ops of one event-loop tick into one part per partition, and sends each actor host
-// one write task and one read task per tick (never a message per op). Answers flow back to the
-// unit owners (an HTTP request, a WebSocket frame) as each host replies.
-import type { ActorHosts } from '../../actors/host'
-import { OP_HAS_ARG, OP_HAS_DELTA, OP_HEADER_BYTES, OP_INCR, OP_INCR_ACTOR } from '../core/op-codec'
-import type { HostTask, PartBatch, PartResult } from '../../actors/host-protocol'
-import type { DeltaRecord } from '../core/records'
-import { CounterdError, asCounterdError } from '../core/errors'
+// The router of one shard thread: sends each op to the shard that owns its partition
+// (p mod shards). An op of this thread's own shard is applied inline; another shard's ops are
+// staged in the outbox to that shard and cross through the shared-memory ring between the two
+// threads at the end of the event-loop turn, in one message for the whole turn. The owner
+// answers through the ring the other way: at once for reads, after its group commit for durable
+// writes. Requests that are not plain ops (top-K, samples, history, merges…) travel the same
+// rings as small JSON control records.
+//
+// A request is a unit: its ops (one per HTTP request, many per stream frame) are split into one
+// part per shard touched; the unit's owner (the front's pending request) hears from each part.
+import type { Logger } from 'pino'
+import type { DurableWaiter } from '../../actors/group-commit'
+import { UnitResult, type Shard } from '../../actors/shard'
+import { CounterdError, asCounterdError, fromWire, type WireError } from '../core/errors'
+import { ByteSink } from '../core/op-codec'
+import type { InflightGauge } from './inflight'
+import { Outbox } from './outbox'
+import {
+  REC_CTRL, REC_CTRL_REPLY, REC_REPLY, REC_UNIT, REPLY_DUP, REPLY_ERROR, REPLY_VALUES, UNIT_READ, UNIT_STREAM, UNIT_TAG, UNIT_VALUES,
+  writeControl, writeControlReply, writeReply, writeUnitHeader
+} from './ring-records'
+import type { Doorbell, SpscRing } from './spsc-ring'
 
-/** Whoever submitted a unit of ops; told once per partition part the unit was split into. */
+/** Whoever submitted a unit: hears once per part (per shard the unit touched). */
 export interface UnitOwner {
-  /** res is null when the host failed (err set). first..end are op indexes inside res. */
-  onPart: (res: PartResult | null, first: number, end: number, dup: boolean, err: CounterdError | null) => void
+  /** Set by the router before any part completes: how many parts the unit has. */
+  parts: number
+  /**
+   * A part was applied at `shard`: a value per op (in the order they were added for that shard)
+   * when the unit asked for values, how many ops were refused, whether it was a resend. `values`
+   * is only valid during the call.
+   */
+  onApplied: (shard: number, values: Float64Array | null, n: number, refused: number, dup: boolean) => void
+  /** A part is complete: durable (or applied, per the ack mode), or failed with `err`. */
+  onPartDone: (err: CounterdError | null) => void
 }
 
-// Scratch for writing a float64's little-endian bytes without a Buffer call (x86 and ARM are LE).
-const F64 = new Float64Array(1)
-const F64_BYTES = new Uint8Array(F64.buffer)
+export type ControlHandler = (args: any) => unknown
 
-class PartBuilder {
-  buf: Buffer = Buffer.allocUnsafeSlow(4096)
-  len = 0
-  n = 0
-  unitFirst = -1 // first op of the open unit in this part, -1 when the unit has none here
-  ends: number[] = []
-  tags: Array<string | null> = []
-  seqs: number[] = []
-  owners: UnitOwner[] = []
-  wantValues = false
+export interface Links {
+  /** out[t]: the ring this shard writes to shard t (null for itself); in[t]: the ring from shard t. */
+  out: Array<SpscRing | null>
+  in: Array<SpscRing | null>
+  /** Every shard's doorbell; this shard's is bells[index]. */
+  bells: Doorbell[]
+}
 
-  constructor (readonly p: number) {}
+export interface RouterOptions {
+  index: number
+  shards: number
+  partitions: number
+  shard: Shard
+  links: Links
+  /** Ops the node has accepted and not yet answered (all shards), writes and reads counted apart. */
+  inflight: InflightGauge
+  /** Staged bytes per outbox beyond which new units are refused (overloaded). */
+  outboxLimit: number
+  logger: Logger
+}
 
-  reserve (bytes: number): void {
-    if (this.len + bytes <= this.buf.length) return
-    let size = this.buf.length * 2
-    while (size < this.len + bytes) size *= 2
-    const bigger = Buffer.allocUnsafeSlow(size)
-    this.buf.copy(bigger, 0, 0, this.len)
-    this.buf = bigger
+/** A local part waiting for the shard's group commit. */
+class LocalPart implements DurableWaiter {
+  constructor (private readonly router: Router, private readonly owner: UnitOwner, private readonly ops: number) {}
+  onDurable (): void {
+    this.router.answered(false, this.ops)
+    this.owner.onPartDone(null)
   }
 }
 
-interface SentPart { ends: number[], owners: UnitOwner[] }
-interface Outgoing { parts: PartBatch[], sent: SentPart[] } // one task's worth for one host
-
-function take (out: Outgoing, b: PartBuilder): void {
-  out.parts.push(toBatch(b))
-  out.sent.push({ ends: b.ends, owners: b.owners })
+/** Replies to one shard's units, held until the group commit that made them durable completes. */
+class HeldReplies implements DurableWaiter {
+  readonly sink = new ByteSink(4096)
+  constructor (private readonly router: Router, readonly to: number, readonly window: number) {}
+  onDurable (): void {
+    this.router.release(this)
+  }
 }
+
+interface PendingControl { resolve: (v: unknown) => void, reject: (e: Error) => void }
 
 export class Router {
-  inflightOps = 0 // writes sent and not yet answered (acknowledged)
+  readonly index: number
+  readonly shards: number
+  readonly partitions: number
+  inflightOps = 0 // writes this shard accepted and has not yet answered
   inflightReads = 0 // reads, counted apart: a log outage holds writes, never reads
-  private writes: Array<PartBuilder | null>
-  private reads: Array<PartBuilder | null>
-  private readonly touched: number[] = [] // partitions with a write or read builder this tick
-  private readonly unitParts: number[] = [] // partitions the open unit has ops in
-  private unitOwner: UnitOwner | null = null
-  private unitTag: string | null = null
-  private unitSeq = -1
-  private unitWantValues = false
-  private scheduled = false
+  readonly handlers = new Map<string, ControlHandler>()
+
+  private readonly shard: Shard
+  private readonly outboxes: Array<Outbox | null>
+  private readonly inboxes: Array<SpscRing | null>
+  private readonly bell: Doorbell
+  private readonly o: RouterOptions
+
+  // The unit being built.
+  private owner: UnitOwner | null = null
+  private flags = 0
+  private tag: string | null = null
+  private seq = -1
+  private readonly local = new ByteSink(64 * 1024)
+  private localN = 0
+  private readonly partAt: Int32Array // sink offset of the unit's record in each outbox, -1 none
+  private readonly partN: Int32Array
+  private readonly partOps: Int32Array // offset where the part's ops start
+  private readonly touched: number[] = []
+  private readonly result = new UnitResult()
+
+  // Remote parts waiting for their reply, by unit id (slot).
+  private slotOwner: Array<UnitOwner | null> = []
+  private slotOps = new Int32Array(64)
+  private slotRead = new Uint8Array(64)
+  private readonly freeSlots: number[] = []
+
+  private readonly held: Array<HeldReplies | null>
+  private readonly partial: Array<ByteSink | null> // reassembly of records that came in chunks
+  private readonly controls = new Map<number, PendingControl>()
+  private nextControlId = 1
+  private replyValues = new Float64Array(1024)
+  private flushScheduled = false
+  private retryTimer: NodeJS.Timeout | null = null
   private readonly flushBound = (): void => this.flush()
+  private readonly pumpBound = (): void => this.pump()
+  private readonly hasWorkBound = (): boolean => this.hasWork()
+  private readonly drainers: Array<(data: Buffer, off: number, len: number, more: boolean) => void>
 
-  constructor (private readonly hosts: ActorHosts, readonly partitions: number) {
-    this.writes = new Array(partitions).fill(null)
-    this.reads = new Array(partitions).fill(null)
+  constructor (o: RouterOptions) {
+    this.o = o
+    this.index = o.index
+    this.shards = o.shards
+    this.partitions = o.partitions
+    this.shard = o.shard
+    this.bell = o.links.bells[o.index]
+    this.outboxes = o.links.out.map((ring, t) => ring === null ? null : new Outbox(ring, o.links.bells[t], o.outboxLimit))
+    this.inboxes = o.links.in
+    this.partAt = new Int32Array(o.shards).fill(-1)
+    this.partN = new Int32Array(o.shards)
+    this.partOps = new Int32Array(o.shards)
+    this.held = new Array(o.shards).fill(null)
+    this.partial = new Array(o.shards).fill(null)
+    this.drainers = Array.from({ length: o.shards }, (_, from) => (data: Buffer, off: number, len: number, more: boolean) => this.onMessage(from, data, off, len, more))
   }
 
-  // ---- writes: beginUnit, then ops, then endUnit ----
-
-  /** tag: stream clientId (with seq ≥ 0) or key + '\n' + Idempotency-Key (seq −1), or null. */
-  beginUnit (owner: UnitOwner, tag: string | null, seq: number, wantValues: boolean): void {
-    this.unitOwner = owner
-    this.unitTag = tag
-    this.unitSeq = seq
-    this.unitWantValues = wantValues
-    this.unitParts.length = 0
+  /** Which shard owns partition p. */
+  shardOf (p: number): number {
+    return p % this.shards
   }
 
-  /** Starts an op in partition hash mod P; returns its builder with room for `bytes` more. */
-  private writeOp (kind: number, hash: number, keyLen: number, bytes: number): PartBuilder {
-    const b = this.writePart(hash % this.partitions)
-    b.reserve(bytes)
-    const buf = b.buf
-    buf[b.len] = kind
-    buf[b.len + 1] = keyLen
-    buf.writeUInt32LE(hash, b.len + 2)
-    b.len += OP_HEADER_BYTES
-    b.n++
-    return b
+  /** Whether nothing this shard accepted is still unanswered. */
+  get idle (): boolean {
+    return this.inflightOps === 0 && this.inflightReads === 0 && this.controls.size === 0
   }
 
-  private writePart (p: number): PartBuilder {
-    let b = this.writes[p]
-    if (b === null) {
-      b = this.writes[p] = new PartBuilder(p)
-      this.touch(p)
+  /** Starts taking records from the other shards. */
+  start (): void {
+    this.pump()
+  }
+
+  // ---- building units: beginUnit, ops, endUnit ----
+
+  /**
+   * Starts a unit. tag: a stream clientId (with seq ≥ 0) or key + '\n' + Idempotency-Key (seq −1),
+   * or null; read: answered at once with a value per op (never logged).
+   */
+  beginUnit (owner: UnitOwner, tag: string | null, seq: number, wantValues: boolean, read = false): void {
+    this.owner = owner
+    this.tag = tag
+    this.seq = seq
+    this.flags = (read ? UNIT_READ | UNIT_VALUES : 0) | (wantValues ? UNIT_VALUES : 0) | (tag === null ? 0 : UNIT_TAG) | (tag !== null && seq >= 0 ? UNIT_STREAM : 0)
+    this.local.len = 0
+    this.localN = 0
+  }
+
+  /** The sink an op of partition `p` goes to (the local one, or the unit's record in the outbox). */
+  private sinkFor (p: number): ByteSink {
+    const t = p % this.shards
+    if (t === this.index) {
+      this.localN++
+      return this.local
     }
-    if (b.unitFirst < 0) {
-      b.unitFirst = b.n
-      this.unitParts.push(p)
+    const box = this.outboxes[t] as Outbox
+    if (this.partAt[t] < 0) {
+      this.partAt[t] = box.sink.len
+      writeUnitHeader(box.sink, this.flags, 0, this.seq, this.tag)
+      this.partOps[t] = box.sink.len
+      this.partN[t] = 0
+      this.touched.push(t)
     }
-    return b
+    this.partN[t]++
+    return box.sink
+  }
+
+  /** An op on "type:id" (`key`, FNV-1a hash `hash`), with a delta and an argument as its kind wants. */
+  op (kind: number, hash: number, key: string, delta = 0, arg: string | null = null): void {
+    this.sinkFor(hash % this.partitions).op(kind, hash, key, delta, arg)
+  }
+
+  /** An increment whose key is copied straight from a binary stream frame (the stream's hot path). */
+  incrementFromFrame (hash: number, src: Uint8Array, typeStart: number, typeLen: number, idStart: number, idLen: number,
+    delta: number, actorStart: number, actorLen: number): void {
+    this.sinkFor(hash % this.partitions).incrementFromFrame(hash, src, typeStart, typeLen, idStart, idLen, delta, actorStart, actorLen)
   }
 
   /**
-   * A write op (actors/protocol.ts) on the key "type:id" whose FNV-1a hash is `hash` (src/keys.ts);
-   * `delta` for increments, `arg` (an actor or user id, ASCII) for the ops that take one.
+   * Ends the unit and sends it: remote parts are staged for their shards, the local part is
+   * applied now. False when it was refused for overload (too much in flight, or an outbox full):
+   * then nothing of it was applied or sent.
    */
-  write (kind: number, hash: number, key: string, delta = 0, arg: string | null = null): void {
-    const b = this.writeOp(kind, hash, key.length, opBytes(kind, key, arg))
-    b.len = writeOpBody(b.buf, b.len, kind, key, delta, arg)
-  }
-
-  increment (hash: number, key: string, delta: number, actor: string | null = null): void {
-    this.write(actor === null ? OP_INCR : OP_INCR_ACTOR, hash, key, delta, actor)
-  }
-
-  /** An increment whose key is copied straight from a binary frame: type bytes, ':', id bytes. */
-  // The stream's hot path: plain byte stores only (Buffer's write helpers cost more than the copy).
-  incrementBytes (hash: number, src: Uint8Array, typeStart: number, typeLen: number, idStart: number, idLen: number, delta: number, actorStart = -1, actorLen = 0): void {
-    const keyLen = typeLen + 1 + idLen
-    const b = this.writePart(hash % this.partitions)
-    b.reserve(OP_HEADER_BYTES + keyLen + 9 + actorLen)
-    const buf = b.buf
-    let o = b.len
-    buf[o] = actorStart < 0 ? OP_INCR : OP_INCR_ACTOR
-    buf[o + 1] = keyLen
-    buf[o + 2] = hash
-    buf[o + 3] = hash >>> 8
-    buf[o + 4] = hash >>> 16
-    buf[o + 5] = hash >>> 24
-    o += OP_HEADER_BYTES
-    for (let k = typeStart, end = typeStart + typeLen; k < end; k++) buf[o++] = src[k]
-    buf[o++] = 0x3a // ':'
-    for (let k = idStart, end = idStart + idLen; k < end; k++) buf[o++] = src[k]
-    F64[0] = delta
-    buf[o] = F64_BYTES[0]; buf[o + 1] = F64_BYTES[1]; buf[o + 2] = F64_BYTES[2]; buf[o + 3] = F64_BYTES[3]
-    buf[o + 4] = F64_BYTES[4]; buf[o + 5] = F64_BYTES[5]; buf[o + 6] = F64_BYTES[6]; buf[o + 7] = F64_BYTES[7]
-    o += 8
-    if (actorStart >= 0) {
-      buf[o++] = actorLen
-      for (let k = actorStart, end = actorStart + actorLen; k < end; k++) buf[o++] = src[k]
+  endUnit (): boolean {
+    const owner = this.owner as UnitOwner
+    const read = (this.flags & UNIT_READ) !== 0
+    let ops = this.localN
+    for (const t of this.touched) ops += this.partN[t]
+    let admitted = true
+    for (const t of this.touched) admitted &&= (this.outboxes[t] as Outbox).admits(this.partAt[t])
+    if (!admitted || !this.o.inflight.tryAdd(read, ops)) {
+      for (const t of this.touched) { (this.outboxes[t] as Outbox).truncate(this.partAt[t]); this.partAt[t] = -1 }
+      this.touched.length = 0
+      this.owner = null
+      return false
     }
-    b.len = o
-    b.n++
-  }
-
-  /** Closes the unit; returns in how many parts its owner will be answered. */
-  endUnit (): number {
-    const owner = this.unitOwner as UnitOwner
-    let ops = 0
-    for (const p of this.unitParts) {
-      const b = this.writes[p] as PartBuilder
-      ops += b.n - b.unitFirst
-      b.ends.push(b.n)
-      b.tags.push(this.unitTag)
-      b.seqs.push(this.unitSeq)
-      b.owners.push(owner)
-      b.wantValues ||= this.unitWantValues
-      b.unitFirst = -1
+    owner.parts = this.touched.length + (this.localN > 0 ? 1 : 0)
+    if (read) this.inflightReads += ops
+    else this.inflightOps += ops
+    for (const t of this.touched) {
+      const box = this.outboxes[t] as Outbox
+      const buf = box.sink.buf
+      const at = this.partAt[t]
+      buf.writeUInt32LE(this.allocSlot(owner, this.partN[t], read), at + 2)
+      const nOpsAt = this.partOps[t] - 8
+      buf.writeUInt32LE(this.partN[t], nOpsAt)
+      buf.writeUInt32LE(box.sink.len - this.partOps[t], nOpsAt + 4)
+      box.endRecord()
+      this.partAt[t] = -1
     }
-    this.inflightOps += ops
-    this.unitOwner = null
-    return this.unitParts.length
-  }
-
-  /** A counter's history series, asked of the host that owns it (not batched: rare and slow). */
-  async history (hash: number, key: string, from: number, to: number, step: 'minute' | 'hour' | 'day'): Promise<Array<{ ts: number, value: number }>> {
-    const host = this.hosts.hostOf(hash % this.partitions)
-    try {
-      return await this.hosts.run(host, { t: 'history', key, from, to, step }) as Array<{ ts: number, value: number }>
-    } catch (err) {
-      throw asCounterdError(err)
-    }
-  }
-
-  /** Every replica's totals of a counter (GET …?replicas=true). */
-  async replicas (hash: number, key: string): Promise<Array<{ replica: string, p: number, n: number }>> {
-    const p = hash % this.partitions
-    return await this.direct(p, { t: 'replicas', p, key }) as Array<{ replica: string, p: number, n: number }>
-  }
-
-  async sample (hash: number, key: string, n: number): Promise<string[]> {
-    const p = hash % this.partitions
-    return await this.direct(p, { t: 'sample', p, key, n }) as string[]
-  }
-
-  /** Top-k rising counters of every host, merged. */
-  async top (type: string | null, k: number): Promise<Array<{ key: string, rate: number }>> {
-    const all = await Promise.all(Array.from({ length: this.hosts.count }, async (_, h) => await this.hosts.run(h, { t: 'top', type, k }) as Array<{ key: string, rate: number }>))
-    return all.flat().sort((a, b) => b.rate - a.rate).slice(0, k)
-  }
-
-  /** This replica's totals of every counter, as records another region can merge. */
-  async exportTotals (): Promise<DeltaRecord[]> {
-    const all = await Promise.all(Array.from({ length: this.hosts.count }, async (_, h) => await this.hosts.run(h, { t: 'export' }) as DeltaRecord[]))
-    return all.flat()
-  }
-
-  /** Merges other replicas' records (grouped by host); resolves with counters changed, once durable. */
-  async merge (records: DeltaRecord[]): Promise<number> {
-    const byHost: DeltaRecord[][] = Array.from({ length: this.hosts.count }, () => [])
-    for (const r of records) byHost[this.hosts.hostOf(r.partition)].push(r)
-    const changed = await Promise.all(byHost.map(async (rs, h) => rs.length === 0 ? 0 : await this.hosts.run(h, { t: 'merge', records: rs }) as number))
-    return changed.reduce((a, b) => a + b, 0)
-  }
-
-  private async direct (p: number, task: HostTask): Promise<unknown> {
-    try {
-      return await this.hosts.run(this.hosts.hostOf(p), task)
-    } catch (err) {
-      throw asCounterdError(err)
-    }
-  }
-
-  // ---- reads: one op per unit ----
-
-  /** A read op (OP_GET, OP_UNIQUE, …); its one value goes to `owner`. */
-  read (kind: number, hash: number, key: string, owner: UnitOwner, arg: string | null = null): void {
-    const p = hash % this.partitions
-    let b = this.reads[p]
-    if (b === null) {
-      b = this.reads[p] = new PartBuilder(p)
-      this.touch(p)
-    }
-    b.reserve(opBytes(kind, key, arg))
-    b.buf[b.len] = kind
-    b.buf[b.len + 1] = key.length
-    b.buf.writeUInt32LE(hash, b.len + 2)
-    b.len = writeOpBody(b.buf, b.len + OP_HEADER_BYTES, kind, key, 0, arg)
-    b.n++
-    b.ends.push(b.n)
-    b.tags.push(null)
-    b.seqs.push(-1)
-    b.owners.push(owner)
-    this.inflightReads++
-  }
-
-  private touch (p: number): void {
-    this.touched.push(p)
-    if (!this.scheduled) {
-      this.scheduled = true
-      setImmediate(this.flushBound)
-    }
-  }
-
-  /** Sends this tick's parts: per host, writes first, then reads (a read sees the writes before it). */
-  flush (): void {
-    this.scheduled = false
-    const hosts = this.hosts.count
-    const writes: Outgoing[] = Array.from({ length: hosts }, () => ({ parts: [], sent: [] }))
-    const reads: Outgoing[] = Array.from({ length: hosts }, () => ({ parts: [], sent: [] }))
-    for (const p of this.touched) {
-      const h = this.hosts.hostOf(p)
-      const w = this.writes[p]
-      if (w !== null) {
-        this.writes[p] = null
-        take(writes[h], w)
-      }
-      const r = this.reads[p]
-      if (r !== null) {
-        this.reads[p] = null
-        take(reads[h], r)
-      }
-    }
+    if (this.touched.length > 0) this.scheduleFlush()
     this.touched.length = 0
-    for (let h = 0; h < hosts; h++) {
-      if (writes[h].parts.length > 0) this.send(h, 'write', writes[h])
-      if (reads[h].parts.length > 0) this.send(h, 'read', reads[h])
+    this.owner = null
+    if (this.localN > 0) this.applyLocal(owner, read)
+    return true
+  }
+
+  private applyLocal (owner: UnitOwner, read: boolean): void {
+    const n = this.localN
+    const r = this.result
+    try {
+      if (read) this.shard.applyReads(this.local.buf, 0, n, r)
+      else this.shard.applyWrites(this.local.buf, 0, n, this.tag, this.seq, (this.flags & UNIT_VALUES) !== 0, r)
+    } catch (err) {
+      this.o.logger.error({ err }, 'applying a unit failed')
+      this.answered(read, n)
+      owner.onPartDone(asCounterdError(err))
+      return
+    }
+    owner.onApplied(this.index, (this.flags & UNIT_VALUES) !== 0 ? r.values : null, n, r.refused, r.dup)
+    if (!read && this.shard.holdsAcks) {
+      this.shard.whenDurable(new LocalPart(this, owner, n))
+    } else {
+      this.answered(read, n)
+      owner.onPartDone(null)
     }
   }
 
-  private send (h: number, t: 'write' | 'read', out: Outgoing): void {
-    // Each part's op buffer is transferred, not copied: the builder lets go of it at flush.
-    const transferList = out.parts.map((pb) => pb.ops.buffer as ArrayBuffer)
-    this.hosts.run(h, { t, parts: out.parts }, transferList).then(
-      (results) => this.deliver(t, out.parts, out.sent, results as PartResult[] | null, null),
-      (err) => this.deliver(t, out.parts, out.sent, null, asCounterdError(err))
-    )
+  /** `n` ops of a part are answered: they no longer count as in flight. */
+  answered (read: boolean, n: number): void {
+    if (read) this.inflightReads -= n
+    else this.inflightOps -= n
+    this.o.inflight.sub(read, n)
   }
 
-  private deliver (t: 'write' | 'read', parts: PartBatch[], sent: SentPart[], results: PartResult[] | null, err: CounterdError | null): void {
-    for (let i = 0; i < sent.length; i++) {
-      const { ends, owners } = sent[i]
-      // A write task with nothing to report (no values wanted, nothing refused, no resend) answers null.
-      const res = results === null ? (err === null ? NO_NEWS : null) : results[i]
-      const dups = res?.dups ?? []
-      let first = 0
-      let d = 0
-      for (let u = 0; u < ends.length; u++) {
-        const dup = d < dups.length && dups[d] === u
-        if (dup) d++
-        owners[u].onPart(res, first, ends[u], dup, err)
-        first = ends[u]
+  private allocSlot (owner: UnitOwner, ops: number, read: boolean): number {
+    let s = this.freeSlots.pop()
+    if (s === undefined) {
+      s = this.slotOwner.length
+      this.slotOwner.push(null)
+      if (s >= this.slotOps.length) {
+        const ops2 = new Int32Array(this.slotOps.length * 2); ops2.set(this.slotOps); this.slotOps = ops2
+        const read2 = new Uint8Array(this.slotRead.length * 2); read2.set(this.slotRead); this.slotRead = read2
       }
-      if (t === 'write') this.inflightOps -= parts[i].n
-      else this.inflightReads -= parts[i].n
+    }
+    this.slotOwner[s] = owner
+    this.slotOps[s] = ops
+    this.slotRead[s] = read ? 1 : 0
+    return s
+  }
+
+  // ---- control requests ----
+
+  /** Runs a named control handler on shard `target` (JSON in, JSON out). */
+  async control (target: number, name: string, args: unknown): Promise<unknown> {
+    if (target === this.index) return await this.runHandler(name, args)
+    const id = this.nextControlId++
+    const box = this.outboxes[target] as Outbox
+    writeControl(box.sink, id, JSON.stringify({ name, args }))
+    box.endRecord()
+    this.scheduleFlush()
+    return await new Promise((resolve, reject) => this.controls.set(id, { resolve, reject }))
+  }
+
+  /** The same control request on every shard, answers in shard order. */
+  async controlAll (name: string, args: unknown): Promise<unknown[]> {
+    return await Promise.all(Array.from({ length: this.shards }, async (_, t) => await this.control(t, name, args)))
+  }
+
+  private async runHandler (name: string, args: unknown): Promise<unknown> {
+    const h = this.handlers.get(name)
+    if (h === undefined) throw new CounterdError('internal', `no control handler ${name}`)
+    return await h(args)
+  }
+
+  // ---- the rings ----
+
+  private scheduleFlush (): void {
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    setImmediate(this.flushBound)
+  }
+
+  /** Pushes every outbox into its ring; a full ring is retried shortly (its consumer is draining). */
+  flush (): void {
+    this.flushScheduled = false
+    let blocked = false
+    for (const box of this.outboxes) {
+      if (box !== null && box.staged > 0 && !box.flush()) blocked = true
+    }
+    if (blocked && this.retryTimer === null) {
+      this.retryTimer = setTimeout(() => { this.retryTimer = null; this.flush() }, 1)
     }
   }
-}
 
-function opBytes (kind: number, key: string, arg: string | null): number {
-  return OP_HEADER_BYTES + key.length + (OP_HAS_DELTA[kind] ? 8 : 0) + (OP_HAS_ARG[kind] ? 1 + (arg?.length ?? 0) : 0)
-}
-
-/** Key, then delta and argument as the kind wants; returns the offset after the op. */
-function writeOpBody (buf: Buffer, o: number, kind: number, key: string, delta: number, arg: string | null): number {
-  o += buf.write(key, o, 'latin1')
-  if (OP_HAS_DELTA[kind]) o = buf.writeDoubleLE(delta, o)
-  if (OP_HAS_ARG[kind]) {
-    const a = arg ?? ''
-    buf[o] = a.length
-    o += 1 + buf.write(a, o + 1, 'latin1')
+  private hasWork (): boolean {
+    for (const ring of this.inboxes) if (ring !== null && !ring.isEmpty()) return true
+    return false
   }
-  return o
+
+  /** Drains every incoming ring, sends what that produced, and sleeps until a producer rings. */
+  private pump (): void {
+    do {
+      for (let from = 0; from < this.shards; from++) this.inboxes[from]?.drain(this.drainers[from])
+      this.flush()
+    } while (!this.bell.sleep(this.hasWorkBound, this.pumpBound))
+  }
+
+  private onMessage (from: number, data: Buffer, off: number, len: number, more: boolean): void {
+    let partial = this.partial[from]
+    if (more || partial !== null) {
+      partial ??= this.partial[from] = new ByteSink(len * 2)
+      partial.bytes(data, off, off + len)
+      if (more) return
+      this.partial[from] = null
+      this.records(from, partial.buf, 0, partial.len)
+      return
+    }
+    this.records(from, data, off, off + len)
+  }
+
+  private records (from: number, buf: Buffer, o: number, end: number): void {
+    while (o < end) {
+      const type = buf[o]
+      if (type === REC_UNIT) o = this.onUnit(from, buf, o)
+      else if (type === REC_REPLY) o = this.onReply(from, buf, o)
+      else if (type === REC_CTRL) o = this.onControl(from, buf, o)
+      else if (type === REC_CTRL_REPLY) o = this.onControlReply(buf, o)
+      else {
+        this.o.logger.error({ from, type, offset: o }, 'unknown record type on a shard ring; dropping the rest of the message')
+        return
+      }
+    }
+  }
+
+  private onUnit (from: number, buf: Buffer, o: number): number {
+    const flags = buf[o + 1]
+    const unitId = buf.readUInt32LE(o + 2)
+    const seq = (flags & UNIT_STREAM) !== 0 ? buf.readUInt32LE(o + 6) : -1
+    const tagLen = buf.readUInt16LE(o + 10)
+    const tag = (flags & UNIT_TAG) !== 0 ? buf.toString('latin1', o + 12, o + 12 + tagLen) : null
+    o += 12 + tagLen
+    const nOps = buf.readUInt32LE(o)
+    const opsStart = o + 8
+    const opsEnd = opsStart + buf.readUInt32LE(o + 4)
+    const read = (flags & UNIT_READ) !== 0
+    const wantValues = (flags & UNIT_VALUES) !== 0
+    const r = this.result
+    let error: string | null = null
+    try {
+      if (read) this.shard.applyReads(buf, opsStart, nOps, r)
+      else this.shard.applyWrites(buf, opsStart, nOps, tag, seq, wantValues, r)
+    } catch (err) {
+      this.o.logger.error({ err, from }, 'applying a unit from another shard failed')
+      error = JSON.stringify(asCounterdError(err).toWire())
+    }
+    const box = this.outboxes[from] as Outbox
+    if (error !== null || read || !this.shard.holdsAcks) {
+      writeReply(box.sink, unitId, r.dup, r.refused, wantValues && error === null ? r.values : null, nOps, error)
+      box.endRecord()
+    } else {
+      let h = this.held[from]
+      if (h === null || h.window !== this.shard.commit.window) {
+        h = this.held[from] = new HeldReplies(this, from, this.shard.commit.window)
+        this.shard.whenDurable(h)
+      }
+      writeReply(h.sink, unitId, r.dup, r.refused, wantValues ? r.values : null, nOps, null)
+    }
+    return opsEnd
+  }
+
+  /** Held replies whose commit is durable go out to their shard. */
+  release (h: HeldReplies): void {
+    if (this.held[h.to] === h) this.held[h.to] = null
+    const box = this.outboxes[h.to] as Outbox
+    box.sink.bytes(h.sink.buf, 0, h.sink.len)
+    box.endRecord()
+    this.scheduleFlush()
+  }
+
+  private onReply (from: number, buf: Buffer, o: number): number {
+    const flags = buf[o + 1]
+    const slot = buf.readUInt32LE(o + 2)
+    const refused = buf.readUInt32LE(o + 6)
+    o += 10
+    let values: Float64Array | null = null
+    let n = 0
+    if ((flags & REPLY_VALUES) !== 0) {
+      n = buf.readUInt32LE(o)
+      o += 4
+      if (this.replyValues.length < n) this.replyValues = new Float64Array(Math.max(n, this.replyValues.length * 2))
+      values = this.replyValues
+      for (let i = 0; i < n; i++, o += 8) values[i] = buf.readDoubleLE(o)
+    }
+    let err: CounterdError | null = null
+    if ((flags & REPLY_ERROR) !== 0) {
+      const len = buf.readUInt16LE(o)
+      err = fromWire(JSON.parse(buf.toString('utf8', o + 2, o + 2 + len)) as WireError)
+      o += 2 + len
+    }
+    const owner = this.slotOwner[slot]
+    if (owner === null || owner === undefined) {
+      this.o.logger.error({ from, slot }, 'a reply for no pending unit; ignored')
+      return o
+    }
+    this.slotOwner[slot] = null
+    this.freeSlots.push(slot)
+    this.answered(this.slotRead[slot] === 1, this.slotOps[slot])
+    if (err === null) owner.onApplied(from, values, n, refused, (flags & REPLY_DUP) !== 0)
+    owner.onPartDone(err)
+    return o
+  }
+
+  private onControl (from: number, buf: Buffer, o: number): number {
+    const id = buf.readUInt32LE(o + 1)
+    const len = buf.readUInt32LE(o + 5)
+    const { name, args } = JSON.parse(buf.toString('utf8', o + 9, o + 9 + len)) as { name: string, args: unknown }
+    const answer = (ok: boolean, json: string): void => {
+      const box = this.outboxes[from] as Outbox
+      writeControlReply(box.sink, id, ok, json)
+      box.endRecord()
+      this.scheduleFlush()
+    }
+    this.runHandler(name, args).then(
+      (value) => answer(true, JSON.stringify(value ?? null)),
+      (err: unknown) => answer(false, JSON.stringify(asCounterdError(err).toWire())))
+    return o + 9 + len
+  }
+
+  private onControlReply (buf: Buffer, o: number): number {
+    const id = buf.readUInt32LE(o + 1)
+    const ok = buf[o + 5] === 1
+    const len = buf.readUInt32LE(o + 6)
+    const value: unknown = JSON.parse(buf.toString('utf8', o + 10, o + 10 + len))
+    const pending = this.controls.get(id)
+    if (pending !== undefined) {
+      this.controls.delete(id)
+      if (ok) pending.resolve(value)
+      else pending.reject(fromWire(value as WireError))
+    }
+    return o + 10 + len
+  }
 }
-
-const NO_NEWS: PartResult = { values: null, refused: [], dups: [] }
-
-function toBatch (b: PartBuilder): PartBatch {
-  return { p: b.p, ops: new Uint8Array(b.buf.buffer, 0, b.len), n: b.n, ends: b.ends, tags: b.tags, seqs: b.seqs, wantValues: b.wantValues }
-}
-
-export { CounterdError }

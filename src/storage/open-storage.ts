@@ -1,4 +1,4 @@
-// Opens the storage of one actor host from the config: embedded (WAL + snapshot files) unless
+// Opens the storage of one shard from the config: embedded (WAL + snapshot files) unless
 // cluster storage is configured (Kafka log + Redis checkpoints); ClickHouse history when set.
 import path from 'node:path'
 import { isClusterStorage, type Config } from '../../config/loader'
@@ -13,7 +13,7 @@ export interface Storage {
   log: DeltaLog
   checkpoints: CheckpointStore
   history: ClickHouseHistory | null
-  /** The epoch this host owns its partitions under (cluster mode: claimed in Redis, fencing older owners). */
+  /** The epoch this shard owns its partitions under (cluster mode: claimed in Redis, fencing older owners). */
   epoch: number
   /** Why the log or checkpoint store is failing, or undefined when both are fine. */
   failing: () => string | undefined
@@ -26,14 +26,15 @@ export interface StorageHooks {
 export function walDir (config: Config): string { return path.join(config.dataDir, 'wal') }
 export function snapshotDir (config: Config): string { return path.join(config.dataDir, 'snapshots') }
 
-export async function openStorage (config: Config, hostIndex: number, partitions: readonly number[], epoch: number, hooks: StorageHooks): Promise<Storage> {
+export async function openStorage (config: Config, shard: number, shards: number, partitions: readonly number[], epoch: number, hooks: StorageHooks): Promise<Storage> {
   const history = config.clickhouseUrl === ''
     ? null
     : await ClickHouseHistory.open({ url: config.clickhouseUrl, flushIntervalMs: config.historyFlushMs, logger: hooks.logger })
   if (!isClusterStorage(config)) {
     const log = new WalLog({
       dir: walDir(config),
-      hostIndex,
+      hostIndex: shard,
+      shards,
       epoch,
       onTornTail: (file, good, total) => hooks.logger.warn({ file, goodBytes: good, ignoredBytes: total - good }, 'WAL segment has a torn tail; ignoring it')
     })
@@ -43,7 +44,7 @@ export async function openStorage (config: Config, hostIndex: number, partitions
   const log = await KafkaDeltaLog.open({
     brokers: config.kafkaBrokers.split(','),
     topic: config.kafkaTopic,
-    clientId: `counterd-host-${hostIndex}`,
+    clientId: `counterd-shard-${shard}`,
     numPartitions: config.partitions,
     logger: hooks.logger
   })

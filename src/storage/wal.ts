@@ -1,25 +1,28 @@
 // Embedded delta log: append-only segment files of CRC-framed records (record-codec.ts).
-// One WAL per actor host rather than per partition, so one group commit is one write and one
+// One WAL per shard rather than per partition, so one group commit is one write and one
 // fdatasync however many partitions it touched; each record still names its partition and seq,
 // so the log is per-partition ordered. Segment names sort in write order:
-//   h{host}-e{epoch}-{n}.wal   (n zero-padded)
+//   h{shard}of{shards}-e{epoch}-{n}.wal   (n zero-padded)
+// A segment of shard h of S holds only partitions p with p mod S = h, so recovery skips the
+// segments of other shards without reading them (names without "of{S}", from older versions,
+// are read by every shard).
 import fs from 'node:fs'
 import path from 'node:path'
 import { decodeFrames, encodeFrames } from '../core/record-codec'
 import type { DeltaRecord } from '../core/records'
 import type { DeltaLog } from './types'
 
-const SEGMENT_RE = /^h(\d+)-e(\d+)-(\d+)\.wal$/
+const SEGMENT_RE = /^h(\d+)(?:of(\d+))?-e(\d+)-(\d+)\.wal$/
 const MAX_SEGMENT_BYTES = 256 * 1024 * 1024
 
-export interface SegmentName { file: string, host: number, epoch: number, n: number }
+export interface SegmentName { file: string, host: number, shards: number, epoch: number, n: number } // shards 0: unknown
 
 export function listSegments (dir: string): SegmentName[] {
   if (!fs.existsSync(dir)) return []
   const out: SegmentName[] = []
   for (const file of fs.readdirSync(dir)) {
     const m = SEGMENT_RE.exec(file)
-    if (m !== null) out.push({ file, host: Number(m[1]), epoch: Number(m[2]), n: Number(m[3]) })
+    if (m !== null) out.push({ file, host: Number(m[1]), shards: Number(m[2] ?? 0), epoch: Number(m[3]), n: Number(m[4]) })
   }
   // Within an epoch a partition lives in one host's segments, so (epoch, host, n) is log order per partition.
   return out.sort((a, b) => a.epoch - b.epoch || a.host - b.host || a.n - b.n)
@@ -34,7 +37,8 @@ interface Segment {
 
 export interface WalOptions {
   dir: string
-  hostIndex: number
+  hostIndex: number // the shard
+  shards: number
   epoch: number
   onTornTail?: (file: string, goodBytes: number, totalBytes: number) => void
 }
@@ -50,7 +54,7 @@ export class WalLog implements DeltaLog {
   }
 
   private openSegment (): Segment {
-    const name = `h${this.opts.hostIndex}-e${this.opts.epoch}-${String(this.nextN++).padStart(8, '0')}.wal`
+    const name = `h${this.opts.hostIndex}of${this.opts.shards}-e${this.opts.epoch}-${String(this.nextN++).padStart(8, '0')}.wal`
     const fd = fs.openSync(path.join(this.opts.dir, name), 'a')
     return { name, fd, bytes: 0, maxSeq: new Map() }
   }
@@ -88,6 +92,7 @@ export class WalLog implements DeltaLog {
     const wanted = new Set(partitions)
     for (const seg of listSegments(this.opts.dir)) {
       if (seg.host === this.opts.hostIndex && seg.epoch === this.opts.epoch) continue // our own, new
+      if (seg.shards > 0 && !partitions.some((p) => p % seg.shards === seg.host)) continue // another shard's
       const buf = await fs.promises.readFile(path.join(this.opts.dir, seg.file))
       const good = decodeFrames(buf, (r) => { if (wanted.has(r.partition)) onRecord(r) })
       if (good < buf.length) this.opts.onTornTail?.(seg.file, good, buf.length)

@@ -1,7 +1,7 @@
 // Per-user token buckets for likes and unlikes, kept by each front node (a node's limit, not a
 // cluster-wide one; buckets start full after a restart). A retry with an Idempotency-Key that was
 // already admitted costs nothing: the front remembers admitted (user, key) pairs for the dedup window.
-import { TokenBuckets } from '../../actors/features/token-bucket'
+import { TokenBuckets } from './features/token-bucket'
 
 export class RateLimiter {
   private readonly buckets: TokenBuckets

@@ -1,16 +1,18 @@
 // HTTP routes beyond plain counts: likes, samples, top-K, quotas, and replication between regions.
-// Same rules as http.ts: copy from req at once, onAborted first, validate everything before any op.
-import { OP_HAS_LIKED, OP_LIKE, OP_LIKE_COUNT, OP_UNLIKE } from '../core/op-codec'
-import type { PartResult } from '../../actors/host-protocol'
+// Same rules as counter-routes.ts: copy from req at once, onAborted first, validate everything
+// before any op.
 import { CounterdError } from '../core/errors'
 import { fnv1a32, isValidId, isValidType } from '../core/keys'
+import { OP_HAS_LIKED, OP_LIKE, OP_LIKE_COUNT, OP_QUOTA_PEEK, OP_QUOTA_TAKE, OP_UNLIKE } from '../core/op-codec'
 import { decodeFrames, decodeRecord, encodeFrames } from '../core/record-codec'
 import type { DeltaRecord } from '../core/records'
 import type { UnitOwner } from '../routing/router'
-import { admit, type FrontContext } from './context'
-import { FieldPending, failRequest, readBody, readJsonBody } from './http'
-import { RateLimiter } from './rate-limit'
-import { replyError, replyJson, type Abortable } from './replies'
+import { failRequest, readBody, readJsonBody } from './body'
+import { admit, overloaded, type FrontContext } from './context'
+import { IDEMPOTENCY_KEY_RE, readKeys, shardOfKey } from './counter-routes'
+import { FieldReply } from './pending'
+import { replyJson, type Abortable } from './replies'
+import { F_HTTP_REQUESTS } from './status-board'
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws'
 
 interface LikeTarget { user: string, type: string, id: string }
@@ -22,34 +24,74 @@ function likeTarget (user: unknown, type: unknown, id: unknown, needUser: boolea
   return { user: typeof user === 'string' ? user : '', type, id }
 }
 
-/** A batch of like counts, one owner per item, one reply. */
-class CountsQuery implements Abortable {
-  aborted = false
-  remaining: number
-  readonly counts: Record<string, number> = {}
-  constructor (readonly ctx: FrontContext, readonly res: HttpResponse, n: number) { this.remaining = n }
-  answer (key: string, value: number, err: CounterdError | null): void {
-    if (err !== null) { replyError(this.res, this, err, this.ctx.config.retryAfterSeconds); return }
-    this.counts[key] = value
-    if (--this.remaining === 0) replyJson(this.res, this, 200, JSON.stringify({ counts: this.counts }))
+/**
+ * A like or unlike: first a token from the user's bucket (kept by the shard that owns the user's
+ * hash, so a node has one bucket per user), then the op on the item's partition.
+ */
+class LikeRequest implements UnitOwner {
+  parts = 0
+  private wait = NaN
+  private error: CounterdError | null = null
+
+  constructor (readonly ctx: FrontContext, readonly res: HttpResponse, readonly state: Abortable, readonly t: LikeTarget,
+    readonly idem: string, readonly kind: number) {}
+
+  onApplied (_shard: number, values: Float64Array | null): void {
+    if (values !== null) this.wait = values[0]
+  }
+
+  onPartDone (err: CounterdError | null): void {
+    this.error ??= err
+    if (--this.parts > 0) return
+    const { ctx, res, state, t } = this
+    if (this.error !== null) { failRequest(ctx, res, state, this.error); return }
+    if (this.wait > 0) {
+      failRequest(ctx, res, state, new CounterdError('rate_limited', `user ${t.user} is over ${ctx.config.likesPerMinute} likes per minute; retry in ${Math.ceil(this.wait / 1000)} s`))
+      return
+    }
+    if (state.aborted) return
+    const liked = this.kind === OP_LIKE
+    const pending = new FieldReply(ctx, res, { user_id: t.user, item_id: t.id, item_type: t.type, liked }, 'count')
+    res.onAborted(() => { pending.aborted = true; state.aborted = true })
+    const item = t.type + ':' + t.id
+    const router = ctx.router
+    router.beginUnit(pending, this.idem === '' ? null : item + '\n' + (liked ? 'like:' : 'unlike:') + t.user + '\n' + this.idem, -1, true)
+    router.op(this.kind, fnv1a32(item), item, 0, t.user)
+    if (!router.endUnit()) pending.fail(overloaded())
   }
 }
 
-class CountsItem implements UnitOwner {
-  constructor (readonly q: CountsQuery, readonly key: string) {}
-  onPart (res: PartResult | null, first: number, _end: number, _dup: boolean, err: CounterdError | null): void {
-    this.q.answer(this.key, res === null ? 0 : (res.values as Float64Array)[first], err ?? (res === null ? new CounterdError('internal') : null))
+/** GET /v1/quota: the user's bucket, read where it is kept. */
+class QuotaRequest implements UnitOwner, Abortable {
+  aborted = false
+  parts = 0
+  private remaining = 0
+  private error: CounterdError | null = null
+
+  constructor (readonly ctx: FrontContext, readonly res: HttpResponse, readonly user: string) {}
+
+  onApplied (_shard: number, values: Float64Array | null): void {
+    if (values !== null) this.remaining = values[0]
+  }
+
+  onPartDone (err: CounterdError | null): void {
+    this.error ??= err
+    if (--this.parts > 0) return
+    if (this.error !== null) { failRequest(this.ctx, this.res, this, this.error); return }
+    const limit = this.ctx.config.likesPerMinute
+    replyJson(this.res, this, 200, JSON.stringify({
+      user_id: this.user, limit_per_minute: limit, remaining: this.remaining, retry_after_ms: this.remaining > 0 ? 0 : Math.ceil(60_000 / limit)
+    }))
   }
 }
 
 export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): void {
-  const { config, router, metrics } = ctx
-  const limiter = new RateLimiter(config.likesPerMinute, config.dedupWindowMs, config.dedupMaxEntries)
+  const { config, metrics } = ctx
   const fail = (res: HttpResponse, state: Abortable, err: CounterdError): void => failRequest(ctx, res, state, err)
 
-  const likeRoute = (path: string, kind: number, liked: boolean): void => {
+  const likeRoute = (path: string, kind: number): void => {
     app.post(path, (res: HttpResponse, req: HttpRequest) => {
-      metrics.httpRequests++
+      metrics.add(F_HTTP_REQUESTS)
       const idem = req.getHeader('idempotency-key')
       const contentLength = req.getHeader('content-length')
       const state: Abortable = { aborted: false }
@@ -62,57 +104,54 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
         const b = parsed as Record<string, unknown>
         const t = likeTarget(b.user_id, b.item_type, b.item_id, true)
         if (t instanceof CounterdError) { fail(res, state, t); return }
-        if (idem !== '' && !/^[\x21-\x7e]{1,128}$/.test(idem)) { fail(res, state, new CounterdError('invalid_idempotency_key')); return }
-        const refused = admit(ctx, 1)
+        if (idem !== '' && !IDEMPOTENCY_KEY_RE.test(idem)) { fail(res, state, new CounterdError('invalid_idempotency_key')); return }
+        const refused = admit(ctx)
         if (refused !== null) { fail(res, state, refused); return }
-        const wait = limiter.take(t.user, idem, Date.now())
-        if (wait > 0) {
-          fail(res, state, new CounterdError('rate_limited', `user ${t.user} is over ${config.likesPerMinute} likes per minute; retry in ${Math.ceil(wait / 1000)} s`))
-          return
-        }
-        const pending = new FieldPending(ctx, res, { user_id: t.user, item_id: t.id, item_type: t.type, liked }, 'count')
-        res.onAborted(() => { pending.aborted = true; state.aborted = true })
-        const item = t.type + ':' + t.id
-        router.beginUnit(pending, idem === '' ? null : item + '\n' + (liked ? 'like:' : 'unlike:') + t.user + '\n' + idem, -1, true)
-        router.write(kind, fnv1a32(item), item, 0, t.user)
-        router.endUnit()
+        const like = new LikeRequest(ctx, res, state, t, idem, kind)
+        ctx.router.beginUnit(like, null, -1, true, true)
+        ctx.router.op(OP_QUOTA_TAKE, fnv1a32(t.user), t.user, 0, idem)
+        if (!ctx.router.endUnit()) fail(res, state, overloaded())
       })
     })
   }
-  likeRoute('/v1/like', OP_LIKE, true)
-  likeRoute('/v1/unlike', OP_UNLIKE, false)
+  likeRoute('/v1/like', OP_LIKE)
+  likeRoute('/v1/unlike', OP_UNLIKE)
 
   app.get('/v1/count', (res: HttpResponse, req: HttpRequest) => {
-    metrics.httpRequests++
+    metrics.add(F_HTTP_REQUESTS)
     const t = likeTarget('', req.getQuery('item_type'), req.getQuery('item_id'), false)
     const state: Abortable = { aborted: false }
     res.onAborted(() => { state.aborted = true })
     if (t instanceof CounterdError) { fail(res, state, t); return }
-    const refused = admit(ctx, 1, 'read')
+    const refused = admit(ctx)
     if (refused !== null) { fail(res, state, refused); return }
-    const pending = new FieldPending(ctx, res, { item_id: t.id, item_type: t.type }, 'count')
+    const pending = new FieldReply(ctx, res, { item_id: t.id, item_type: t.type }, 'count')
     res.onAborted(() => { pending.aborted = true })
     const item = t.type + ':' + t.id
-    router.read(OP_LIKE_COUNT, fnv1a32(item), item, pending)
+    ctx.router.beginUnit(pending, null, -1, true, true)
+    ctx.router.op(OP_LIKE_COUNT, fnv1a32(item), item)
+    if (!ctx.router.endUnit()) pending.fail(overloaded())
   })
 
   app.get('/v1/has-liked', (res: HttpResponse, req: HttpRequest) => {
-    metrics.httpRequests++
+    metrics.add(F_HTTP_REQUESTS)
     const t = likeTarget(req.getQuery('user_id'), req.getQuery('item_type'), req.getQuery('item_id'), true)
     const state: Abortable = { aborted: false }
     res.onAborted(() => { state.aborted = true })
     if (t instanceof CounterdError) { fail(res, state, t); return }
-    const refused = admit(ctx, 1, 'read')
+    const refused = admit(ctx)
     if (refused !== null) { fail(res, state, refused); return }
-    const pending = new FieldPending(ctx, res, { user_id: t.user, item_id: t.id, item_type: t.type }, 'liked', true)
+    const pending = new FieldReply(ctx, res, { user_id: t.user, item_id: t.id, item_type: t.type }, 'liked', true)
     res.onAborted(() => { pending.aborted = true })
     const item = t.type + ':' + t.id
-    router.read(OP_HAS_LIKED, fnv1a32(item), item, pending, t.user)
+    ctx.router.beginUnit(pending, null, -1, true, true)
+    ctx.router.op(OP_HAS_LIKED, fnv1a32(item), item, 0, t.user)
+    if (!ctx.router.endUnit()) pending.fail(overloaded())
   })
 
   // Batch like counts: {"items":[{"item_type":"post","item_id":"1"}, ...]} → {"counts":{"post:1":3}}
   app.post('/v1/counts', (res: HttpResponse, req: HttpRequest) => {
-    metrics.httpRequests++
+    metrics.add(F_HTTP_REQUESTS)
     const contentLength = req.getHeader('content-length')
     const state: Abortable = { aborted: false }
     res.onAborted(() => { state.aborted = true })
@@ -128,16 +167,14 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
         keys.push(t.type + ':' + t.id)
       }
       if (keys.length === 0) { replyJson(res, state, 200, '{"counts":{}}'); return }
-      const refused = admit(ctx, keys.length, 'read')
+      const refused = admit(ctx)
       if (refused !== null) { fail(res, state, refused); return }
-      const q = new CountsQuery(ctx, res, keys.length)
-      res.onAborted(() => { q.aborted = true; state.aborted = true })
-      for (const key of keys) router.read(OP_LIKE_COUNT, fnv1a32(key), key, new CountsItem(q, key))
+      readKeys(ctx, res, state, keys, OP_LIKE_COUNT, 'counts')
     })
   })
 
   app.get('/v1/counter/:type/:id/sample', (res: HttpResponse, req: HttpRequest) => {
-    metrics.httpRequests++
+    metrics.add(F_HTTP_REQUESTS)
     const type = req.getParameter(0)
     const id = req.getParameter(1)
     const nq = req.getQuery('n') ?? ''
@@ -150,16 +187,16 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
       fail(res, state, new CounterdError('invalid_argument', `n must be an integer from 1 to ${config.sampleSize}`))
       return
     }
-    const refused = admit(ctx, 1, 'read')
+    const refused = admit(ctx)
     if (refused !== null) { fail(res, state, refused); return }
     const key = type + ':' + id
-    router.sample(fnv1a32(key), key, n).then(
+    ctx.router.control(shardOfKey(ctx, key).shard, 'sample', { key, n }).then(
       (sample) => replyJson(res, state, 200, JSON.stringify({ type, id, sample })),
       (err: CounterdError) => fail(res, state, err))
   })
 
   app.get('/v1/top', (res: HttpResponse, req: HttpRequest) => {
-    metrics.httpRequests++
+    metrics.add(F_HTTP_REQUESTS)
     const type = req.getQuery('type') ?? ''
     const kq = req.getQuery('k') ?? ''
     const state: Abortable = { aborted: false }
@@ -167,9 +204,10 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
     if (type !== '' && !isValidType(type)) { fail(res, state, new CounterdError('invalid_type')); return }
     const k = kq === '' ? 10 : Number(kq)
     if (!/^\d*$/.test(kq) || !Number.isInteger(k) || k < 1 || k > 1000) { fail(res, state, new CounterdError('invalid_argument', 'k must be an integer from 1 to 1000')); return }
-    const refused = admit(ctx, 1, 'read')
+    const refused = admit(ctx)
     if (refused !== null) { fail(res, state, refused); return }
-    router.top(type === '' ? null : type, k).then((top) => {
+    ctx.router.controlAll('top', { type: type === '' ? null : type, k }).then((perShard) => {
+      const top = (perShard as Array<Array<{ key: string, rate: number }>>).flat().sort((a, b) => b.rate - a.rate).slice(0, k)
       const out = top.map(({ key, rate }) => {
         const colon = key.indexOf(':')
         return { key, type: key.slice(0, colon), id: key.slice(colon + 1), rate_per_sec: Math.round(rate * 1000) / 1000 }
@@ -179,37 +217,41 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
   })
 
   app.get('/v1/quota', (res: HttpResponse, req: HttpRequest) => {
-    metrics.httpRequests++
+    metrics.add(F_HTTP_REQUESTS)
     const user = req.getQuery('user_id') ?? ''
-    const state: Abortable = { aborted: false }
-    if (!isValidId(user)) { fail(res, state, new CounterdError('invalid_user_id')); return }
-    const q = limiter.quota(user, Date.now())
-    replyJson(res, state, 200, JSON.stringify({ user_id: user, limit_per_minute: q.limit, remaining: q.remaining, retry_after_ms: q.retryAfterMs }))
+    const pending = new QuotaRequest(ctx, res, user)
+    res.onAborted(() => { pending.aborted = true })
+    if (!isValidId(user)) { fail(res, pending, new CounterdError('invalid_user_id')); return }
+    const refused = admit(ctx)
+    if (refused !== null) { fail(res, pending, refused); return }
+    ctx.router.beginUnit(pending, null, -1, true, true)
+    ctx.router.op(OP_QUOTA_PEEK, fnv1a32(user), user)
+    if (!ctx.router.endUnit()) fail(res, pending, overloaded())
   })
 
-  // Replication between regions (docs/replication.md): this replica's totals out, another's in.
+  // Replication between regions (README): this replica's totals out, another's in.
   app.get('/v1/replication/state', (res: HttpResponse) => {
-    metrics.httpRequests++
+    metrics.add(F_HTTP_REQUESTS)
     const state: Abortable = { aborted: false }
     res.onAborted(() => { state.aborted = true })
-    const refused = admit(ctx, 1, 'read')
+    const refused = admit(ctx)
     if (refused !== null) { fail(res, state, refused); return }
-    router.exportTotals().then((records) => {
+    ctx.router.controlAll('export', null).then((perShard) => {
       if (state.aborted) return
       state.aborted = true
+      const records = (perShard as DeltaRecord[][]).flat().sort((a, b) => a.partition - b.partition)
       res.cork(() => res.writeHeader('content-type', 'application/octet-stream').end(encodeFrames(records)))
     }, (err: CounterdError) => fail(res, state, err))
   })
 
   app.post('/v1/replication/merge', (res: HttpResponse, req: HttpRequest) => {
-    metrics.httpRequests++
+    metrics.add(F_HTTP_REQUESTS)
     const contentLength = req.getHeader('content-length')
     const state: Abortable = { aborted: false }
     res.onAborted(() => { state.aborted = true })
-    const limited = { ...ctx, config: { ...config, maxBodyBytes: config.maxFrameBytes * 64 } }
-    readBody(limited, res, state, contentLength, (body) => {
+    readBody(ctx, res, state, contentLength, (body) => {
       if (body === null) return
-      // Fully decoded here: the records cross to the actor hosts as plain objects.
+      // Fully decoded and checked here; each shard gets the records of its partitions.
       const records: DeltaRecord[] = []
       let bad: string | null = null
       const good = decodeFrames(body, (r) => {
@@ -222,12 +264,14 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
       if (good !== body.length) bad ??= `bytes ${good}..${body.length} are not whole records`
       bad ??= validateReplicaRecords(records, config.partitions)
       if (bad !== null) { fail(res, state, new CounterdError('invalid_body', bad)); return }
-      const refused = admit(ctx, records.length)
+      const refused = admit(ctx)
       if (refused !== null) { fail(res, state, refused); return }
-      router.merge(records).then(
-        (changed) => replyJson(res, state, 200, JSON.stringify({ records: records.length, countersChanged: changed })),
+      const byShard: DeltaRecord[][] = Array.from({ length: ctx.router.shards }, () => [])
+      for (const r of records) byShard[ctx.router.shardOf(r.partition)].push(r)
+      Promise.all(byShard.map(async (rs, s) => rs.length === 0 ? 0 : await ctx.router.control(s, 'merge', { records: rs }) as number)).then(
+        (changed) => replyJson(res, state, 200, JSON.stringify({ records: records.length, countersChanged: changed.reduce((a, b) => a + b, 0) })),
         (err: CounterdError) => fail(res, state, err))
-    })
+    }, config.maxFrameBytes * 64)
   })
 }
 

@@ -1,0 +1,356 @@
+// One shard: the partitions a thread owns (p mod shards = index), their state, and what changes
+// it. Ops arrive as encoded units (src/core/op-codec.ts) — straight from this thread's front or
+// from another shard's ring, the shard cannot tell — and are applied in arrival order. The shard
+// group-commits what it applied to its own log and checkpoints its partitions; everything here is
+// synchronous but storage I/O.
+import type { Logger } from 'pino'
+import type { Config } from '../config/loader'
+import { CounterdError } from '../src/core/errors'
+import { fnv1a32 } from '../src/core/keys'
+import {
+  OP_GET, OP_HAS_LIKED, OP_HEADER_BYTES, OP_INCR, OP_INCR_ACTOR, OP_LIKE, OP_LIKE_COUNT, OP_QUOTA_PEEK, OP_QUOTA_TAKE,
+  OP_RATE, OP_RESET, OP_UNIQUE, OP_UNLIKE, opSize
+} from '../src/core/op-codec'
+import type { Checkpoint, DeltaRecord } from '../src/core/records'
+import type { HistoryStatus } from '../src/storage/clickhouse-history'
+import type { Storage } from '../src/storage/open-storage'
+import type { ReplayStart } from '../src/storage/types'
+import { GroupCommit, type DurableWaiter } from './group-commit'
+import { PartitionState } from './partition-state'
+import { RateLimiter } from './rate-limit'
+
+/** What applying a unit gave: a value per op (when asked), how many ops were refused, resends. */
+export class UnitResult {
+  values = new Float64Array(1024)
+  refused = 0
+  dup = false // at least one partition had already applied this unit (a resend): nothing applied there
+
+  prepare (nOps: number): void {
+    if (this.values.length < nOps) this.values = new Float64Array(Math.max(nOps, this.values.length * 2))
+    this.refused = 0
+    this.dup = false
+  }
+}
+
+export interface RecoverStats {
+  partitions: number
+  counters: number
+  records: number
+  ms: number
+}
+
+export interface ShardStats {
+  counters: number
+  likes: number
+  pendingOps: number
+  durableRecords: number
+  logError?: string
+  history?: HistoryStatus
+}
+
+export interface ShardOptions {
+  index: number
+  shards: number
+  config: Config
+  storage: Storage
+  logger: Logger
+}
+
+export class Shard {
+  readonly index: number
+  readonly partitions: number[] = [] // owned, ascending
+  readonly commit: GroupCommit
+  readonly limiter: RateLimiter
+  private readonly states: Array<PartitionState | undefined>
+  private readonly config: Config
+  private readonly storage: Storage
+  private readonly logger: Logger
+  // Per partition, for the unit being applied: whether it was seen in this unit, was a resend,
+  // and the value to answer a resend with (or the last value applied, for Idempotency-Keys).
+  private readonly unitMark: Int32Array
+  private readonly unitDup: Uint8Array
+  private readonly unitValue: Float64Array
+  private readonly unitParts: number[] = []
+  private unitSerial = 0
+  private checkpointing: Promise<void> | null = null
+  private checkpointTimer: NodeJS.Timeout | null = null
+
+  constructor (o: ShardOptions) {
+    const { config } = o
+    this.index = o.index
+    this.config = config
+    this.storage = o.storage
+    this.logger = o.logger
+    this.states = new Array(config.partitions).fill(undefined)
+    for (let p = o.index; p < config.partitions; p += o.shards) {
+      this.partitions.push(p)
+      this.states[p] = new PartitionState({
+        partition: p,
+        epoch: o.storage.epoch,
+        replica: config.replicaId,
+        dedupWindowMs: config.dedupWindowMs,
+        dedupMaxEntries: config.dedupMaxEntries,
+        trackDirty: o.storage.checkpoints.incremental,
+        sampleSize: config.sampleSize
+      })
+    }
+    this.unitMark = new Int32Array(config.partitions)
+    this.unitDup = new Uint8Array(config.partitions)
+    this.unitValue = new Float64Array(config.partitions)
+    this.limiter = new RateLimiter(config.likesPerMinute, config.dedupWindowMs, config.dedupMaxEntries)
+    const history = o.storage.history
+    this.commit = new GroupCommit({
+      log: o.storage.log,
+      seal: (now, out) => { for (const p of this.partitions) (this.states[p] as PartitionState).seal(now, out) },
+      onDurable: history === null ? undefined : (records) => { for (const r of records) history.add(r) },
+      maxBatchOps: config.maxBatchOps,
+      flushIntervalMs: config.flushIntervalMs,
+      logger: o.logger
+    })
+  }
+
+  private stateOf (p: number): PartitionState {
+    const s = this.states[p]
+    if (s === undefined) throw new CounterdError('internal', `partition ${p} is not owned by shard ${this.index}`)
+    return s
+  }
+
+  /**
+   * Whether an ack must wait for the log: always with ack=durable; with ack=applied once more ops
+   * than the in-flight bound are applied but not logged (a log outage), so that the fronts shed
+   * new work instead of memory growing without bound.
+   */
+  get holdsAcks (): boolean {
+    return this.config.ackMode === 'durable' || this.commit.unlogged > this.config.maxInflightOps
+  }
+
+  /** Releases `w` once everything applied so far is durable. */
+  whenDurable (w: DurableWaiter): void {
+    this.commit.waitDurable(w)
+  }
+
+  /**
+   * Applies a unit of `nOps` write ops encoded at src[o…]; returns the offset after them. `tag`:
+   * a stream clientId (with `seq` ≥ 0) or key + '\n' + Idempotency-Key (seq −1): a partition that
+   * has already applied the tag (a resend) applies nothing and answers the value it recorded.
+   */
+  applyWrites (src: Buffer, o: number, nOps: number, tag: string | null, seq: number, wantValues: boolean, out: UnitResult): number {
+    out.prepare(nOps)
+    const values = out.values
+    const now = Date.now()
+    const serial = ++this.unitSerial
+    const parts = this.unitParts
+    parts.length = 0
+    let applied = 0
+    for (let i = 0; i < nOps; i++) {
+      const len = src[o + 1]
+      const h = src.readUInt32LE(o + 2)
+      const p = h % this.config.partitions
+      const s = this.stateOf(p)
+      if (tag !== null && this.unitMark[p] !== serial) {
+        this.unitMark[p] = serial
+        const seen = seq >= 0 ? s.streams.get(tag, now) : s.idempotency.get(tag, now)
+        const dup = seen !== undefined && (seq < 0 || seq <= seen)
+        this.unitDup[p] = dup ? 1 : 0
+        this.unitValue[p] = seen ?? NaN
+        if (dup) out.dup = true
+        else parts.push(p)
+      }
+      if (tag !== null && this.unitDup[p] === 1) {
+        if (wantValues) values[i] = this.unitValue[p]
+        o += opSize(src, o)
+        continue
+      }
+      const kind = src[o]
+      const keyOff = o + OP_HEADER_BYTES
+      o = keyOff + len
+      let v: number
+      if (kind === OP_INCR) {
+        v = s.increment(src, keyOff, len, h, src.readDoubleLE(o), this.commit.sealedInto)
+        o += 8
+      } else if (kind === OP_RESET) {
+        v = s.reset(src, keyOff, len, h, this.commit.sealedInto)
+      } else if (kind === OP_INCR_ACTOR) {
+        const argLen = src[o + 8]
+        v = s.incrementWithActor(src, keyOff, len, h, src.readDoubleLE(o), src.toString('latin1', o + 9, o + 9 + argLen), this.commit.sealedInto)
+        o += 9 + argLen
+      } else if (kind === OP_LIKE || kind === OP_UNLIKE) {
+        const item = src.toString('latin1', keyOff, keyOff + len)
+        const user = src.toString('latin1', o + 1, o + 1 + src[o])
+        v = kind === OP_LIKE ? s.like(item, user) : s.unlike(item, user)
+        o += 1 + src[o]
+      } else {
+        throw new CounterdError('internal', `op kind ${kind} is not a write`)
+      }
+      if (Number.isNaN(v)) out.refused++
+      if (wantValues) values[i] = v
+      if (tag !== null) this.unitValue[p] = v
+      applied++
+    }
+    if (tag !== null) {
+      for (const p of parts) {
+        const s = this.stateOf(p)
+        if (seq >= 0) s.recordStream(tag, seq, now)
+        else if (!Number.isNaN(this.unitValue[p])) s.recordIdempotent(tag, this.unitValue[p], now)
+      }
+    }
+    if (applied > 0) this.commit.applied(applied)
+    return o
+  }
+
+  /** Answers `nOps` read ops encoded at src[o…] into out.values; returns the offset after them. */
+  applyReads (src: Buffer, o: number, nOps: number, out: UnitResult): number {
+    out.prepare(nOps)
+    const values = out.values
+    const now = Date.now()
+    for (let i = 0; i < nOps; i++) {
+      const kind = src[o]
+      const len = src[o + 1]
+      const h = src.readUInt32LE(o + 2)
+      const keyOff = o + OP_HEADER_BYTES
+      if (kind === OP_QUOTA_TAKE || kind === OP_QUOTA_PEEK) {
+        // Shard-level state: buckets live with the shard that owns the user's hash.
+        const user = src.toString('latin1', keyOff, keyOff + len)
+        if (kind === OP_QUOTA_PEEK) values[i] = this.limiter.quota(user, now).remaining
+        else values[i] = this.limiter.take(user, src.toString('latin1', keyOff + len + 1, keyOff + len + 1 + src[keyOff + len]), now)
+      } else {
+        const s = this.stateOf(h % this.config.partitions)
+        if (kind === OP_GET) values[i] = s.get(src, keyOff, len, h)
+        else if (kind === OP_RATE) values[i] = s.rate(src, keyOff, len, h, now)
+        else {
+          const key = src.toString('latin1', keyOff, keyOff + len)
+          if (kind === OP_LIKE_COUNT) values[i] = s.features.likes.count(key)
+          else if (kind === OP_UNIQUE) values[i] = s.features.unique(key)
+          else if (kind === OP_HAS_LIKED) values[i] = s.features.likes.hasLiked(key, src.toString('latin1', keyOff + len + 1, keyOff + len + 1 + src[keyOff + len])) ? 1 : 0
+          else throw new CounterdError('internal', `op kind ${kind} is not a read`)
+        }
+      }
+      o += opSize(src, o)
+    }
+    return o
+  }
+
+  // ---- requests that are not plain ops (rare: answered as objects) ----
+
+  sample (key: string, n: number): string[] {
+    return this.stateOf(fnv1a32(key) % this.config.partitions).features.sample(key, n)
+  }
+
+  replicas (key: string): Array<{ replica: string, p: number, n: number }> {
+    const buf = Buffer.from(key, 'latin1')
+    const h = fnv1a32(key)
+    return this.stateOf(h % this.config.partitions).replicas(buf, 0, buf.length, h)
+  }
+
+  /** The k counters (of `type`, or any) of this shard rising fastest. */
+  top (type: string | null, k: number): Array<{ key: string, rate: number }> {
+    const now = Date.now()
+    const all: Array<{ key: string, rate: number }> = []
+    for (const p of this.partitions) all.push(...this.stateOf(p).top(type, k, now))
+    return all.sort((a, b) => b.rate - a.rate).slice(0, k)
+  }
+
+  /** This replica's totals of every counter of the shard, as records another region can merge. */
+  exportTotals (): DeltaRecord[] {
+    const now = Date.now()
+    return this.partitions.map((p) => this.stateOf(p).exportTotals(now))
+  }
+
+  /** Merges other replicas' records (of this shard's partitions); resolves with counters changed, once durable. */
+  async merge (records: DeltaRecord[]): Promise<number> {
+    let changed = 0
+    for (const r of records) {
+      if (r.replica === undefined || r.ps === undefined || r.ns === undefined) continue
+      changed += this.stateOf(r.partition).mergeReplica(r.replica, r.keys, r.ps, r.ns)
+    }
+    await this.commit.barrier()
+    return changed
+  }
+
+  async history (key: string, from: number, to: number, step: 'minute' | 'hour' | 'day'): Promise<Array<{ ts: number, value: number }>> {
+    if (this.storage.history === null) throw new CounterdError('not_found', 'history is not enabled on this node: set CLICKHOUSE_URL')
+    return await this.storage.history.query(key, from, to, step)
+  }
+
+  stats (): ShardStats {
+    let counters = 0
+    let likes = 0
+    for (const p of this.partitions) {
+      const s = this.stateOf(p)
+      counters += s.nonZero
+      likes += s.features.likes.size
+    }
+    const logError = this.commit.logError ?? this.storage.failing()
+    const out: ShardStats = { counters, likes, pendingOps: this.commit.pendingOps, durableRecords: this.commit.durableRecords }
+    if (logError !== undefined) out.logError = logError
+    const history = this.storage.history?.status()
+    if (history !== undefined) out.history = history
+    return out
+  }
+
+  // ---- recovery and checkpoints ----
+
+  /** Loads every partition's checkpoint and replays the log after it. */
+  async recover (): Promise<RecoverStats> {
+    const started = Date.now()
+    const { checkpoints, log, history } = this.storage
+    const from = new Map<number, ReplayStart>()
+    for (const p of this.partitions) {
+      const cp = await checkpoints.load(p)
+      if (cp === null) continue
+      this.stateOf(p).load(cp)
+      from.set(p, { seq: cp.seq, logOffset: cp.logOffset })
+    }
+    let records = 0
+    await log.replay(this.partitions, (r) => {
+      history?.add(r)
+      if (this.stateOf(r.partition).replay(r)) records++
+    }, from)
+    let counters = 0
+    for (const p of this.partitions) counters += this.stateOf(p).nonZero
+    return { partitions: this.partitions.length, counters, records, ms: Date.now() - started }
+  }
+
+  /** Saves a checkpoint of every partition (`full`: all counters, not only those changed). */
+  async checkpoint (full: boolean): Promise<void> {
+    while (this.checkpointing !== null) await this.checkpointing.catch(() => {})
+    // Seal first: then each partition's in-memory state is exactly its state after record `seq`.
+    this.commit.seal()
+    const now = Date.now()
+    const incremental = this.storage.checkpoints.incremental
+    const captured: Checkpoint[] = []
+    const upTo = new Map<number, number>()
+    for (const p of this.partitions) {
+      const s = this.stateOf(p)
+      captured.push(s.capture(full || !incremental, now))
+      upTo.set(p, s.seq)
+    }
+    this.checkpointing = (async () => {
+      await this.commit.barrier() // a checkpoint may be saved only once the log holds all it includes
+      // The replay start a checkpoint records also covers what ClickHouse history has not stored yet.
+      const { history, log } = this.storage
+      for (const cp of captured) {
+        const replayFrom = history === null ? cp.seq : Math.min(cp.seq, history.storedSeq(cp.partition) ?? 0)
+        cp.logOffset = log.positionOf?.(cp.partition, replayFrom)
+      }
+      await this.storage.checkpoints.save(captured)
+      await log.checkpointed(upTo)
+    })().finally(() => { this.checkpointing = null })
+    await this.checkpointing
+  }
+
+  startCheckpoints (): void {
+    this.checkpointTimer = setInterval(() => {
+      this.checkpoint(false).catch((err) => this.logger.error({ err }, 'checkpoint failed; will retry at the next interval'))
+    }, this.config.checkpointIntervalMs)
+  }
+
+  /** Final commit and checkpoint, then storage is closed. */
+  async close (): Promise<void> {
+    if (this.checkpointTimer !== null) clearInterval(this.checkpointTimer)
+    await this.checkpoint(true)
+    await this.storage.log.close()
+    await this.storage.checkpoints.close()
+    await this.storage.history?.close()
+  }
+}

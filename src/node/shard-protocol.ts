@@ -1,0 +1,36 @@
+// Messages between the supervisor (main thread) and a shard thread: the lifecycle only (start,
+// readiness, drain, close). Requests never pass here; they reach a shard through its own uWS
+// app or through the shared-memory rings between shards.
+import type { RecoverStats } from '../../actors/shard'
+import type { Config } from '../../config/loader'
+import type { WireError } from '../core/errors'
+
+/** workerData of a shard thread. */
+export interface ShardInit {
+  index: number
+  shards: number
+  config: Config
+  epoch: number
+  /** rings.out[t]: memory of the ring this shard writes to shard t; rings.in[t]: from shard t (null for itself). */
+  rings: { out: Array<SharedArrayBuffer | null>, in: Array<SharedArrayBuffer | null> }
+  bells: SharedArrayBuffer[]
+  board: SharedArrayBuffer
+  inflight: SharedArrayBuffer
+}
+
+export type ToShard =
+  | { t: 'listen', port: number } // listen on HOST:port (with the others: SO_REUSEPORT)
+  | { t: 'recover' } // open storage, load checkpoints, replay the log
+  | { t: 'serve' } // the node is ready: checkpoint what was recovered, then on the interval
+  | { t: 'drain' } // stop listening; answer every accepted request
+  | { t: 'close' } // close streams, final commit and checkpoint, close storage, close every socket
+  | { t: 'abort' } // the node is exiting on a fatal error: close every socket now
+
+export type FromShard =
+  | { t: 'listening', port: number } // -1: the port is taken
+  | { t: 'recovered', stats: RecoverStats }
+  | { t: 'checkpointed' } // the checkpoint after recovery is saved
+  | { t: 'drained' }
+  | { t: 'closed' }
+  | { t: 'aborted' }
+  | { t: 'failed', stage: 'recover' | 'close', error: WireError, exitCode?: number }

@@ -1,0 +1,155 @@
+// A shard thread: its own uWS app on the node's port (the kernel spreads connections over the
+// shards' listening sockets: SO_REUSEPORT), its own storage and partitions, and a router that
+// reaches the other shards through shared-memory rings. Composition only: the parts live in
+// src/front, src/routing, actors and src/storage.
+import { parentPort, workerData } from 'node:worker_threads'
+import pino from 'pino'
+import { Shard } from '../../actors/shard'
+import { asCounterdError } from '../core/errors'
+import type { DeltaRecord } from '../core/records'
+import type { FrontContext } from '../front/context'
+import { installCounterRoutes } from '../front/counter-routes'
+import { installFeatureRoutes } from '../front/feature-routes'
+import { installNodeRoutes } from '../front/node-routes'
+import { F_COUNTERS, F_DURABLE_RECORDS, F_INFLIGHT_OPS, F_INFLIGHT_READS, F_PENDING_OPS, StatusBoard } from '../front/status-board'
+import { closeStreams, installStream, type StreamConn } from '../front/stream'
+import { closeApp, uws, type WebSocket } from '../front/uws'
+import { InflightGauge } from '../routing/inflight'
+import { Router } from '../routing/router'
+import { Doorbell, SpscRing } from '../routing/spsc-ring'
+import { openStorage } from '../storage/open-storage'
+import type { FromShard, ShardInit, ToShard } from './shard-protocol'
+
+const init = workerData as ShardInit
+const { config, index } = init
+const port = parentPort as NonNullable<typeof parentPort>
+const logger = pino({ level: config.logLevel, base: { shard: index } })
+const board = new StatusBoard(init.board, init.shards)
+const row = board.row(index)
+row.setLog(undefined)
+const sockets = new Set<WebSocket<StreamConn>>()
+// The router exists once storage is open; routes reach it only after admit() saw the node ready.
+const ctx: FrontContext = { config, router: null as unknown as Router, metrics: row, board, logger }
+let shard: Shard | null = null
+let listenSocket: unknown = null
+let healthTimer: NodeJS.Timeout | null = null
+
+const app = uws.App()
+installStream(app, ctx, sockets)
+installFeatureRoutes(app, ctx)
+installCounterRoutes(app, ctx)
+installNodeRoutes(app, ctx)
+
+function send (msg: FromShard): void {
+  port.postMessage(msg)
+}
+
+/** Copies this shard's health and figures into its row of the board (what /ready and /metrics read). */
+function publishHealth (): void {
+  if (shard === null) return
+  const s = shard.stats()
+  row.setLog(s.logError)
+  row.setHistory(s.history === undefined ? undefined : { ok: s.history.ok, error: s.history.error, pendingRows: s.history.pendingRows + s.history.unconfirmedRows })
+  row.set(F_COUNTERS, s.counters)
+  row.set(F_PENDING_OPS, s.pendingOps)
+  row.set(F_DURABLE_RECORDS, s.durableRecords)
+  row.set(F_INFLIGHT_OPS, ctx.router.inflightOps)
+  row.set(F_INFLIGHT_READS, ctx.router.inflightReads)
+}
+
+function listen (p: number): void {
+  app.listen(config.host, p, (socket) => {
+    if (socket === false) { send({ t: 'listening', port: -1 }); return }
+    listenSocket = socket
+    send({ t: 'listening', port: uws.us_socket_local_port(socket) })
+  })
+}
+
+async function recover (): Promise<void> {
+  const partitions: number[] = []
+  for (let p = index; p < config.partitions; p += init.shards) partitions.push(p)
+  const storage = await openStorage(config, index, init.shards, partitions, init.epoch, { logger })
+  const s = shard = new Shard({ index, shards: init.shards, config, storage, logger })
+  const router = new Router({
+    index,
+    shards: init.shards,
+    partitions: config.partitions,
+    shard: s,
+    links: {
+      out: init.rings.out.map((sab) => sab === null ? null : new SpscRing(sab)),
+      in: init.rings.in.map((sab) => sab === null ? null : new SpscRing(sab)),
+      bells: init.bells.map((sab) => new Doorbell(sab))
+    },
+    inflight: new InflightGauge(init.inflight, config.maxInflightOps),
+    outboxLimit: config.shardRingBytes,
+    logger
+  })
+  router.handlers.set('sample', (a: { key: string, n: number }) => s.sample(a.key, a.n))
+  router.handlers.set('replicas', (a: { key: string }) => s.replicas(a.key))
+  router.handlers.set('top', (a: { type: string | null, k: number }) => s.top(a.type, a.k))
+  router.handlers.set('export', () => s.exportTotals())
+  router.handlers.set('merge', async (a: { records: DeltaRecord[] }) => await s.merge(a.records))
+  router.handlers.set('history', async (a: { key: string, from: number, to: number, step: 'minute' | 'hour' | 'day' }) => await s.history(a.key, a.from, a.to, a.step))
+  ctx.router = router
+  router.start()
+  const stats = await s.recover()
+  publishHealth()
+  healthTimer = setInterval(publishHealth, 100)
+  send({ t: 'recovered', stats })
+}
+
+async function serve (): Promise<void> {
+  const s = shard as Shard
+  s.startCheckpoints()
+  // A checkpoint of everything recovered lets the node drop the log it replayed.
+  await s.checkpoint(true)
+  send({ t: 'checkpointed' })
+}
+
+async function drain (): Promise<void> {
+  if (listenSocket !== null) uws.us_listen_socket_close(listenSocket as never)
+  listenSocket = null
+  const deadline = Date.now() + 30_000
+  while (shard !== null && !ctx.router.idle && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
+  send({ t: 'drained' })
+}
+
+async function close (): Promise<void> {
+  closeStreams(sockets)
+  if (healthTimer !== null) clearInterval(healthTimer)
+  await shard?.close()
+  closeSockets()
+  send({ t: 'closed' })
+}
+
+/**
+ * Closes the listen socket and every connection. A worker thread whose loop still has uWS
+ * sockets when it ends makes Node abort the whole process, so every way out passes here.
+ */
+function closeSockets (): void {
+  listenSocket = null
+  closeApp(app)
+}
+
+// An error nothing caught: say so, close the sockets, and let the supervisor stop the node.
+process.on('uncaughtException', (err) => {
+  logger.fatal({ err }, 'uncaught error in a shard thread')
+  closeSockets()
+  send({ t: 'failed', stage: 'close', error: asCounterdError(err).toWire() })
+})
+
+port.on('message', (msg: ToShard) => {
+  const failed = (stage: 'recover' | 'close') => (err: unknown) => {
+    const e = asCounterdError(err)
+    logger.error({ err }, `shard ${stage} failed`)
+    send({ t: 'failed', stage, error: e.toWire() })
+  }
+  switch (msg.t) {
+    case 'listen': listen(msg.port); break
+    case 'recover': recover().catch(failed('recover')); break
+    case 'serve': serve().catch((err) => logger.error({ err }, 'checkpoint after recovery failed; will retry at the next interval')); break
+    case 'drain': void drain(); break
+    case 'close': close().catch(failed('close')); break
+    case 'abort': closeSockets(); send({ t: 'aborted' }); break
+  }
+})
