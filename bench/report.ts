@@ -53,10 +53,16 @@ function fmtLatency (s: Side): string {
   return `${s.p50Ms.median.toFixed(2)} / ${s.p99Ms.median.toFixed(2)}`
 }
 
+/** Two decimals, or two significant digits below 0.1 (a ceiling can be 100× counterd). */
+function fmtFactor (r: number): string {
+  if (!Number.isFinite(r)) return '–'
+  return Math.abs(r) >= 0.1 || r === 0 ? r.toFixed(2) : r.toPrecision(2)
+}
+
 function fmtRatio (c: Comparison): string {
   if (!Number.isFinite(c.ratio)) return '–'
-  const rounds = c.ratioPerRound.length > 1 ? ` [${c.ratioPerRound.map(r => r.toFixed(2)).join(', ')}]` : ''
-  return `${c.ratio.toFixed(2)}×${rounds}`
+  const rounds = c.ratioPerRound.length > 1 ? ` [${c.ratioPerRound.map(fmtFactor).join(', ')}]` : ''
+  return `${fmtFactor(c.ratio)}×${rounds}`
 }
 
 function fmtTargets (c: Comparison): string {
