@@ -12,6 +12,7 @@
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
+import { expectExit, trackChild } from './children'
 
 export const WRK_PACKAGE = 'wrk'
 export const LUA_SCRIPT = path.join(__dirname, '..', '..', 'bench', 'wrk-counters.lua')
@@ -178,6 +179,9 @@ export async function runWrk (o: WrkOptions): Promise<WrkResult> {
   }
   const { code, out, err } = await new Promise<{ code: number | null, out: string, err: string }>((resolve, reject) => {
     const p = spawn('wrk', args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    // Registered so an interrupted benchmark stops it too; its own exit is the expected one.
+    trackChild(p, 'wrk')
+    expectExit(p)
     let out = ''
     let err = ''
     p.stdout.on('data', (c: Buffer) => { out += c.toString() })
