@@ -34,7 +34,7 @@ const LABELS: Record<System, string> = {
 
 interface Files { postIds: string, getIds: string, expected: string }
 
-interface Target {
+interface WrkTarget {
   ports: number[]
   mode: 'increment' | 'get'
   pids: Record<string, number>
@@ -61,7 +61,7 @@ async function loadBare (port: number): Promise<void> {
   }
 }
 
-function wrkOptions (t: Target, files: Files, threads: number, durationSec: number, type: string): WrkOptions {
+function wrkOptions (t: WrkTarget, files: Files, threads: number, durationSec: number, type: string): WrkOptions {
   return {
     ports: t.ports,
     threads,
@@ -74,7 +74,7 @@ function wrkOptions (t: Target, files: Files, threads: number, durationSec: numb
   }
 }
 
-async function wrkRun (round: number, t: Target, o: WrkOptions): Promise<Run> {
+async function wrkRun (round: number, t: WrkTarget, o: WrkOptions): Promise<Run> {
   const meter = new CpuMeter(t.pids)
   const r = await runWrk(o)
   // wrk has exited by now: its CPU is in this process' reaped-children time.
@@ -135,7 +135,7 @@ export const httpWrk: Suite = {
       naive = await startNodeService({ name: 'naive baseline', script: path.join(__dirname, '..', 'naive-server.js'), env: { PORT: '0', REDIS_URL: redis.url } })
       const redisUrl = redis.url
       const counterdSum = (c: Counterd) => async (type: string) => await sumCounterdType(c.port, type)
-      const targets: Record<System, Target> = {
+      const targets: Record<System, WrkTarget> = {
         durable: { ports: [durable.port], mode: 'increment', pids: { counterd: durable.pid }, readSum: counterdSum(durable) },
         applied: { ports: [applied.port], mode: 'increment', pids: { counterd: applied.pid }, readSum: counterdSum(applied) },
         bare: { ports: bare.ports, mode: 'increment', pids: { 'bare uWS': bare.pid }, readSum: async (type) => await sumCounterdType((bare as UwsPeer).port, type) },
