@@ -87,7 +87,9 @@ function cpuLine (runs: Run[], unit: string): string {
   const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]
   const parts: string[] = []
   for (const [label, e] of byLabel) {
-    const perOp = e.perOp.length > 0 ? ` (${med(e.perOp).toFixed(e.perOp[0] < 10 ? 2 : 0)} µs CPU per op)` : ''
+    const m = med(e.perOp)
+    // The ceilings spend hundredths of a µs per increment: keep two significant digits there.
+    const perOp = e.perOp.length > 0 ? ` (${m >= 10 ? m.toFixed(0) : m >= 0.1 ? m.toFixed(2) : m.toPrecision(2)} µs CPU per op)` : ''
     parts.push(`${label} ${med(e.pct).toFixed(0)}%${perOp}`)
   }
   return parts.join(', ')
