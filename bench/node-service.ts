@@ -11,6 +11,8 @@ export interface NodeService {
   proc: ChildProcess
   pid: number
   port: number
+  /** the whole listening line (the bench's uWS peers add `ports`, one per thread) */
+  listening: Record<string, unknown>
   /** milliseconds from spawn to the listening line */
   listeningMs: number
   /** milliseconds from spawn to GET /ready = 200 (when waitReady), else null */
@@ -62,7 +64,7 @@ export async function startNodeService (o: NodeServiceOptions): Promise<NodeServ
   trackChild(proc, o.name)
   let tail = ''
   const timeoutMs = o.timeoutMs ?? 60_000
-  const port = await new Promise<number>((resolve, reject) => {
+  const listening = await new Promise<Record<string, unknown>>((resolve, reject) => {
     let buffered = ''
     let found = false
     const timer = setTimeout(() => fail(new Error(`${o.name} printed no listening line within ${timeoutMs} ms`)), timeoutMs)
@@ -89,7 +91,7 @@ export async function startNodeService (o: NodeServiceOptions): Promise<NodeServ
           if (rec.msg === 'listening' && typeof rec.port === 'number') {
             found = true
             clearTimeout(timer)
-            resolve(rec.port)
+            resolve(rec as Record<string, unknown>)
             return
           }
         } catch {}
@@ -99,6 +101,7 @@ export async function startNodeService (o: NodeServiceOptions): Promise<NodeServ
     proc.stdout?.on('data', onData)
     proc.stderr?.on('data', (c: Buffer) => { tail = (tail + c.toString('utf8')).slice(-8192) })
   })
+  const port = listening.port as number
   const listeningMs = sinceStart()
   let readyMs: number | null = null
   if (o.waitReady === true) {
@@ -120,6 +123,7 @@ export async function startNodeService (o: NodeServiceOptions): Promise<NodeServ
     proc,
     pid: proc.pid as number,
     port,
+    listening,
     listeningMs,
     readyMs,
     tail: () => tail,

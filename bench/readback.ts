@@ -6,7 +6,7 @@ import Redis from 'ioredis'
 const QUERY_BATCH = 1000
 const PARALLEL = 4
 
-async function postJson (agent: http.Agent, port: number, path: string, body: unknown): Promise<{ status: number, json: unknown }> {
+export async function postJson (agent: http.Agent, port: number, path: string, body: unknown): Promise<{ status: number, json: unknown }> {
   const text = JSON.stringify(body)
   return await new Promise((resolve, reject) => {
     const req = http.request({

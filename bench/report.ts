@@ -53,10 +53,16 @@ function fmtLatency (s: Side): string {
   return `${s.p50Ms.median.toFixed(2)} / ${s.p99Ms.median.toFixed(2)}`
 }
 
+/** Two decimals, or two significant digits below 0.1 (a ceiling can be 100× counterd). */
+function fmtFactor (r: number): string {
+  if (!Number.isFinite(r)) return '–'
+  return Math.abs(r) >= 0.1 || r === 0 ? r.toFixed(2) : r.toPrecision(2)
+}
+
 function fmtRatio (c: Comparison): string {
   if (!Number.isFinite(c.ratio)) return '–'
-  const rounds = c.ratioPerRound.length > 1 ? ` [${c.ratioPerRound.map(r => r.toFixed(2)).join(', ')}]` : ''
-  return `${c.ratio.toFixed(2)}×${rounds}`
+  const rounds = c.ratioPerRound.length > 1 ? ` [${c.ratioPerRound.map(fmtFactor).join(', ')}]` : ''
+  return `${fmtFactor(c.ratio)}×${rounds}`
 }
 
 function fmtTargets (c: Comparison): string {
@@ -64,7 +70,7 @@ function fmtTargets (c: Comparison): string {
   return c.targets.map(t => `${t.met === null ? '?' : t.met ? '✅' : '❌'} ${t.text}`).join('<br>')
 }
 
-const SERVERS = new Set(['counterd', 'redis', 'naive server'])
+const SERVERS = ['counterd', 'redis', 'naive server', 'bare uWS', 'ws ceiling']
 
 /** Median CPU share per process; for servers in a throughput run also CPU time per operation. */
 function cpuLine (runs: Run[], unit: string): string {
@@ -75,13 +81,15 @@ function cpuLine (runs: Run[], unit: string): string {
       const e = byLabel.get(label) as { pct: number[], perOp: number[] }
       e.pct.push(u.percent)
       // percent of a core ÷ ops per second = core-seconds per op
-      if (unit.endsWith('/s') && SERVERS.has(label) && r.value > 0) e.perOp.push(u.percent / 100 / r.value * 1e6)
+      if (unit.endsWith('/s') && SERVERS.includes(label) && r.value > 0) e.perOp.push(u.percent / 100 / r.value * 1e6)
     }
   }
   const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]
   const parts: string[] = []
   for (const [label, e] of byLabel) {
-    const perOp = e.perOp.length > 0 ? ` (${med(e.perOp).toFixed(e.perOp[0] < 10 ? 2 : 0)} µs CPU per op)` : ''
+    const m = med(e.perOp)
+    // The ceilings spend hundredths of a µs per increment: keep two significant digits there.
+    const perOp = e.perOp.length > 0 ? ` (${m >= 10 ? m.toFixed(0) : m >= 0.1 ? m.toFixed(2) : m.toPrecision(2)} µs CPU per op)` : ''
     parts.push(`${label} ${med(e.pct).toFixed(0)}%${perOp}`)
   }
   return parts.join(', ')
@@ -131,7 +139,7 @@ export function markdown (results: BenchResults): string {
   out.push(`Generated ${results.generatedAt} by \`${results.command}\` (${results.mode} mode: ${results.rounds} round(s) of ${results.durationSec} s per side, counterd and peer alternating).`, '')
   if (results.counterdEnv !== undefined) out.push(`counterd environment overrides: ${Object.entries(results.counterdEnv).map(([k, v]) => `${k}=${v}`).join(' ')}.`, '')
   out.push(`Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, Redis ${m.redis}, uWS ${m.uws}, commit ${m.commit}, load average at start ${m.loadAverageAtStart.map(x => x.toFixed(2)).join(' ')}; a 4 KiB write + fdatasync takes ${m.fsync.p50Ms} ms (median of ${m.fsync.samples}, max ${m.fsync.maxMs} ms).`, '')
-  out.push('**The load generators (autocannon, the WebSocket generator, redis-benchmark) run on the same 2 cores as the servers they measure.** Figures are medians over rounds with min–max in parentheses; ratios are counterd ÷ peer per round (for memory and recovery, lower is better). "other load" is the CPU used meanwhile by processes that are not part of the benchmark, plus the hypervisor\'s steal time (% of one core; this machine has 2): anything well above 0 means the figures are depressed by outside work.', '')
+  out.push('**The load generators (autocannon, wrk, the WebSocket generator, redis-benchmark) run on the same 2 cores as the servers they measure.** Figures are medians over rounds with min–max in parentheses; ratios are counterd ÷ peer per round (for memory and recovery, lower is better). "other load" is the CPU used meanwhile by processes that are not part of the benchmark, plus the hypervisor\'s steal time (% of one core; this machine has 2): anything well above 0 means the figures are depressed by outside work.', '')
   out.push(summaryTable(results), '')
   for (const n of results.notes) out.push(`- ${n}`)
   if (results.notes.length > 0) out.push('')
@@ -149,7 +157,7 @@ export function markdown (results: BenchResults): string {
           out.push(`- round ${r.round} ${name}: ${fmtValue(r.value, c.unit)}${lat}; ${r.exact ? 'exact' : '**NOT EXACT**'}: ${r.check}`)
         }
         out.push(`- CPU (% of one core, median over rounds) while ${name} ran: ${cpuLine(side.runs, c.unit)}`)
-        for (const label of ['counterd', 'redis', 'naive server']) {
+        for (const label of SERVERS) {
           const t = busiestThreads(side.runs, label)
           if (t !== '' && side.runs.some(r => r.cpu?.[label] !== undefined)) out.push(`  - busiest ${label} threads (last round): ${t}`)
         }

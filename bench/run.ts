@@ -22,12 +22,13 @@ import { writeResults, type BenchResults, type MachineInfo } from './report'
 import type { BenchContext, Suite, SuiteResult } from './suite'
 import { httpIncrements } from './suites/http-increments'
 import { httpReads } from './suites/http-reads'
+import { httpWrk } from './suites/http-wrk'
 import { memory } from './suites/memory'
 import { naiveBaseline } from './suites/naive-baseline'
 import { recovery } from './suites/recovery'
 import { wsStream } from './suites/ws-stream'
 
-export const SUITES: Suite[] = [httpIncrements, httpReads, wsStream, memory, recovery, naiveBaseline]
+export const SUITES: Suite[] = [httpIncrements, httpReads, httpWrk, wsStream, memory, recovery, naiveBaseline]
 
 interface Args {
   quick: boolean

@@ -3,8 +3,9 @@
 // template in flight twice, so every ack names exactly one frame and the acked increments are
 // counted exactly, per template. Each connection keeps at most `framesInFlight` frames
 // unacknowledged; an ack immediately releases the next send. Connections can be spread over
-// worker threads. After the duration no new frame is sent and every in-flight frame is waited
-// for, so acked counts are final when the run returns.
+// worker threads, and over several URLs (a server with one port per thread). After the duration
+// no new frame is sent and every in-flight frame is waited for, so acked counts are final when
+// the run returns.
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import { performance } from 'node:perf_hooks'
 import { ACK_ERROR, ACK_OK, encodeFrame, type Op } from './frame-codec'
@@ -50,6 +51,8 @@ export function expectedValues (templates: StreamTemplates, acks: Float64Array, 
 
 export interface WsLoadOptions {
   url: string
+  /** several URLs instead (a server with one port per thread): connection i uses urls[i mod n] */
+  urls?: string[]
   connections: number
   framesInFlight: number
   /** complete client frames; the payload seq of frames[t] must be t */
@@ -162,7 +165,8 @@ async function connectAll (o: WsLoadOptions, connections: number, firstIndex: nu
       cursor: Math.floor((firstIndex + i) * T / Math.max(1, o.connections * 2)) % T,
       open: true
     }
-    c.ws = await RawWebSocket.connect(o.url, {
+    const urls = o.urls ?? [o.url]
+    c.ws = await RawWebSocket.connect(urls[(firstIndex + i) % urls.length], {
       onMessage: (payload) => {
         if (payload.length < 5) { state.strayAcks++; return }
         const t = payload.readUInt32LE(1)

@@ -1,12 +1,22 @@
-// The benchmark's own machinery: redis-benchmark output parsing, the Zipf key picker, the latency
-// histogram, and the WebSocket load generator's exact ack counting (against a small ws server
-// that decodes every frame with the benchmark codec and answers some with error acks).
+// The benchmark's own machinery: redis-benchmark and wrk output parsing, the Zipf key picker, the
+// latency histogram, the WebSocket load generator's exact ack counting (against a small ws server
+// that decodes every frame with the benchmark codec and answers some with error acks), and the
+// benchmark's own servers: the bare uWS peer (routes, validation, counts summed over threads, wrk
+// run against it for real) and the WebSocket ceiling (acks with the frame's seq). Servers run as
+// real processes on free ports; no test asserts a timing.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import t from 'tap'
 import { WebSocketServer } from 'ws'
-import { decodeFrame, encodeAck } from '../bench/frame-codec'
+import { ACK_ERROR, ACK_OK, decodeFrame, encodeAck, encodeFrame } from '../bench/frame-codec'
 import { LatencyHistogram } from '../bench/histogram'
+import { readCounterd } from '../bench/readback'
 import { parseRedisBenchmarkCsv, redisBenchmarkArgs } from '../bench/redis-benchmark'
+import { startUwsPeer } from '../bench/uws-peers'
+import { incrementCheck, parseWrkOutput, readCheck, runWrk, writeExpectedFile, writeIdsFile, wrkTimeMs, type WrkResult } from '../bench/wrk'
 import { buildStreamTemplates, expectedValues, runWsLoad } from '../bench/ws-load'
+import { clientFrame, RawWebSocket } from '../bench/ws-raw-client'
 import { ZipfKeys } from '../bench/zipf'
 
 t.test('redis-benchmark CSV parsing', async (t) => {
@@ -89,5 +99,163 @@ t.test('load generator counts every ack exactly', async (t) => {
     for (let id = 0; id < 500; id++) if ((applied.get(`bt:${id}`) ?? 0) !== expected[id]) mismatched++
     t.equal(mismatched, 0, 'per-key expectation equals what the server applied')
     t.ok(r.latency.count === frames && r.elapsedMs > 0)
+  }
+})
+
+// wrk 4.1 output with --latency and the counters script (shape of a real run, numbers edited).
+const WRK_OUT = `Running 1s test @ http://127.0.0.1:41099/
+  2 threads and 8 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   247.02us  696.02us   8.60ms   95.20%
+    Req/Sec    29.53k     8.13k   36.73k    80.95%
+  Latency Distribution
+     50%  100.00us
+     75%  131.00us
+     90%  239.00us
+     99%    4.05ms
+  61625 requests in 1.10s, 9.38MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 3
+Requests/sec:  56011.07
+Transfer/sec:      8.53MB
+wrk-counters {"threads":[{"ok2xx":32550,"other":2,"mismatches":0},{"ok2xx":29072,"other":1,"mismatches":4}]}
+`
+
+t.test('wrk output parsing', async (t) => {
+  const r = parseWrkOutput(WRK_OUT)
+  t.equal(r.requests, 61625)
+  t.equal(r.durationSec, 1.1)
+  t.equal(r.rps, 56011.07)
+  t.equal(r.p50Ms, 0.1)
+  t.equal(r.p75Ms, 0.131)
+  t.equal(r.p99Ms, 4.05)
+  t.equal(r.non2xx, 3)
+  t.same(r.socketErrors, { connect: 0, read: 2, write: 0, timeout: 1 })
+  t.same(r.threads, [{ ok2xx: 32550, other: 2, mismatches: 0 }, { ok2xx: 29072, other: 1, mismatches: 4 }])
+  // A clean run has neither error line; both count as zero.
+  const clean = parseWrkOutput(WRK_OUT.replace(/ {2}Socket errors.*\n/, '').replace(/ {2}Non-2xx.*\n/, ''))
+  t.equal(clean.non2xx, 0)
+  t.same(clean.socketErrors, { connect: 0, read: 0, write: 0, timeout: 0 })
+  t.equal(parseWrkOutput(WRK_OUT.replace(/wrk-counters.*\n/, '')).threads, null, 'no script line')
+  t.equal(wrkTimeMs('1.50s'), 1500)
+  t.equal(wrkTimeMs('2.00m'), 120_000)
+  t.equal(wrkTimeMs('617.00us'), 0.617)
+  t.throws(() => wrkTimeMs('fast'), /not a number with a unit/)
+  t.throws(() => parseWrkOutput('unable to connect to 127.0.0.1:1 Connection refused'), /no "N requests in T"/)
+  t.throws(() => parseWrkOutput(WRK_OUT.replace(/ {2}Latency Distribution[^]*?(?= {2}61625)/, '')), /Latency Distribution/)
+  t.throws(() => parseWrkOutput(WRK_OUT.replace('     99%    4.05ms\n', '')), /99% latency/)
+  t.throws(() => parseWrkOutput(WRK_OUT.replace('"ok2xx":32550', '"ok2xx":-1')), /integer ok2xx/)
+})
+
+t.test('wrk exactness checks', async (t) => {
+  const base = parseWrkOutput(WRK_OUT.replace(/ {2}Socket errors.*\n/, '').replace(/ {2}Non-2xx.*\n/, '')
+    .replace('"other":2', '"other":0').replace('"other":1', '"other":0').replace('61625 requests', '61622 requests'))
+  const r: WrkResult = { ...base, ok2xx: 61622, other: 0, mismatches: 0, connections: 8, okPerSec: 0, command: 'wrk', raw: '' }
+  t.ok(incrementCheck(r, 61622).exact, 'every increment answered')
+  t.ok(incrementCheck(r, 61630).exact, 'up to one unanswered increment per connection')
+  t.notOk(incrementCheck(r, 61631).exact, 'more than that was applied')
+  t.notOk(incrementCheck(r, 61621).exact, 'an answered increment is missing')
+  t.notOk(incrementCheck({ ...r, other: 1, requests: 61623 }, 61622).exact, 'a non-2xx answer')
+  t.notOk(incrementCheck({ ...r, socketErrors: { ...r.socketErrors, read: 1 } }, 61622).exact, 'a socket error')
+  t.notOk(incrementCheck({ ...r, requests: 61623 }, 61622).exact, 'wrk and the script disagree')
+  t.ok(readCheck(r).exact)
+  t.notOk(readCheck({ ...r, mismatches: 1 }).exact, 'a wrong value')
+})
+
+async function json (port: number, p: string, body?: string): Promise<{ status: number, body: any }> {
+  const res = await fetch(`http://127.0.0.1:${port}${p}`, body === undefined ? {} : { method: 'POST', body, headers: { 'content-type': 'application/json' } })
+  return { status: res.status, body: await res.json() }
+}
+
+t.test('bare uWS peer: routes, validation, counts summed over threads', async (t) => {
+  const peer = await startUwsPeer('bare uWS peer (test)', 'bare-uws-server', 2)
+  t.teardown(async () => { await peer.stop() })
+  t.equal(peer.ports.length, 2, 'one port per thread')
+  const [p0, p1] = peer.ports
+  t.same(await json(p0, '/v1/counter/post/1/increment', ''), { status: 200, body: { type: 'post', id: '1', value: 1 } })
+  t.same(await json(p0, '/v1/counter/post/1/increment', '{"by":5}'), { status: 200, body: { type: 'post', id: '1', value: 6 } })
+  t.same(await json(p1, '/v1/counter/post/1/increment', '{"by":-2}'), { status: 200, body: { type: 'post', id: '1', value: -2 } }, 'the other thread counts its own share')
+  t.same(await json(p0, '/v1/counter/post/1'), { status: 200, body: { type: 'post', id: '1', value: 6 } })
+  for (const port of peer.ports) {
+    t.same(await json(port, '/v1/counters/query', '{"keys":["post:1","post:2"]}'), { status: 200, body: { values: { 'post:1': 4, 'post:2': 0 } } }, 'the query sums every thread')
+  }
+  t.same(await json(p1, '/v1/bench/load', '{"values":{"rd:1":7,"rd:2":9}}'), { status: 200, body: { loaded: 2 } })
+  for (const port of peer.ports) t.same((await json(port, '/v1/counter/rd/2')).body, { type: 'rd', id: '2', value: 9 }, 'loaded values answer on every thread')
+  t.same((await json(p0, '/v1/counters/query', '{"keys":["rd:1","rd:2"]}')).body, { values: { 'rd:1': 7, 'rd:2': 9 } }, 'loaded values count once')
+  const error = async (port: number, p: string, body: string | undefined, status: number, code: string): Promise<void> => {
+    const r = await json(port, p, body)
+    t.equal(r.status, status, `${p} ${body ?? ''} → ${status}`)
+    t.equal(r.body?.error?.code, code)
+  }
+  await error(p0, '/v1/counter/BAD/1/increment', '', 400, 'invalid_type')
+  await error(p0, '/v1/counter/BAD/1', undefined, 400, 'invalid_type')
+  await error(p0, '/v1/counter/post/a%20b/increment', '', 400, 'invalid_id')
+  await error(p0, '/v1/counter/post/1/increment', '{"by":1.5}', 400, 'invalid_delta')
+  await error(p0, '/v1/counter/post/1/increment', '{"by":9007199254740992}', 400, 'invalid_delta')
+  await error(p0, '/v1/counter/post/1/increment', '{"by":', 400, 'malformed_json')
+  await error(p0, '/v1/counter/post/1/increment', '[1]', 400, 'invalid_body')
+  await error(p0, '/v1/counters/query', '{"keys":["nocolon"]}', 400, 'invalid_key')
+  await error(p0, '/v1/nothing', undefined, 404, 'not_found')
+  t.equal((await json(p0, '/v1/counters/query', '{"keys":["post:1"]}')).body.values['post:1'], 4, 'refused requests changed nothing')
+})
+
+t.test('wrk against the bare peer: real output parses and the counts hold', async (t) => {
+  const peer = await startUwsPeer('bare uWS peer (wrk test)', 'bare-uws-server', 2)
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-wrk-test-'))
+  t.teardown(async () => { await peer.stop(); fs.rmSync(dir, { recursive: true, force: true }) })
+  const idsFile = path.join(dir, 'ids')
+  writeIdsFile(idsFile, new ZipfKeys({ n: 100, seed: 5 }).table(1000))
+  const r = await runWrk({ ports: peer.ports, threads: 2, connections: 8, durationSec: 1, mode: 'increment', type: 'wt', idsFile })
+  t.ok(r.requests > 0, `${r.requests} answers`)
+  t.equal(r.ok2xx, r.requests, 'all 2xx, and the script counted what wrk counted')
+  t.equal(r.threads?.length, 2, 'one count per wrk thread')
+  t.ok((r.threads ?? []).every(x => x.ok2xx > 0), 'both threads (both ports) answered')
+  t.equal(r.non2xx, 0)
+  t.same(r.socketErrors, { connect: 0, read: 0, write: 0, timeout: 0 })
+  t.ok(r.p50Ms > 0 && r.p50Ms <= r.p75Ms && r.p75Ms <= r.p90Ms && r.p90Ms <= r.p99Ms, 'percentiles parsed in order')
+  t.ok(r.durationSec > 0)
+  const values = await readCounterd(peer.port, 'wt', 100)
+  const sum = values.reduce((a, b) => a + b, 0)
+  const check = incrementCheck(r, sum)
+  t.ok(check.exact, check.check)
+
+  // Reads: the script checks each answer's value against the expected file; one entry is wrong
+  // on purpose, so exactly the answers for that id are mismatches.
+  const load: Record<string, number> = {}
+  for (let id = 0; id < 100; id++) load[`wr:${id}`] = id * 3
+  t.equal((await json(peer.port, '/v1/bench/load', JSON.stringify({ values: load }))).status, 200)
+  const expectedFile = path.join(dir, 'expected')
+  writeExpectedFile(expectedFile, Array.from({ length: 100 }, (_, id): [string, number] => [String(id), id === 7 ? -1 : id * 3]))
+  writeIdsFile(idsFile, Array.from({ length: 100 }, (_, i) => i))
+  const g = await runWrk({ ports: peer.ports, threads: 2, connections: 4, durationSec: 1, mode: 'get', type: 'wr', idsFile, expectedFile })
+  t.ok(g.ok2xx > 100, `${g.ok2xx} answers`)
+  t.ok(g.mismatches > 0 && g.mismatches < g.ok2xx / 20, `only id 7 mismatches (${g.mismatches} of ${g.ok2xx})`)
+  t.notOk(readCheck(g).exact)
+})
+
+t.test('WebSocket ceiling acks a real frame with its seq on every thread', async (t) => {
+  const peer = await startUwsPeer('ws ceiling (test)', 'ws-ceiling-server', 2)
+  t.teardown(async () => { await peer.stop() })
+  for (const port of peer.ports) {
+    const answers: Buffer[] = []
+    let wake: () => void = () => {}
+    const ws = await RawWebSocket.connect(`ws://127.0.0.1:${port}/v1/stream`, {
+      onMessage: (payload) => { answers.push(Buffer.from(payload)); wake() },
+      onClose: () => { wake() }
+    })
+    const next = async (): Promise<Buffer> => {
+      if (answers.length === 0) await new Promise<void>((resolve) => { wake = resolve })
+      return answers.shift() as Buffer
+    }
+    ws.sendFrame(clientFrame(encodeFrame(0xdeadbeef, [['post', '1', 1], ['video', '9', -300]])))
+    t.same([...await next()], [ACK_OK, 0xef, 0xbe, 0xad, 0xde], `port ${port}: ok ack with the frame's seq`)
+    const unknownKind = encodeFrame(42, [['post', '1', 1]])
+    unknownKind[0] = 0x02
+    ws.sendFrame(clientFrame(unknownKind))
+    const err = await next()
+    t.equal(err[0], ACK_ERROR)
+    t.equal(err.readUInt32LE(1), 42)
+    t.equal(JSON.parse(err.toString('utf8', 5)).code, 'malformed_frame')
+    ws.close()
   }
 })

@@ -13,8 +13,9 @@ import { compare, target, type BenchContext, type Run, type Suite } from '../sui
 import { pushFrames } from '../ws-load'
 import { CONNECTIONS, KEY_SPACE, Pacer, warmUpHttp, zipfIds } from './common'
 
-const TYPE = 'rd'
-const valueOf = (id: number): number => (id % 997) + 1
+// Exported for the http-wrk suite, which loads and checks the same values.
+export const TYPE = 'rd'
+export const valueOf = (id: number): number => (id % 997) + 1
 
 function expectedTotal (): number {
   let sum = 0
@@ -22,7 +23,7 @@ function expectedTotal (): number {
   return sum
 }
 
-async function loadCounterd (port: number): Promise<void> {
+export async function loadCounterd (port: number): Promise<void> {
   const perFrame = 1000
   const r = await pushFrames({
     url: `ws://127.0.0.1:${port}/v1/stream`,

@@ -129,7 +129,7 @@ export const memory: Suite = {
         higherIsBetter: false,
         subject: { system: 'counterd', config: `${n} keys post:0…post:${n - 1}, each +1 over the WebSocket stream; RSS of the whole process (all threads)`, runs: subjectRuns },
         peer: { system: 'redis', config: `the same ${n} keys INCRed by a server-side script; RSS of redis-server`, runs: peerRuns },
-        targets: (s) => [target('≤ 120 B per plain counter', s.value.median, v => v <= 120)]
+        targets: (s) => [target('≤ 80 B per counter', s.value.median, v => v <= 80)]
       }))
     }
     return {

@@ -193,7 +193,7 @@ export const recovery: Suite = {
       higherIsBetter: false,
       subject: { system: 'counterd', config: `SIGKILLed after ${counters * passes} durable increments, no checkpoint: the WAL is replayed in full; ready = GET /ready 200 (polled every 5 ms)`, runs: subjectRuns },
       peer: { system: 'redis', config: `appendonly yes, an AOF of ${counters * passes} INCRs (no base snapshot); ready = "Ready to accept connections"`, runs: peerRuns },
-      targets: (s) => [target('< 5 s', s.value.median, v => v < 5000)]
+      targets: (s) => [target('< 2 s', s.value.median, v => v < 2000)]
     })
     return {
       comparisons: [comparison],
