@@ -2,16 +2,15 @@
 // ceiling): each thread has its own uws.App() and event loop, nothing shared, so the process can
 // use every core without a lock or a message on the request path.
 //
-// Each thread listens on a port of its own. The uWS build this project uses
-// (@trufflesuite/uws-js-unofficial 20.30.0) does not set SO_REUSEPORT on Linux (strace of its
-// listen shows a plain bind, and a second thread binding the first one's port fails), so threads
-// cannot share one port and let the kernel spread connections. The load generators spread their
-// connections over the ports instead: wrk thread i connects to port i mod n (bench/wrk.ts), the
-// WebSocket generator's connection i to port i mod n (bench/ws-load.ts).
+// Every thread listens on the same port, as counterd's shards do: uWS sets SO_REUSEPORT on a
+// listen socket with a given port (not on port 0, whose ephemeral port it keeps exclusive), and
+// the kernel spreads connections over the threads. For PORT=0 the main thread first asks the
+// kernel for a free port.
 //
-// The process prints one line {"msg":"listening","port":P0,"ports":[P0,…]} when every thread
+// The process prints one line {"msg":"listening","port":P,"ports":[P,…]} when every thread
 // listens (what bench/node-service.ts waits for) and exits on SIGTERM.
 import type * as UWS from '@trufflesuite/uws-js-unofficial'
+import net from 'node:net'
 import { Worker } from 'node:worker_threads'
 import os from 'node:os'
 
@@ -48,11 +47,12 @@ export function listenAndReport (app: UWS.TemplatedApp, data: ThreadData, report
 export async function startThreads (script: string, onMessage: (index: number, msg: unknown) => void = () => {}): Promise<Worker[]> {
   const threads = threadCount()
   const host = process.env.HOST ?? '127.0.0.1'
-  const firstPort = Number(process.env.PORT ?? '0')
+  const given = Number(process.env.PORT ?? '0')
+  const port = given !== 0 ? given : await freePort(host)
   const workers: Worker[] = []
   const ports: number[] = []
   for (let index = 0; index < threads; index++) {
-    const data: ThreadData = { index, host, port: index === 0 ? firstPort : 0 }
+    const data: ThreadData = { index, host, port }
     const w = new Worker(script, { workerData: data })
     workers.push(w)
     ports.push(await new Promise<number>((resolve, reject) => {
@@ -73,4 +73,16 @@ export async function startThreads (script: string, onMessage: (index: number, m
   process.stdout.write(JSON.stringify({ msg: 'listening', port: ports[0], ports, threads, host }) + '\n')
   process.on('SIGTERM', () => process.exit(0))
   return workers
+}
+
+/** A port nothing listens on now (the kernel's pick for port 0). */
+async function freePort (host: string): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once('error', reject)
+    server.listen(0, host, () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
 }

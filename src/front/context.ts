@@ -3,6 +3,7 @@
 import type { Logger } from 'pino'
 import type { Config } from '../../config/loader'
 import { CounterdError } from '../core/errors'
+import type { InflightGauge } from '../routing/inflight'
 import type { Router } from '../routing/router'
 import { PHASE_DRAINING, PHASE_READY, type ShardRow, type StatusBoard } from './status-board'
 
@@ -12,6 +13,8 @@ export interface FrontContext {
   /** This shard's row of the board: the front counts requests, frames and errors into it. */
   metrics: ShardRow
   board: StatusBoard
+  /** Ops the node accepted and has not answered, over every shard. */
+  inflight: InflightGauge
   logger: Logger
 }
 

@@ -1,11 +1,12 @@
 // GET /metrics: the node's counters in the Prometheus text format, summed over every shard's row
 // of the status board (so any shard answers for the whole node).
+import type { InflightGauge } from '../routing/inflight'
 import {
-  F_DURABLE_RECORDS, F_HTTP_REQUESTS, F_INCREMENTS_ACKED, F_INFLIGHT_OPS, F_INFLIGHT_READS, F_PENDING_OPS,
-  F_COUNTERS, F_WS_CONNECTIONS, F_WS_FRAMES, F_WS_OPS, PHASE_READY, type StatusBoard
+  F_COUNTERS, F_DURABLE_RECORDS, F_HTTP_REQUESTS, F_INCREMENTS_ACKED, F_PENDING_OPS, F_WS_CONNECTIONS, F_WS_FRAMES, F_WS_OPS,
+  PHASE_READY, type StatusBoard
 } from './status-board'
 
-export function renderMetrics (board: StatusBoard): string {
+export function renderMetrics (board: StatusBoard, inflight: InflightGauge): string {
   const lines: string[] = []
   const metric = (name: string, type: 'counter' | 'gauge', value: number): void => {
     lines.push(`# TYPE counterd_${name} ${type}`, `counterd_${name} ${value}`)
@@ -21,8 +22,8 @@ export function renderMetrics (board: StatusBoard): string {
   metric('ws_ops_total', 'counter', board.sum(F_WS_OPS))
   byCode('ws_errors_total', board.errors('ws'))
   metric('increments_acked_total', 'counter', board.sum(F_INCREMENTS_ACKED))
-  metric('inflight_ops', 'gauge', board.sum(F_INFLIGHT_OPS))
-  metric('inflight_reads', 'gauge', board.sum(F_INFLIGHT_READS))
+  metric('inflight_ops', 'gauge', inflight.writes)
+  metric('inflight_reads', 'gauge', inflight.reads)
   metric('counters', 'gauge', board.sum(F_COUNTERS))
   metric('pending_ops', 'gauge', board.sum(F_PENDING_OPS))
   metric('durable_records_total', 'counter', board.sum(F_DURABLE_RECORDS))

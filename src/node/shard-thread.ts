@@ -11,7 +11,7 @@ import type { FrontContext } from '../front/context'
 import { installCounterRoutes } from '../front/counter-routes'
 import { installFeatureRoutes } from '../front/feature-routes'
 import { installNodeRoutes } from '../front/node-routes'
-import { F_COUNTERS, F_DURABLE_RECORDS, F_INFLIGHT_OPS, F_INFLIGHT_READS, F_PENDING_OPS, StatusBoard } from '../front/status-board'
+import { F_COUNTERS, F_DURABLE_RECORDS, F_PENDING_OPS, StatusBoard } from '../front/status-board'
 import { closeStreams, installStream, type StreamConn } from '../front/stream'
 import { closeApp, uws, type WebSocket } from '../front/uws'
 import { InflightGauge } from '../routing/inflight'
@@ -29,7 +29,8 @@ const row = board.row(index)
 row.setLog(undefined)
 const sockets = new Set<WebSocket<StreamConn>>()
 // The router exists once storage is open; routes reach it only after admit() saw the node ready.
-const ctx: FrontContext = { config, router: null as unknown as Router, metrics: row, board, logger }
+const inflight = new InflightGauge(init.inflight, config.maxInflightOps)
+const ctx: FrontContext = { config, router: null as unknown as Router, metrics: row, board, inflight, logger }
 let shard: Shard | null = null
 let listenSocket: unknown = null
 let healthTimer: NodeJS.Timeout | null = null
@@ -53,8 +54,6 @@ function publishHealth (): void {
   row.set(F_COUNTERS, s.counters)
   row.set(F_PENDING_OPS, s.pendingOps)
   row.set(F_DURABLE_RECORDS, s.durableRecords)
-  row.set(F_INFLIGHT_OPS, ctx.router.inflightOps)
-  row.set(F_INFLIGHT_READS, ctx.router.inflightReads)
 }
 
 function listen (p: number): void {
@@ -80,7 +79,7 @@ async function recover (): Promise<void> {
       in: init.rings.in.map((sab) => sab === null ? null : new SpscRing(sab)),
       bells: init.bells.map((sab) => new Doorbell(sab))
     },
-    inflight: new InflightGauge(init.inflight, config.maxInflightOps),
+    inflight,
     outboxLimit: config.shardRingBytes,
     logger
   })

@@ -17,10 +17,12 @@ export class Outbox {
   /** Bytes staged and not yet pushed. */
   get staged (): number { return this.sink.len - this.sent }
 
-  /** Whether a new unit of about `bytes` may be staged: always into an empty outbox, else within the limit. */
-  admits (bytes: number): boolean {
-    const staged = this.staged
-    return staged === 0 || staged + bytes <= this.limit
+  /**
+   * Whether the record just written from offset `start` may stay: always when nothing was staged
+   * before it (a unit of any size gets through an idle outbox), else only within the limit.
+   */
+  admits (start: number): boolean {
+    return start <= this.sent || this.staged <= this.limit
   }
 
   /** Marks the end of a record the caller has just written into `sink`. */
