@@ -40,6 +40,7 @@ const KINDS = {
   storage_unavailable: { status: 503, retriable: true, message: 'the log is not accepting writes' },
   fenced: { status: 409, retriable: false, message: 'a newer owner (higher epoch) has written this partition; this node must stop writing it' },
   internal: { status: 500, retriable: true, message: 'internal error' },
+  partitions_mismatch: { status: 500, retriable: false, message: 'PARTITIONS differs from the value the stored data was written with' },
   // Feature data structures (actors/features/): construction, arguments, encoded state.
   invalid_option: { status: 500, retriable: false, message: 'an option has an invalid value' },
   invalid_argument: { status: 400, retriable: false, message: 'an argument has an invalid value' },

@@ -68,7 +68,12 @@ export class CounterNode {
   static async start (config: Config, logger: Logger, onFatal: (err: Error, exitCode?: number) => void): Promise<CounterNode> {
     fs.mkdirSync(config.dataDir, { recursive: true })
     const lockFile = takeLock(config.dataDir)
-    if (!isClusterStorage(config)) checkPartitions(config.dataDir, config.partitions)
+    try {
+      if (!isClusterStorage(config)) checkPartitions(config.dataDir, config.partitions)
+    } catch (err) {
+      fs.rmSync(lockFile, { force: true })
+      throw err
+    }
     const epoch = bumpEpoch(config.dataDir)
     const n = config.workers
     logger.info({ uws: uwsImplementation, dataDir: config.dataDir, epoch, partitions: config.partitions, workers: n, ackMode: config.ackMode }, 'starting')

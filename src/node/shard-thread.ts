@@ -141,7 +141,8 @@ port.on('message', (msg: ToShard) => {
   const failed = (stage: 'recover' | 'close') => (err: unknown) => {
     const e = asCounterdError(err)
     logger.error({ err }, `shard ${stage} failed`)
-    send({ t: 'failed', stage, error: e.toWire() })
+    // A stored partition count that differs is the operator's to fix, like a bad setting: exit 2.
+    send({ t: 'failed', stage, error: e.toWire(), ...(e.code === 'partitions_mismatch' ? { exitCode: 2 } : {}) })
   }
   switch (msg.t) {
     case 'listen': listen(msg.port); break

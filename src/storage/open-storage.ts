@@ -41,6 +41,7 @@ export async function openStorage (config: Config, shard: number, shards: number
     return { log, checkpoints: new SnapshotStore(snapshotDir(config)), history, epoch, failing: () => undefined }
   }
   const checkpoints = await RedisCheckpointStore.open({ url: config.redisUrl })
+  await checkpoints.checkPartitions(config.partitions)
   const log = await KafkaDeltaLog.open({
     brokers: config.kafkaBrokers.split(','),
     topic: config.kafkaTopic,

@@ -236,6 +236,24 @@ export class RedisCheckpointStore implements CheckpointStore {
   }
 
   /**
+   * PARTITIONS is fixed for a cluster's life (every checkpoint key and log record is placed by
+   * it): the first node to start stores it at `<prefix>:partitions`, every later start checks it.
+   */
+  async checkPartitions (partitions: number): Promise<void> {
+    const key = `${this.keyPrefix}:partitions`
+    let stored: string | null
+    try {
+      await this.client.set(key, String(partitions), 'NX')
+      stored = await this.client.get(key)
+    } catch (err) {
+      throw asUnavailable(err, 'reading the stored partition count from Redis failed')
+    }
+    if (stored !== String(partitions)) {
+      throw new CounterdError('partitions_mismatch', `PARTITIONS is ${partitions} but Redis (${key}) holds data written with PARTITIONS=${String(stored)}; a cluster keeps its partition count for life`)
+    }
+  }
+
+  /**
    * Fencing for a new owner: picks an epoch at least `atLeast` and above every epoch stored or
    * claimed for these partitions, and records it as their owner. From then on saves of a lower
    * epoch (the previous owner's) are refused with `fenced`. Use the result as the owner's epoch.
