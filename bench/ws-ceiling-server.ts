@@ -1,26 +1,26 @@
 // The WebSocket ceiling for the ws-stream suite: a uWS server that accepts counterd's binary
-// `/v1/stream` frames (docs/stream-protocol.md: u8 kind | u32 seq | u16 nOps | ops) and acks each
-// one at once with the 5-byte ok ack (0x81 | u32 seq), applying nothing and decoding no op. It is
-// what the same load generator reaches when the server does nothing but receive frames and write
-// acks: counterd ÷ ceiling is the share of that left after decoding, routing, applying and (with
-// ack=durable) the fsync. Run as its own process:
+// `/v1/stream` frames (docs/stream-protocol.md), decodes and validates each one whole with
+// counterd's own decoder (every server of this protocol must), and acks it at once with the
+// 5-byte ok ack (0x81 | u32 seq), applying nothing. It is what the same load generator reaches
+// when the server does no more than receive, check and ack frames: counterd ÷ ceiling is the share
+// of that left after routing, applying and (with ack=durable) the fsync. Run as its own process:
 //   WORKERS=2 PORT=0 node dist/bench/ws-ceiling-server.js
-// WORKERS threads (default: one per core), each its own uws.App() on its own port (see
-// bench/uws-threads.ts); it prints {"msg":"listening","port":P0,"ports":[…]} and exits on SIGTERM.
+// WORKERS threads (default: one per core) on one port (see bench/uws-threads.ts); it prints
+// {"msg":"listening","port":P,"ports":[…]} and exits on SIGTERM.
 import { isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads'
+import { ACK_OK, HEADER_BYTES, decodeBinaryFrame, encodeAckError } from '../src/core/binary-frame'
+import { FrameOps } from '../src/core/frame-ops'
 import { listenAndReport, startThreads, uws, type ThreadData } from './uws-threads'
 
-const KIND_INCREMENTS = 0x01
-const ACK_OK = 0x81
-const ACK_ERROR = 0x82
-const HEADER_BYTES = 7
-// counterd's default MAX_FRAME_BYTES
+// counterd's defaults: MAX_FRAME_BYTES, MAX_OPS_PER_FRAME
 const MAX_FRAME_BYTES = 1024 * 1024
+const MAX_OPS_PER_FRAME = 10_000
 
 function worker (data: ThreadData, port: MessagePort): void {
   // uWS copies what it sends, so one ack buffer per thread is reused for every frame.
   const ack = new Uint8Array(5)
   ack[0] = ACK_OK
+  const ops = new FrameOps(MAX_OPS_PER_FRAME)
   const app = uws.App()
   app.ws('/v1/stream', {
     compression: uws.DISABLED,
@@ -34,10 +34,9 @@ function worker (data: ThreadData, port: MessagePort): void {
         ws.end(1007, 'expected a binary frame of at least its 7-byte header')
         return
       }
-      if (frame[0] !== KIND_INCREMENTS) {
-        const err = Buffer.concat([Buffer.from([ACK_ERROR]), Buffer.from(frame.subarray(1, 5)),
-          Buffer.from(JSON.stringify({ code: 'malformed_frame', message: `unknown kind ${frame[0]}` }))])
-        ws.send(err, true)
+      const bad = decodeBinaryFrame(frame, ops)
+      if (bad !== null) {
+        ws.send(encodeAckError(ops.seq, bad.toWire()), true)
         return
       }
       // The seq is echoed byte for byte (little-endian in both).
