@@ -109,19 +109,6 @@ export class KeyTable {
     }
   }
 
-  /**
-   * Reads (and discards) what a lookup of hash h will read first: its home slot, the record and
-   * the key of the entry there. Touching a batch of keys this way before looking them up lets the
-   * CPU overlap their cache misses (the loads of different keys do not depend on each other).
-   */
-  touch (h: number): number {
-    const m = mix32(h)
-    const s = this.slots[m >>> (32 - this.bits)]
-    if (s === 0) return 0
-    const off = this.u32[(((s & this.mask) - 1) << 2) + 3]
-    return this.arena[off] ^ s
-  }
-
   private sameKey (e: number, buf: Uint8Array, off: number, len: number): boolean {
     const a = this.arena
     let base = this.u32[(e << 2) + 3]

@@ -34,7 +34,6 @@ const MIN_RATE = 2 ** -149
 
 const TOUCHED = 1 // entry flag: changed since the last seal (listed in touchedList)
 const DIRTY = 2 // entry flag: changed since the last capture (listed in dirtyList)
-const BATCH = 32 // replay looks keys up this many at a time
 const SMALL_LIST = 16 // touched entries found by a scan up to this many, else through an index
 
 export interface PartitionOptions {
@@ -119,10 +118,6 @@ export class PartitionState {
   private readonly pendingForeign = new Map<string, Map<string, ForeignChange>>()
   // Entries changed since the last checkpoint capture (for incremental checkpoint stores).
   private readonly trackDirty: boolean
-  // Replay scratch (see replayOwnBytes).
-  private readonly batchOffs = new Int32Array(BATCH)
-  private readonly batchHashes = new Uint32Array(BATCH)
-  private sink = 0
   private dirtyList = new Int32Array(0)
   private dirtyCount = 0
 
@@ -519,30 +514,13 @@ export class PartitionState {
     const t = this.table
     const stride = L.totals ? 24 : 8
     const w = this.rateWeight(ts)
-    const offs = this.batchOffs
-    const hashes = this.batchHashes
-    let sink = 0
-    for (let i = 0; i < L.nKeys;) {
-      // A batch at a time: first touch every key's slot, record and key (their cache misses
-      // overlap), then apply them (now mostly cache hits).
-      const n = Math.min(BATCH, L.nKeys - i)
-      for (let j = 0; j < n; j++) {
-        const len = buf[o]
-        const h = hashBytes(buf, o + 1, len)
-        offs[j] = o
-        hashes[j] = h
-        sink ^= t.touch(h)
-        o += 1 + len + stride
-      }
-      for (let j = 0; j < n; j++) {
-        const at = offs[j]
-        const len = buf[at]
-        const e = t.findOrInsert(buf, at + 1, len, hashes[j])
-        this.replayOwn(e, buf.readDoubleLE(at + 1 + len), w)
-      }
-      i += n
+    for (let i = 0; i < L.nKeys; i++) {
+      const len = buf[o]
+      const off = o + 1
+      const e = t.findOrInsert(buf, off, len, hashBytes(buf, off, len))
+      this.replayOwn(e, buf.readDoubleLE(off + len), w)
+      o = off + len + stride
     }
-    this.sink ^= sink
     const { dedup, features } = decodeTail(buf, o, buf.length, L.version)
     for (const f of features) this.features.apply(f)
     this.restoreDedup(dedup)
