@@ -3,11 +3,12 @@
 //
 // Memory per counter is what a node's capacity is made of, so each entry keeps only what cannot be
 // derived (about 14 bytes + the key here and in the table, besides the table's slots):
-//   the table's 16-byte record: value f64, key offset u32, and the recent rate f32,
-//     forward-decayed (Σ d·e^((t − landmark)/τ) over own increments d at t), so an increment
-//     adds one product and needs no timestamp per entry; the key as u8 length | bytes in the
-//     table's arena;
-//   flags u8 (touched since the last seal, changed since the last capture).
+//   the table's 16-byte record: value f64; the recent rate f32, forward-decayed
+//     (Σ d·e^((t − landmark)/τ) over own increments d at t), so an increment adds one product and
+//     needs no timestamp per entry; the key's place u32 with two flags in its top bits (touched
+//     since the last seal, changed since the last capture);
+//   the key as u8 length | bytes in the table's arena;
+//   and its slot (5 to 7.5 bytes).
 // This replica's PN totals (P, N) are derived while they can be: N is 0 until some counter is
 // decremented (then `ns` holds N per entry), and P = value − pending + N as long as no other
 // replica contributed to any counter and every total is a safe integer; after that `ps` holds P
@@ -23,7 +24,7 @@ import {
   type Checkpoint, type DedupEntry, type DeltaRecord, type FeatureOp, type PackedCounters
 } from '../src/core/records'
 import { FeatureState } from './feature-state'
-import { KeyTable, hashBytes } from './key-table'
+import { FLAG_A, FLAG_B, KeyTable, RECORD_CHUNK_BITS, hashBytes } from './key-table'
 
 /** Recent rates decay with this time constant: a rate is "per second over about the last minute". */
 const RATE_TAU_MS = 60_000
@@ -32,8 +33,10 @@ const RATE_SPAN = 30
 /** The smallest positive float32: a counter ever incremented keeps a rate above 0 (top() lists it). */
 const MIN_RATE = 2 ** -149
 
-const TOUCHED = 1 // entry flag: changed since the last seal (listed in touchedList)
-const DIRTY = 2 // entry flag: changed since the last capture (listed in dirtyList)
+const TOUCHED = FLAG_A // entry flag: changed since the last seal (listed in touchedList)
+const DIRTY = FLAG_B // entry flag: changed since the last capture (listed in dirtyList)
+const CB = RECORD_CHUNK_BITS
+const IN_CHUNK = (1 << CB) - 1
 const SMALL_LIST = 16 // touched entries found by a scan up to this many, else through an index
 
 export interface PartitionOptions {
@@ -100,7 +103,6 @@ export class PartitionState {
   nonZero = 0 // counters whose value is not 0
 
   // Per entry, parallel to the table's records (see the top of this file).
-  private flags = new Uint8Array(64)
   private rateLandmark = Date.now() // ms
   private ns: Float64Array | null = null // this replica's N per entry; null: every N is 0
   private ps: Float64Array | null = null // this replica's P per entry; null: P = value − pending + N
@@ -130,10 +132,10 @@ export class PartitionState {
     this.idempotency = new DedupTable(o.dedupWindowMs, o.dedupMaxEntries)
     this.trackDirty = o.trackDirty
     if (o.trackDirty) this.dirtyList = new Int32Array(64)
+    // The table grows a chunk at a time; these (rarely there) grow by half, so copies stay few.
     this.table.onGrow = (n) => {
-      this.flags = grown(this.flags, n)
-      if (this.ns !== null) this.ns = grown(this.ns, n)
-      if (this.ps !== null) this.ps = grown(this.ps, n)
+      if (this.ns !== null && this.ns.length < n) this.ns = grown(this.ns, Math.max(n, Math.ceil(this.ns.length * 1.5)))
+      if (this.ps !== null && this.ps.length < n) this.ps = grown(this.ps, Math.max(n, Math.ceil(this.ps.length * 1.5)))
     }
   }
 
@@ -143,7 +145,7 @@ export class PartitionState {
 
   get (buf: Uint8Array, off: number, len: number, h: number): number {
     const e = this.table.find(buf, off, len, h)
-    return e < 0 ? 0 : this.table.f64[e << 1]
+    return e < 0 ? 0 : this.table.value(e)
   }
 
   /** Applies one increment; returns the new value, or NaN (nothing applied) when it would leave ±(2^53−1). */
@@ -155,17 +157,19 @@ export class PartitionState {
   /** Resets to 0, logged as the delta −value so the log stays a log of deltas. */
   reset (buf: Uint8Array, off: number, len: number, h: number, sealInto: DeltaRecord[]): number {
     const e = this.table.find(buf, off, len, h)
-    if (e >= 0) this.add(e, -this.table.f64[e << 1], sealInto)
+    if (e >= 0) this.add(e, -this.table.value(e), sealInto)
     return 0
   }
 
   private add (e: number, delta: number, sealInto: DeltaRecord[]): number {
-    const f64 = this.table.f64
-    const cur = f64[e << 1]
+    const t = this.table
+    const f64 = t.f64s[e >>> CB]
+    const r = e & IN_CHUNK
+    const cur = f64[r << 1]
     const next = cur + delta
     if (next > MAX_VALUE || next < -MAX_VALUE) return NaN
     // A record's net delta (next − base) must stay a safe integer too; seal first if it would not.
-    if ((this.flags[e] & TOUCHED) === 0) {
+    if ((t.u32s[e >>> CB][(r << 2) + 3] & TOUCHED) === 0) {
       if (delta > MAX_VALUE || delta < -MAX_VALUE) this.seal(Date.now(), sealInto)
       this.touch(e, cur)
     } else if (Math.abs(next) + this.touchedMaxAbs > MAX_VALUE) {
@@ -175,7 +179,7 @@ export class PartitionState {
         this.touch(e, cur)
       }
     }
-    f64[e << 1] = next
+    f64[r << 1] = next
     if (cur === 0 && next !== 0) this.nonZero++
     else if (cur !== 0 && next === 0) this.nonZero--
     return next
@@ -190,7 +194,7 @@ export class PartitionState {
     this.touchedList[i] = e
     this.touchedBase[i] = base
     this.touchedCount = i + 1
-    this.flags[e] |= TOUCHED
+    this.table.setFlag(e, TOUCHED)
     const abs = Math.abs(base)
     if (abs > this.touchedMaxAbs) this.touchedMaxAbs = abs
     this.touchedIndex?.set(e, i)
@@ -214,12 +218,12 @@ export class PartitionState {
 
   /** Net delta of entry e since the last seal. */
   private pendingOf (e: number): number {
-    return (this.flags[e] & TOUCHED) === 0 ? 0 : this.table.f64[e << 1] - this.touchedBase[this.touchedPos(e)]
+    return this.touchedCount === 0 || !this.table.hasFlag(e, TOUCHED) ? 0 : this.table.value(e) - this.touchedBase[this.touchedPos(e)]
   }
 
   private clearTouched (): void {
     const list = this.touchedList
-    for (let i = 0; i < this.touchedCount; i++) this.flags[list[i]] &= ~TOUCHED
+    for (let i = 0; i < this.touchedCount; i++) this.table.clearFlag(list[i], TOUCHED)
     // A burst (a large commit window) leaves a large list: give most of it back.
     if (list.length > 4096 && this.touchedCount * 4 < list.length) {
       const n = Math.max(64, this.touchedCount * 2)
@@ -232,8 +236,8 @@ export class PartitionState {
   }
 
   private markDirty (e: number): void {
-    if (!this.trackDirty || (this.flags[e] & DIRTY) !== 0) return
-    this.flags[e] |= DIRTY
+    if (!this.trackDirty || this.table.hasFlag(e, DIRTY)) return
+    this.table.setFlag(e, DIRTY)
     if (this.dirtyCount === this.dirtyList.length) this.dirtyList = grown(this.dirtyList, Math.max(64, this.dirtyCount * 2))
     this.dirtyList[this.dirtyCount++] = e
   }
@@ -243,14 +247,14 @@ export class PartitionState {
    * totals, a checkpoint): the net delta pending for the next seal stays what it was.
    */
   private changeValue (e: number, value: number): void {
-    const f64 = this.table.f64
-    const cur = f64[e << 1]
-    if ((this.flags[e] & TOUCHED) !== 0) {
+    const t = this.table
+    const cur = t.value(e)
+    if (this.touchedCount > 0 && t.hasFlag(e, TOUCHED)) {
       const i = this.touchedPos(e)
       const base = this.touchedBase[i] += value - cur
       if (Math.abs(base) > this.touchedMaxAbs) this.touchedMaxAbs = Math.abs(base)
     }
-    f64[e << 1] = value
+    t.setValue(e, value)
     this.markDirty(e)
     if (cur === 0 && value !== 0) this.nonZero++
     else if (cur !== 0 && value === 0) this.nonZero--
@@ -263,7 +267,7 @@ export class PartitionState {
 
   /** This replica's P of entry e. */
   private ownP (e: number): number {
-    return this.ps !== null ? this.ps[e] : this.table.f64[e << 1] - this.pendingOf(e) + this.ownN(e)
+    return this.ps !== null ? this.ps[e] : this.table.value(e) - this.pendingOf(e) + this.ownN(e)
   }
 
   private allocNs (): Float64Array {
@@ -290,10 +294,10 @@ export class PartitionState {
   private countOwn (e: number, d: number, w: number, pending: number): void {
     if (d > 0) {
       const t = this.table
-      if (this.ps === null && t.f64[e << 1] - pending + this.ownN(e) + d > MAX_VALUE) this.makePExplicit()
+      if (this.ps === null && t.value(e) - pending + this.ownN(e) + d > MAX_VALUE) this.makePExplicit()
       if (this.ps !== null) this.ps[e] += d
-      const f32 = t.f32
-      const r = (e << 2) + 2
+      const f32 = t.f32s[e >>> CB]
+      const r = ((e & IN_CHUNK) << 2) + 2
       f32[r] += d * w
       if (f32[r] === 0) f32[r] = MIN_RATE
     } else if (d < 0) {
@@ -309,11 +313,12 @@ export class PartitionState {
     if (x <= RATE_SPAN) return Math.exp(x)
     // Move the landmark to t: every rate scales by e^(−x); none that was above 0 becomes 0.
     const f = Math.exp(-x)
-    const f32 = this.table.f32
-    for (let r = 2, end = this.table.count * 4; r < end; r += 4) {
-      if (f32[r] === 0) continue
-      f32[r] *= f
-      if (f32[r] === 0) f32[r] = MIN_RATE
+    for (const f32 of this.table.f32s) {
+      for (let r = 2; r < f32.length; r += 4) {
+        if (f32[r] === 0) continue
+        f32[r] *= f
+        if (f32[r] === 0) f32[r] = MIN_RATE
+      }
     }
     this.rateLandmark = t
     return 1
@@ -366,7 +371,7 @@ export class PartitionState {
   /** Another replica's share of entry e's value changed by delta. */
   private addForeign (e: number, delta: number): void {
     if (delta !== 0) this.makePExplicit() // value − pending + N would count it as ours
-    this.changeValue(e, this.table.f64[e << 1] + delta)
+    this.changeValue(e, this.table.value(e) + delta)
   }
 
   /** Other replicas' totals of a counter, and this replica's own. */
@@ -384,7 +389,7 @@ export class PartitionState {
   }
 
   private rateAt (e: number, now: number): number {
-    return this.table.f32[(e << 2) + 2] * Math.exp(-(now - this.rateLandmark) / RATE_TAU_MS) / (RATE_TAU_MS / 1000)
+    return this.table.aux(e) * Math.exp(-(now - this.rateLandmark) / RATE_TAU_MS) / (RATE_TAU_MS / 1000)
   }
 
   /** The k counters (of `type`, or any) rising fastest: a scan, kept out of the hot path. */
@@ -393,7 +398,7 @@ export class PartitionState {
     const best: Array<{ e: number, rate: number }> = []
     const prefix = type === null ? null : Buffer.from(type + ':', 'latin1')
     for (let e = 0; e < t.count; e++) {
-      if (t.f32[(e << 2) + 2] === 0) continue
+      if (t.aux(e) === 0) continue
       if (prefix !== null && !t.hasPrefix(e, prefix)) continue
       const rate = this.rateAt(e, now)
       if (best.length === k && rate <= best[k - 1].rate) continue
@@ -461,11 +466,10 @@ export class PartitionState {
     const seq = ++this.seq
     let o = writeRecordHeader(buf, 0, this.partition, this.epoch, seq, now, this.replica, false, n)
     const w = this.rateWeight(now)
-    const f64 = t.f64
     for (let i = 0; i < n; i++) {
       const e = list[i]
       o = t.copyKey(e, buf, o)
-      const v = f64[e << 1]
+      const v = t.value(e)
       const d = v - base[i]
       o = buf.writeDoubleLE(d, o)
       this.countOwn(e, d, w, d)
@@ -529,13 +533,14 @@ export class PartitionState {
   /** One replayed own net delta: already sealed, so what is pending stays as it was. */
   private replayOwn (e: number, d: number, w: number): void {
     // Recovery has nothing touched: then the flags (another cache miss) are not read at all.
-    const touched = this.touchedCount > 0 && (this.flags[e] & TOUCHED) !== 0
+    const touched = this.touchedCount > 0 && this.table.hasFlag(e, TOUCHED)
     this.countOwn(e, d, w, touched ? this.pendingOf(e) : 0)
-    const f64 = this.table.f64
-    const cur = f64[e << 1]
+    const f64 = this.table.f64s[e >>> CB]
+    const r = (e & IN_CHUNK) << 1
+    const cur = f64[r]
     const next = cur + d
     if (touched) this.touchedBase[this.touchedPos(e)] += d
-    f64[e << 1] = next
+    f64[r] = next
     if (cur === 0 && next !== 0) this.nonZero++
     else if (cur !== 0 && next === 0) this.nonZero--
     this.markDirty(e)
@@ -566,7 +571,7 @@ export class PartitionState {
   /** Loads packed counters (as Checkpoint.packed holds them) straight into the table. */
   loadPacked (p: PackedCounters): void {
     const t = this.table
-    t.reserve(t.count + p.count, p.keys.length)
+    t.reserve(t.count + p.count)
     const keys = p.keys
     let o = 0
     for (let i = 0; i < p.count; i++) {
@@ -591,7 +596,7 @@ export class PartitionState {
   /** String-keyed read (recovery, tests). */
   valueOf (key: string): number {
     const e = this.table.entryOf(key, false)
-    return e < 0 ? 0 : this.table.f64[e << 1]
+    return e < 0 ? 0 : this.table.value(e)
   }
 
   private restoreDedup (entries: DedupEntry[]): void {
@@ -615,7 +620,7 @@ export class PartitionState {
     if (all) {
       picked = new Int32Array(t.count)
       for (let e = 0; e < t.count; e++) {
-        if (t.f64[e << 1] === 0 && this.ownN(e) === 0 && this.ownP(e) === 0) continue
+        if (t.value(e) === 0 && this.ownN(e) === 0 && this.ownP(e) === 0) continue
         picked[n++] = e
         keyBytes += 1 + t.keyLength(e)
       }
@@ -633,7 +638,7 @@ export class PartitionState {
     for (let i = 0; i < n; i++) {
       const e = picked[i]
       o = t.copyKey(e, keys, o)
-      values[i] = t.f64[e << 1]
+      values[i] = t.value(e)
       if (ps !== null) ps[i] = this.ownP(e)
       if (ns !== null) ns[i] = this.ownN(e)
     }
@@ -651,7 +656,7 @@ export class PartitionState {
 
   private clearDirty (): void {
     if (!this.trackDirty) return
-    for (let i = 0; i < this.dirtyCount; i++) this.flags[this.dirtyList[i]] &= ~DIRTY
+    for (let i = 0; i < this.dirtyCount; i++) this.table.clearFlag(this.dirtyList[i], DIRTY)
     if (this.dirtyList.length > 4096 && this.dirtyCount * 4 < this.dirtyList.length) this.dirtyList = new Int32Array(Math.max(64, this.dirtyCount * 2))
     this.dirtyCount = 0
   }
