@@ -378,8 +378,9 @@ export class PartitionState {
   replicas (buf: Uint8Array, off: number, len: number, h: number): Array<{ replica: string, p: number, n: number }> {
     const e = this.table.find(buf, off, len, h)
     const own = { replica: this.replica, p: e < 0 ? 0 : this.ownP(e), n: e < 0 ? 0 : this.ownN(e) }
-    if (e < 0) return [own]
-    return [own, ...this.features.remoteOf(this.table.key(e))]
+    // Other replicas' totals may exist with no entry here (merged totals that left the value as it was).
+    const key = e < 0 ? Buffer.from(buf.buffer, buf.byteOffset + off, len).toString('latin1') : this.table.key(e)
+    return [own, ...this.features.remoteOf(key)]
   }
 
   /** Increments per second over about the last minute. */
