@@ -16,7 +16,7 @@
 // The net delta of a counter since the last seal is not kept per entry either: the first change
 // after a seal lists the entry in `touched` with its value then, and the seal logs value − that.
 import {
-  EncodedRecord, decodeTail, dedupSize, featuresSize, recordHeaderSize, writeDedupEntries, writeFeatures, writeRecordHeader,
+  EncodedRecord, RecordFormatError, decodeTail, dedupSize, featuresSize, recordHeaderSize, writeDedupEntries, writeFeatures, writeRecordHeader,
   type PayloadLayout
 } from '../src/core/record-codec'
 import {
@@ -519,11 +519,13 @@ export class PartitionState {
     const t = this.table
     const stride = L.totals ? 24 : 8
     const w = this.rateWeight(ts)
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
     for (let i = 0; i < L.nKeys; i++) {
       const len = buf[o]
       const off = o + 1
+      if (off + len + stride > buf.length) throw new RecordFormatError(`record truncated at byte ${o}`)
       const e = t.findOrInsert(buf, off, len, hashBytes(buf, off, len))
-      this.replayOwn(e, buf.readDoubleLE(off + len), w)
+      this.replayOwn(e, view.getFloat64(off + len, true), w)
       o = off + len + stride
     }
     const { dedup, features } = decodeTail(buf, o, buf.length, L.version)
