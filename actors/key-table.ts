@@ -424,6 +424,27 @@ export class KeyTable {
     return hashBytes(this.keyScratch, 1, n - 1)
   }
 
+  /** Gives every full-size chunk back to the pool; the table is empty afterwards. */
+  dispose (): void {
+    for (const c of this.slots) chunkPool.give(c)
+    for (const c of this.u32s) chunkPool.give(c)
+    for (const a of this.arenas) chunkPool.give(a)
+    this.slots = []
+    this.u32s = []
+    this.f64s = []
+    this.f32s = []
+    this.arenas.length = 0
+    this.count = 0
+    this.capacityNow = 0
+    this.arenaLen = 0
+    this.types.length = 0
+    this.typeHashes.length = 0
+    this.lastType = 0
+    this.resizeSlots(MIN_SLOTS)
+    this.addRecordChunk(16)
+    this.arenas.push(Buffer.allocUnsafe(256))
+  }
+
   /** Entry e's key length in bytes. */
   keyLength (e: number): number {
     const w = this.keyWord(e)

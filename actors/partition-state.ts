@@ -542,7 +542,10 @@ export class PartitionState {
     const r = (e & IN_CHUNK) << 1
     const cur = f64[r]
     const next = cur + d
-    if (touched) this.touchedBase[this.touchedPos(e)] += d
+    if (touched) {
+      const base = this.touchedBase[this.touchedPos(e)] += d
+      if (Math.abs(base) > this.touchedMaxAbs) this.touchedMaxAbs = Math.abs(base)
+    }
     f64[r] = next
     if (cur === 0 && next !== 0) this.nonZero++
     else if (cur !== 0 && next === 0) this.nonZero--
@@ -655,6 +658,18 @@ export class PartitionState {
       partition: this.partition, epoch: this.epoch, seq: this.seq, ts: now, dedup,
       features: this.features.encode(), hlls: this.features.takeChangedHlls()
     }, { count: n, keys, values, ps, ns })
+  }
+
+  /**
+   * Gives the table's memory back to this thread's chunk pool, for the partitions made next (a
+   * partition leaving this thread). The state must not be used afterwards.
+   */
+  dispose (): void {
+    this.table.dispose()
+    this.ns = null
+    this.ps = null
+    this.touchedCount = 0
+    this.dirtyCount = 0
   }
 
   private clearDirty (): void {

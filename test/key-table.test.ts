@@ -4,7 +4,7 @@
 // collisions, keys sharing their low hash bits, the longest keys, and several tables growing side
 // by side (they share the thread's chunk pool).
 import t, { type Test } from 'tap'
-import { KeyTable, hashBytes } from '../actors/key-table'
+import { KeyTable, chunkPool, hashBytes } from '../actors/key-table'
 import { MAX_KEY_LEN, MAX_TYPE_LEN, fnv1a32 } from '../src/core/keys'
 import { rng } from './support/load'
 
@@ -181,4 +181,23 @@ t.test('reserve sizes the slots once; the longest keys; hashBytes is FNV-1a', as
   t.equal(table.key(e), raw, 'a 255-byte key with no type')
   t.throws(() => insert(table, 'z'.repeat(256)), RangeError)
   for (const key of ['', 'a', 'post:1', 'x:' + 'i'.repeat(128)]) t.equal(hashBytes(enc(key), 0, key.length), fnv1a32(key))
+})
+
+t.test('a disposed table gives its chunks back: the next table of the thread reuses them', async (t) => {
+  const fill = (table: KeyTable, tag: string): void => {
+    for (let i = 0; i < 50_000; i++) table.setValue(insert(table, `${tag}:${i}`), i)
+  }
+  const a = new KeyTable()
+  fill(a, 'a')
+  const slabs = chunkPool.slabs
+  a.dispose()
+  t.equal(a.count, 0)
+  t.equal(find(a, 'a:1'), -1, 'empty after dispose')
+  const b = new KeyTable()
+  fill(b, 'b')
+  t.equal(chunkPool.slabs, slabs, 'no new slab for a table the size of the one disposed')
+  t.equal(b.value(find(b, 'b:49999')), 49_999)
+  fill(a, 'c')
+  t.equal(a.value(find(a, 'c:123')), 123, 'a disposed table works again')
+  t.equal(b.value(find(b, 'b:123')), 123, 'and leaves the other alone')
 })
