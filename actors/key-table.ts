@@ -123,11 +123,9 @@ class ChunkPool {
 /** This thread's chunk pool (every table of a thread shares it). */
 export const chunkPool = new ChunkPool()
 
-/** Decimal digits of n (0 < n ≤ MAX_INLINE_ID, or 0). */
+/** Decimal digits of n (0 ≤ n ≤ MAX_INLINE_ID, which has 7). */
 function digits (n: number): number {
-  let d = 1
-  while (n >= 10) { n = (n - n % 10) / 10; d++ }
-  return d
+  return n < 10000 ? (n < 100 ? (n < 10 ? 1 : 2) : (n < 1000 ? 3 : 4)) : (n < 1000000 ? (n < 100000 ? 5 : 6) : 7)
 }
 
 export class KeyTable {

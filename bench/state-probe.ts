@@ -1,12 +1,14 @@
 // Partition state probe: memory per counter and load/replay times in one thread, without the
 // server around it (no WebSocket, no threads, no WAL files). Uses only PartitionState's public API.
 //
-//   npx tsc -p . && node --expose-gc dist/bench/state-probe.js memory [counters] [partitions]
+//   npx tsc -p . && node --expose-gc dist/bench/state-probe.js memory [counters] [partitions] [numeric|hex]
 //   npx tsc -p . && node --expose-gc dist/bench/state-probe.js recovery [counters] [passes] [partitions]
+//   npx tsc -p . && node --expose-gc dist/bench/state-probe.js ops [counters] [increments] [partitions]
 //
 // memory: builds `partitions` partitions (default 64, the default PARTITIONS) holding `counters`
 //   keys post:0… (each +1, sealed every 1000 ops as a group commit would), then prints heap +
-//   array buffers and RSS growth per counter after a full GC.
+//   array buffers and RSS growth per counter after a full GC. `hex`: ids post:h<hex> instead,
+//   which are not decimal numbers, so the table keeps them in its key arena.
 // recovery: encodes `passes` × `counters` increments as WAL frames (records of about 256 keys per
 //   partition, as sealed by a busy node), then times: decoding the frames and replaying every
 //   record into fresh partitions; capturing a full checkpoint of each, encoding it as a snapshot
@@ -40,7 +42,8 @@ function makeStates (partitions: number, trackDirty = false): PartitionState[] {
 
 function ms (t0: bigint): number { return Number(process.hrtime.bigint() - t0) / 1e6 }
 
-function memory (counters: number, partitions: number): void {
+function memory (counters: number, partitions: number, shape: string): void {
+  const id = shape === 'hex' ? (i: number): string => `h${i.toString(16)}` : (i: number): string => String(i)
   const before = used()
   const states = makeStates(partitions)
   const buf = Buffer.allocUnsafe(64)
@@ -49,7 +52,7 @@ function memory (counters: number, partitions: number): void {
   const rows: string[] = []
   const marks = new Set([Math.round(counters / 10), Math.round(counters / 4), Math.round(counters / 2)])
   for (let i = 0; i < counters; i++) {
-    const len = buf.write(`post:${i}`, 0, 'latin1')
+    const len = buf.write(`post:${id(i)}`, 0, 'latin1')
     let h = 0x811c9dc5
     for (let k = 0; k < len; k++) h = Math.imul(h ^ buf[k], 0x01000193)
     h >>>= 0
@@ -71,11 +74,11 @@ function memory (counters: number, partitions: number): void {
   let total = 0
   for (const s of states) total += s.nonZero
   console.log(rows.join('\n'))
-  console.log(`${counters} counters in ${partitions} partitions (${total} non-zero) in ${took.toFixed(0)} ms: ` +
+  console.log(`${counters} counters (${shape} ids) in ${partitions} partitions (${total} non-zero) in ${took.toFixed(0)} ms: ` +
     `heap+buffers ${((after.heap - before.heap) / counters).toFixed(1)} B, RSS ${((after.rss - before.rss) / counters).toFixed(1)} B per counter`)
   // Spot check.
   for (let i = 0; i < counters; i += 9973) {
-    const key = `post:${i}`
+    const key = `post:${id(i)}`
     if (states[fnv1a32(key) % partitions].valueOf(key) !== 1) throw new Error(`${key} is not 1`)
   }
 }
@@ -152,7 +155,7 @@ function recovery (counters: number, passes: number, partitions: number): void {
   best('capture (full)', 3, () => {
     const now = Date.now()
     cps = replayed.map((s) => s.capture(true, now))
-    return `${cps.reduce((n, cp) => n + ((cp as { packed?: { count: number } }).packed?.count ?? cp.keys.length), 0)} counters`
+    return `${cps.reduce((n, cp) => n + (cp.packed?.count ?? cp.keys.length), 0)} counters`
   })
   let files: Buffer[] = []
   best('encode snapshots', 3, () => {
@@ -186,6 +189,42 @@ function num (i: number, def: number): number {
   return v === undefined ? def : Number(v)
 }
 
+/**
+ * The write path: `ops` increments over `counters` existing keys (Zipf-free: uniform, like a
+ * worst case for the caches), sealed every 16384 ops; prints ns per op (CPU time), best of 5.
+ */
+function ops (counters: number, total: number, partitions: number): void {
+  const states = makeStates(partitions)
+  const keys: Buffer[] = []
+  const hashes = new Uint32Array(counters)
+  for (let i = 0; i < counters; i++) {
+    keys.push(Buffer.from(`post:${i}`, 'latin1'))
+    hashes[i] = fnv1a32(`post:${i}`)
+  }
+  let sink: DeltaRecord[] = []
+  for (let i = 0; i < counters; i++) states[hashes[i] % partitions].increment(keys[i], 0, keys[i].length, hashes[i], 1, sink)
+  let x = 12345
+  const order = new Uint32Array(total)
+  for (let i = 0; i < total; i++) { x = Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6d2b79f5 | 0; order[i] = (x >>> 0) % counters }
+  const times: number[] = []
+  for (let run = 0; run < 5; run++) {
+    gc()
+    const c = process.cpuUsage()
+    for (let i = 0; i < total; i++) {
+      const k = order[i]
+      states[hashes[k] % partitions].increment(keys[k], 0, keys[k].length, hashes[k], 1, sink)
+      if ((i & 16383) === 16383) {
+        const now = Date.now()
+        for (const s of states) s.seal(now, sink)
+        sink = []
+      }
+    }
+    const u = process.cpuUsage(c)
+    times.push((u.user + u.system) * 1000 / total)
+  }
+  console.log(`${total} increments over ${counters} counters, sealed every 16384: ${times.map((t) => t.toFixed(0)).join(' / ')} ns per op (CPU; best ${Math.min(...times).toFixed(0)})`)
+}
+
 /** Replays a WAL file written with PROBE_WAL_OUT (for profiling replay alone). */
 function replayFile (file: string, partitions: number, runs: number): void {
   const wal = readFileSync(file)
@@ -201,7 +240,8 @@ function replayFile (file: string, partitions: number, runs: number): void {
 }
 
 const mode = process.argv[2] ?? 'memory'
-if (mode === 'memory') memory(num(0, 1_000_000), num(1, 64))
+if (mode === 'memory') memory(num(0, 1_000_000), num(1, 64), process.argv[5] ?? 'numeric')
 else if (mode === 'recovery') recovery(num(0, 1_000_000), num(1, 10), num(2, 64))
+else if (mode === 'ops') ops(num(0, 100_000), num(1, 5_000_000), num(2, 64))
 else if (mode === 'replay-file') replayFile(process.argv[3], num(1, 64), num(2, 3))
 else throw new Error(`unknown mode ${mode}: memory, recovery or replay-file`)
