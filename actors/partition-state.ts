@@ -390,7 +390,9 @@ export class PartitionState {
   }
 
   private rateAt (e: number, now: number): number {
-    return this.table.aux(e) * Math.exp(-(now - this.rateLandmark) / RATE_TAU_MS) / (RATE_TAU_MS / 1000)
+    const g = this.table.aux(e)
+    // (0, not 0 × ∞, should a record from a clock far ahead have moved the landmark past now)
+    return g === 0 ? 0 : g * Math.exp(-(now - this.rateLandmark) / RATE_TAU_MS) / (RATE_TAU_MS / 1000)
   }
 
   /** The k counters (of `type`, or any) rising fastest: a scan, kept out of the hot path. */
