@@ -1,19 +1,43 @@
 // The state of one partition: its counters (a KeyTable), its dedup tables, and the net deltas not
 // yet sealed into a log record. Owned by exactly one actor host thread; everything is synchronous.
-import { FNV_OFFSET, FNV_PRIME } from '../src/core/keys'
+//
+// Memory per counter is what a node's capacity is made of, so each entry keeps only what cannot be
+// derived (about 14 bytes + the key here and in the table, besides the table's slots):
+//   the table's 16-byte record: value f64; the recent rate f32, forward-decayed
+//     (Σ d·e^((t − landmark)/τ) over own increments d at t), so an increment adds one product and
+//     needs no timestamp per entry; the key's place u32 with two flags in its top bits (touched
+//     since the last seal, changed since the last capture);
+//   the key as u8 length | bytes in the table's arena;
+//   and its slot (5 to 7.5 bytes).
+// This replica's PN totals (P, N) are derived while they can be: N is 0 until some counter is
+// decremented (then `ns` holds N per entry), and P = value − pending + N as long as no other
+// replica contributed to any counter and every total is a safe integer; after that `ps` holds P
+// per entry. A node of one replica that only increments never allocates either.
+// The net delta of a counter since the last seal is not kept per entry either: the first change
+// after a seal lists the entry in `touched` with its value then, and the seal logs value − that.
 import {
-  EncodedRecord, decodeTail, dedupSize, featuresSize, recordHeaderSize, writeDedupEntries, writeFeatures, writeRecordHeader,
+  EncodedRecord, RecordFormatError, decodeTail, dedupSize, featuresSize, recordHeaderSize, writeDedupEntries, writeFeatures, writeRecordHeader,
   type PayloadLayout
 } from '../src/core/record-codec'
 import {
-  DEDUP_IDEMPOTENCY, DEDUP_STREAM, FEATURE_ACTOR, FEATURE_LIKE, FEATURE_UNLIKE,
-  type Checkpoint, type DedupEntry, type DeltaRecord, type FeatureOp
+  DEDUP_IDEMPOTENCY, DEDUP_STREAM, FEATURE_ACTOR, FEATURE_LIKE, FEATURE_UNLIKE, packedCheckpoint,
+  type Checkpoint, type DedupEntry, type DeltaRecord, type FeatureOp, type PackedCounters
 } from '../src/core/records'
 import { FeatureState } from './feature-state'
-import { KeyTable } from './key-table'
+import { FLAG_A, FLAG_B, KeyTable, RECORD_CHUNK_BITS, hashBytes } from './key-table'
 
 /** Recent rates decay with this time constant: a rate is "per second over about the last minute". */
 const RATE_TAU_MS = 60_000
+/** Forward-decayed rates grow as e^((t − landmark)/τ): past this many τ the landmark moves up (float32 range). */
+const RATE_SPAN = 30
+/** The smallest positive float32: a counter ever incremented keeps a rate above 0 (top() lists it). */
+const MIN_RATE = 2 ** -149
+
+const TOUCHED = FLAG_A // entry flag: changed since the last seal (listed in touchedList)
+const DIRTY = FLAG_B // entry flag: changed since the last capture (listed in dirtyList)
+const CB = RECORD_CHUNK_BITS
+const IN_CHUNK = (1 << CB) - 1
+const SMALL_LIST = 16 // touched entries found by a scan up to this many, else through an index
 
 export interface PartitionOptions {
   partition: number
@@ -59,30 +83,9 @@ export class DedupTable {
   get size (): number { return this.entries.size }
 }
 
-/** A growable list of entry indexes with a mark per entry, so each entry is listed once. */
-class EntrySet {
-  list = new Int32Array(64)
-  count = 0
-  mark = new Uint8Array(64)
-
-  add (e: number): void {
-    if (this.mark[e] !== 0) return
-    this.mark[e] = 1
-    if (this.count === this.list.length) this.list = grown(this.list, this.count * 2)
-    this.list[this.count++] = e
-  }
-
-  clear (): void {
-    for (let i = 0; i < this.count; i++) this.mark[this.list[i]] = 0
-    this.count = 0
-  }
-
-  resize (entries: number): void { this.mark = grown(this.mark, entries) }
-}
-
 function grown<T extends Int32Array | Uint8Array | Float64Array | Float32Array> (a: T, n: number): T {
   const b = new (a.constructor as new (n: number) => T)(n)
-  b.set(a as never)
+  b.set(a.length > n ? a.subarray(0, n) as never : a as never)
   return b
 }
 
@@ -99,23 +102,26 @@ export class PartitionState {
   seq = 0 // seq of the last record sealed (or recovered)
   nonZero = 0 // counters whose value is not 0
 
-  // Per entry: this replica's PN-counter totals (values = P − N + other replicas' share), and a
-  // decayed recent rate for top-K. Updated once per sealed record, not per op.
-  private ps = new Float64Array(64)
-  private ns = new Float64Array(64)
-  private rates = new Float32Array(64) // a rate needs no more than float32's 7 digits
-  private rateTs = new Float32Array(64) // seconds since this state was made
-  private readonly born = Date.now()
+  // Per entry, parallel to the table's records (see the top of this file).
+  private rateLandmark = Date.now() // ms
+  private ns: Float64Array | null = null // this replica's N per entry; null: every N is 0
+  private ps: Float64Array | null = null // this replica's P per entry; null: P = value − pending + N
 
-  // Since the last seal: net delta per entry, the entries touched, dedup entries and feature ops
-  // to log with them, and changes merged from other replicas (logged under their replica id).
-  private pending = new Float64Array(64)
-  private readonly touched = new EntrySet()
+  // Since the last seal: the entries touched with their values before (the net delta of each is
+  // value − base), dedup entries and feature ops to log with them, and changes merged from other
+  // replicas (logged under their replica id).
+  private touchedList = new Int32Array(64)
+  private touchedBase = new Float64Array(64)
+  private touchedCount = 0
+  private touchedMaxAbs = 0 // the largest |base|: bounds a net delta without looking it up
+  private touchedIndex: Map<number, number> | null = null // entry → position, when many are touched
   private pendingDedup: DedupEntry[] = []
   private pendingFeatures: FeatureOp[] = []
   private readonly pendingForeign = new Map<string, Map<string, ForeignChange>>()
   // Entries changed since the last checkpoint capture (for incremental checkpoint stores).
-  private readonly dirty: EntrySet | null
+  private readonly trackDirty: boolean
+  private dirtyList = new Int32Array(0)
+  private dirtyCount = 0
 
   constructor (o: PartitionOptions) {
     this.partition = o.partition
@@ -124,25 +130,22 @@ export class PartitionState {
     this.features = new FeatureState(o.replica, o.sampleSize)
     this.streams = new DedupTable(o.dedupWindowMs, o.dedupMaxEntries)
     this.idempotency = new DedupTable(o.dedupWindowMs, o.dedupMaxEntries)
-    this.dirty = o.trackDirty ? new EntrySet() : null
+    this.trackDirty = o.trackDirty
+    if (o.trackDirty) this.dirtyList = new Int32Array(64)
+    // The table grows a chunk at a time; these (rarely there) grow by half, so copies stay few.
     this.table.onGrow = (n) => {
-      this.pending = grown(this.pending, n)
-      this.ps = grown(this.ps, n)
-      this.ns = grown(this.ns, n)
-      this.rates = grown(this.rates, n)
-      this.rateTs = grown(this.rateTs, n)
-      this.touched.resize(n)
-      this.dirty?.resize(n)
+      if (this.ns !== null && this.ns.length < n) this.ns = grown(this.ns, Math.max(n, Math.ceil(this.ns.length * 1.5)))
+      if (this.ps !== null && this.ps.length < n) this.ps = grown(this.ps, Math.max(n, Math.ceil(this.ps.length * 1.5)))
     }
   }
 
   get hasPending (): boolean {
-    return this.touched.count > 0 || this.pendingDedup.length > 0 || this.pendingFeatures.length > 0 || this.pendingForeign.size > 0
+    return this.touchedCount > 0 || this.pendingDedup.length > 0 || this.pendingFeatures.length > 0 || this.pendingForeign.size > 0
   }
 
   get (buf: Uint8Array, off: number, len: number, h: number): number {
     const e = this.table.find(buf, off, len, h)
-    return e < 0 ? 0 : this.table.values[e]
+    return e < 0 ? 0 : this.table.value(e)
   }
 
   /** Applies one increment; returns the new value, or NaN (nothing applied) when it would leave ±(2^53−1). */
@@ -154,22 +157,171 @@ export class PartitionState {
   /** Resets to 0, logged as the delta −value so the log stays a log of deltas. */
   reset (buf: Uint8Array, off: number, len: number, h: number, sealInto: DeltaRecord[]): number {
     const e = this.table.find(buf, off, len, h)
-    if (e >= 0) this.add(e, -this.table.values[e], sealInto)
+    if (e >= 0) this.add(e, -this.table.value(e), sealInto)
     return 0
   }
 
   private add (e: number, delta: number, sealInto: DeltaRecord[]): number {
-    const cur = this.table.values[e]
+    const t = this.table
+    const f64 = t.f64s[e >>> CB]
+    const r = e & IN_CHUNK
+    const cur = f64[r << 1]
     const next = cur + delta
     if (next > MAX_VALUE || next < -MAX_VALUE) return NaN
-    // A record's net delta must stay a safe integer too; seal first if it would not.
-    if (Math.abs(this.pending[e] + delta) > MAX_VALUE) this.seal(Date.now(), sealInto)
-    this.pending[e] += delta
-    this.touched.add(e)
-    this.table.values[e] = next
+    // A record's net delta (next − base) must stay a safe integer too; seal first if it would not.
+    if ((t.u32s[e >>> CB][(r << 2) + 3] & TOUCHED) === 0) {
+      if (delta > MAX_VALUE || delta < -MAX_VALUE) this.seal(Date.now(), sealInto)
+      this.touch(e, cur)
+    } else if (Math.abs(next) + this.touchedMaxAbs > MAX_VALUE) {
+      const net = next - this.touchedBase[this.touchedPos(e)]
+      if (net > MAX_VALUE || net < -MAX_VALUE) {
+        this.seal(Date.now(), sealInto)
+        this.touch(e, cur)
+      }
+    }
+    f64[r << 1] = next
     if (cur === 0 && next !== 0) this.nonZero++
     else if (cur !== 0 && next === 0) this.nonZero--
     return next
+  }
+
+  private touch (e: number, base: number): void {
+    const i = this.touchedCount
+    if (i === this.touchedList.length) {
+      this.touchedList = grown(this.touchedList, i * 2)
+      this.touchedBase = grown(this.touchedBase, i * 2)
+    }
+    this.touchedList[i] = e
+    this.touchedBase[i] = base
+    this.touchedCount = i + 1
+    this.table.setFlag(e, TOUCHED)
+    const abs = Math.abs(base)
+    if (abs > this.touchedMaxAbs) this.touchedMaxAbs = abs
+    this.touchedIndex?.set(e, i)
+  }
+
+  /** Position of a touched entry in touchedList. */
+  private touchedPos (e: number): number {
+    const n = this.touchedCount
+    if (this.touchedIndex === null) {
+      if (n <= SMALL_LIST) {
+        for (let i = 0; i < n; i++) if (this.touchedList[i] === e) return i
+        throw new Error(`entry ${e} is not touched`)
+      }
+      const index = this.touchedIndex = new Map()
+      for (let i = 0; i < n; i++) index.set(this.touchedList[i], i)
+    }
+    const i = this.touchedIndex.get(e)
+    if (i === undefined) throw new Error(`entry ${e} is not touched`)
+    return i
+  }
+
+  /** Net delta of entry e since the last seal. */
+  private pendingOf (e: number): number {
+    return this.touchedCount === 0 || !this.table.hasFlag(e, TOUCHED) ? 0 : this.table.value(e) - this.touchedBase[this.touchedPos(e)]
+  }
+
+  private clearTouched (): void {
+    const list = this.touchedList
+    for (let i = 0; i < this.touchedCount; i++) this.table.clearFlag(list[i], TOUCHED)
+    // A burst (a large commit window) leaves a large list: give most of it back.
+    if (list.length > 4096 && this.touchedCount * 4 < list.length) {
+      const n = Math.max(64, this.touchedCount * 2)
+      this.touchedList = new Int32Array(n)
+      this.touchedBase = new Float64Array(n)
+    }
+    this.touchedCount = 0
+    this.touchedMaxAbs = 0
+    this.touchedIndex = null
+  }
+
+  private markDirty (e: number): void {
+    if (!this.trackDirty || this.table.hasFlag(e, DIRTY)) return
+    this.table.setFlag(e, DIRTY)
+    if (this.dirtyCount === this.dirtyList.length) this.dirtyList = grown(this.dirtyList, Math.max(64, this.dirtyCount * 2))
+    this.dirtyList[this.dirtyCount++] = e
+  }
+
+  /**
+   * Sets entry e's value for a reason other than this replica's own ops (another replica's
+   * totals, a checkpoint): the net delta pending for the next seal stays what it was.
+   */
+  private changeValue (e: number, value: number): void {
+    const t = this.table
+    const cur = t.value(e)
+    if (this.touchedCount > 0 && t.hasFlag(e, TOUCHED)) {
+      const i = this.touchedPos(e)
+      const base = this.touchedBase[i] += value - cur
+      if (Math.abs(base) > this.touchedMaxAbs) this.touchedMaxAbs = Math.abs(base)
+    }
+    t.setValue(e, value)
+    this.markDirty(e)
+    if (cur === 0 && value !== 0) this.nonZero++
+    else if (cur !== 0 && value === 0) this.nonZero--
+  }
+
+  /** This replica's N of entry e. */
+  private ownN (e: number): number {
+    return this.ns === null ? 0 : this.ns[e]
+  }
+
+  /** This replica's P of entry e. */
+  private ownP (e: number): number {
+    return this.ps !== null ? this.ps[e] : this.table.value(e) - this.pendingOf(e) + this.ownN(e)
+  }
+
+  private allocNs (): Float64Array {
+    return (this.ns = new Float64Array(this.table.capacity))
+  }
+
+  /**
+   * From now on P is kept per entry rather than derived: another replica contributed to a value,
+   * a checkpoint holds totals that are not value + N, or a total is about to pass 2^53 − 1.
+   */
+  private makePExplicit (): void {
+    if (this.ps !== null) return
+    const t = this.table
+    const ps = new Float64Array(t.capacity)
+    for (let e = 0; e < t.count; e++) ps[e] = this.ownP(e)
+    this.ps = ps
+  }
+
+  /**
+   * Counts an own net delta d of entry e (a seal, or a replayed record) in this replica's totals
+   * and e's rate. Call it while e's value and pending delta are still as before d was sealed or
+   * replayed (`pending`: e's pending delta then). w: rateWeight of d's time.
+   */
+  private countOwn (e: number, d: number, w: number, pending: number): void {
+    if (d > 0) {
+      const t = this.table
+      if (this.ps === null && t.value(e) - pending + this.ownN(e) + d > MAX_VALUE) this.makePExplicit()
+      if (this.ps !== null) this.ps[e] += d
+      const f32 = t.f32s[e >>> CB]
+      const r = ((e & IN_CHUNK) << 2) + 2
+      f32[r] += d * w
+      if (f32[r] === 0) f32[r] = MIN_RATE
+    } else if (d < 0) {
+      const ns = this.ns ?? this.allocNs()
+      if (this.ps === null && ns[e] - d > MAX_VALUE) this.makePExplicit()
+      ns[e] -= d
+    }
+  }
+
+  /** The weight of an increment at time t (ms) in the forward-decayed rates. */
+  private rateWeight (t: number): number {
+    const x = (t - this.rateLandmark) / RATE_TAU_MS
+    if (x <= RATE_SPAN) return Math.exp(x)
+    // Move the landmark to t: every rate scales by e^(−x); none that was above 0 becomes 0.
+    const f = Math.exp(-x)
+    for (const f32 of this.table.f32s) {
+      for (let r = 2; r < f32.length; r += 4) {
+        if (f32[r] === 0) continue
+        f32[r] *= f
+        if (f32[r] === 0) f32[r] = MIN_RATE
+      }
+    }
+    this.rateLandmark = t
+    return 1
   }
 
   /** An increment that names its actor: counted, and seen by the unique count and the sample. */
@@ -207,7 +359,7 @@ export class PartitionState {
       const delta = this.features.applyRemote(keys[i], replica, ps[i], ns[i])
       const now = this.features.remote.get(keys[i])?.entry(replica)
       if (now === undefined || (before !== undefined && before.p === now.p && before.n === now.n)) continue // nothing new
-      if (delta !== 0) this.setValue(keys[i], this.valueOf(keys[i]) + delta)
+      if (delta !== 0) this.addForeign(this.table.entryOf(keys[i], true), delta)
       if (log === undefined) this.pendingForeign.set(replica, log = new Map())
       const prev = log.get(keys[i])
       log.set(keys[i], { delta: (prev?.delta ?? 0) + delta, p: now.p, n: now.n })
@@ -216,12 +368,19 @@ export class PartitionState {
     return changed
   }
 
+  /** Another replica's share of entry e's value changed by delta. */
+  private addForeign (e: number, delta: number): void {
+    if (delta !== 0) this.makePExplicit() // value − pending + N would count it as ours
+    this.changeValue(e, this.table.value(e) + delta)
+  }
+
   /** Other replicas' totals of a counter, and this replica's own. */
   replicas (buf: Uint8Array, off: number, len: number, h: number): Array<{ replica: string, p: number, n: number }> {
     const e = this.table.find(buf, off, len, h)
-    const own = { replica: this.replica, p: e < 0 ? 0 : this.ps[e], n: e < 0 ? 0 : this.ns[e] }
-    if (e < 0) return [own]
-    return [own, ...this.features.remoteOf(this.table.key(e))]
+    const own = { replica: this.replica, p: e < 0 ? 0 : this.ownP(e), n: e < 0 ? 0 : this.ownN(e) }
+    // Other replicas' totals may exist with no entry here (merged totals that left the value as it was).
+    const key = e < 0 ? Buffer.from(buf.buffer, buf.byteOffset + off, len).toString('latin1') : this.table.key(e)
+    return [own, ...this.features.remoteOf(key)]
   }
 
   /** Increments per second over about the last minute. */
@@ -231,7 +390,9 @@ export class PartitionState {
   }
 
   private rateAt (e: number, now: number): number {
-    return this.rates[e] * Math.exp(-(now - this.born - this.rateTs[e] * 1000) / RATE_TAU_MS) / (RATE_TAU_MS / 1000)
+    const g = this.table.aux(e)
+    // (0, not 0 × ∞, should a record from a clock far ahead have moved the landmark past now)
+    return g === 0 ? 0 : g * Math.exp(-(now - this.rateLandmark) / RATE_TAU_MS) / (RATE_TAU_MS / 1000)
   }
 
   /** The k counters (of `type`, or any) rising fastest: a scan, kept out of the hot path. */
@@ -240,7 +401,7 @@ export class PartitionState {
     const best: Array<{ e: number, rate: number }> = []
     const prefix = type === null ? null : Buffer.from(type + ':', 'latin1')
     for (let e = 0; e < t.count; e++) {
-      if (this.rates[e] === 0) continue
+      if (t.aux(e) === 0) continue
       if (prefix !== null && !t.hasPrefix(e, prefix)) continue
       const rate = this.rateAt(e, now)
       if (best.length === k && rate <= best[k - 1].rate) continue
@@ -258,10 +419,12 @@ export class PartitionState {
     const ps: number[] = []
     const ns: number[] = []
     for (let e = 0; e < t.count; e++) {
-      if (this.ps[e] === 0 && this.ns[e] === 0) continue
+      const p = this.ownP(e)
+      const n = this.ownN(e)
+      if (p === 0 && n === 0) continue
       keys.push(t.key(e))
-      ps.push(this.ps[e])
-      ns.push(this.ns[e])
+      ps.push(p)
+      ns.push(n)
     }
     return { partition: this.partition, epoch: this.epoch, seq: this.seq, ts: now, replica: this.replica, keys, deltas: new Array(keys.length).fill(0), ps, ns, dedup: [] }
   }
@@ -282,7 +445,7 @@ export class PartitionState {
    */
   seal (now: number, out: DeltaRecord[]): void {
     if (!this.hasPending) return
-    if (this.touched.count > 0 || this.pendingDedup.length > 0 || this.pendingFeatures.length > 0) this.sealOwn(now, out)
+    if (this.touchedCount > 0 || this.pendingDedup.length > 0 || this.pendingFeatures.length > 0) this.sealOwn(now, out)
     for (const [replica, changes] of this.pendingForeign) {
       const keys = [...changes.keys()]
       const vals = [...changes.values()]
@@ -290,50 +453,38 @@ export class PartitionState {
         partition: this.partition, epoch: this.epoch, seq: ++this.seq, ts: now, replica, keys, dedup: [],
         deltas: vals.map((c) => c.delta), ps: vals.map((c) => c.p), ns: vals.map((c) => c.n)
       })
-      for (const k of keys) { const e = this.table.entryOf(k, false); if (e >= 0) this.dirty?.add(e) }
+      for (const k of keys) { const e = this.table.entryOf(k, false); if (e >= 0) this.markDirty(e) }
     }
     this.pendingForeign.clear()
   }
 
   private sealOwn (now: number, out: DeltaRecord[]): void {
     const t = this.table
-    const list = this.touched.list
-    const n = this.touched.count
+    const list = this.touchedList
+    const base = this.touchedBase
+    const n = this.touchedCount
     let size = recordHeaderSize(this.replica) + dedupSize(this.pendingDedup) + featuresSize(this.pendingFeatures)
-    for (let i = 0; i < n; i++) size += 9 + t.keyLen[list[i]]
+    for (let i = 0; i < n; i++) size += 9 + t.keyLength(list[i])
     const buf = Buffer.allocUnsafe(size)
     const seq = ++this.seq
     let o = writeRecordHeader(buf, 0, this.partition, this.epoch, seq, now, this.replica, false, n)
+    const w = this.rateWeight(now)
     for (let i = 0; i < n; i++) {
       const e = list[i]
-      const len = t.keyLen[e]
-      buf[o++] = len
-      const arena = t.arena
-      for (let k = t.keyOff[e], end = k + len; k < end; k++) buf[o++] = arena[k]
-      const d = this.pending[e]
+      o = t.copyKey(e, buf, o)
+      const v = t.value(e)
+      const d = v - base[i]
       o = buf.writeDoubleLE(d, o)
-      this.pending[e] = 0
-      this.countOwn(e, d, now)
-      this.dirty?.add(e)
+      this.countOwn(e, d, w, d)
+      base[i] = v // sealed: nothing pending for e any more
+      this.markDirty(e)
     }
     o = writeDedupEntries(buf, o, this.pendingDedup)
     writeFeatures(buf, o, this.pendingFeatures)
-    this.touched.clear()
+    this.clearTouched()
     this.pendingDedup = []
     this.pendingFeatures = []
     out.push(new EncodedRecord(this.partition, this.epoch, seq, now, buf))
-  }
-
-  /** A sealed (or replayed) own net delta: this replica's P or N grows, and the key's recent rate. */
-  private countOwn (e: number, d: number, now: number): void {
-    if (d > 0) {
-      this.ps[e] += d
-      const t = (now - this.born) / 1000
-      this.rates[e] = this.rates[e] * Math.exp(-(t - this.rateTs[e]) * 1000 / RATE_TAU_MS) + d
-      this.rateTs[e] = t
-    } else {
-      this.ns[e] -= d
-    }
   }
 
   /** Applies a recovered log record (replay); records at or below the current seq are skipped. */
@@ -350,14 +501,12 @@ export class PartitionState {
     const keys = r.keys
     const replica = r.replica ?? this.replica
     if (replica === this.replica) {
-      for (let i = 0; i < keys.length; i++) {
-        const e = this.setValue(keys[i], this.valueOf(keys[i]) + r.deltas[i])
-        this.countOwn(e, r.deltas[i], r.ts)
-      }
+      const w = this.rateWeight(r.ts)
+      for (let i = 0; i < keys.length; i++) this.replayOwn(this.table.entryOf(keys[i], true), r.deltas[i], w)
     } else if (r.ps !== undefined && r.ns !== undefined) {
       for (let i = 0; i < keys.length; i++) {
         this.features.applyRemote(keys[i], replica, r.ps[i], r.ns[i])
-        this.setValue(keys[i], this.valueOf(keys[i]) + r.deltas[i])
+        this.addForeign(this.table.entryOf(keys[i], true), r.deltas[i])
       }
     }
     for (const f of r.features ?? []) this.features.apply(f)
@@ -370,53 +519,92 @@ export class PartitionState {
   private replayOwnBytes (buf: Buffer, L: PayloadLayout, ts: number): void {
     let o = L.keysAt
     const t = this.table
+    const stride = L.totals ? 24 : 8
+    const w = this.rateWeight(ts)
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
     for (let i = 0; i < L.nKeys; i++) {
       const len = buf[o]
       const off = o + 1
-      let h = FNV_OFFSET
-      for (let k = off; k < off + len; k++) h = Math.imul(h ^ buf[k], FNV_PRIME)
-      const e = t.findOrInsert(buf, off, len, h >>> 0)
-      const d = buf.readDoubleLE(off + len)
-      const cur = t.values[e]
-      const next = cur + d
-      t.values[e] = next
-      if (cur === 0 && next !== 0) this.nonZero++
-      else if (cur !== 0 && next === 0) this.nonZero--
-      this.dirty?.add(e)
-      this.countOwn(e, d, ts)
-      o = off + len + (L.totals ? 24 : 8)
+      if (off + len + stride > buf.length) throw new RecordFormatError(`record truncated at byte ${o}`)
+      const e = t.findOrInsert(buf, off, len, hashBytes(buf, off, len))
+      this.replayOwn(e, view.getFloat64(off + len, true), w)
+      o = off + len + stride
     }
     const { dedup, features } = decodeTail(buf, o, buf.length, L.version)
     for (const f of features) this.features.apply(f)
     this.restoreDedup(dedup)
   }
 
+  /** One replayed own net delta: already sealed, so what is pending stays as it was. */
+  private replayOwn (e: number, d: number, w: number): void {
+    // Recovery has nothing touched: then the flags (another cache miss) are not read at all.
+    const touched = this.touchedCount > 0 && this.table.hasFlag(e, TOUCHED)
+    this.countOwn(e, d, w, touched ? this.pendingOf(e) : 0)
+    const f64 = this.table.f64s[e >>> CB]
+    const r = (e & IN_CHUNK) << 1
+    const cur = f64[r]
+    const next = cur + d
+    if (touched) {
+      const base = this.touchedBase[this.touchedPos(e)] += d
+      if (Math.abs(base) > this.touchedMaxAbs) this.touchedMaxAbs = Math.abs(base)
+    }
+    f64[r] = next
+    if (cur === 0 && next !== 0) this.nonZero++
+    else if (cur !== 0 && next === 0) this.nonZero--
+    this.markDirty(e)
+  }
+
+  /**
+   * Loads a checkpoint (recovery). Counters come from `cp.packed` when it is there (a snapshot
+   * file's: no string per key), else from its keys and values.
+   */
   load (cp: Checkpoint): void {
-    for (let i = 0; i < cp.keys.length; i++) {
-      if (cp.values[i] === 0 && (cp.ps?.[i] ?? 0) === 0 && (cp.ns?.[i] ?? 0) === 0) continue
-      const e = this.setValue(cp.keys[i], cp.values[i])
-      this.ps[e] = cp.ps?.[i] ?? Math.max(cp.values[i], 0)
-      this.ns[e] = cp.ns?.[i] ?? Math.max(-cp.values[i], 0)
+    const packed = cp.packed
+    if (packed !== undefined) {
+      this.loadPacked(packed)
+    } else {
+      const t = this.table
+      t.reserve(t.count + cp.keys.length)
+      for (let i = 0; i < cp.keys.length; i++) {
+        const v = cp.values[i]
+        if (v === 0 && (cp.ps?.[i] ?? 0) === 0 && (cp.ns?.[i] ?? 0) === 0) continue
+        this.setTotals(t.entryOf(cp.keys[i], true), v, cp.ps?.[i] ?? Math.max(v, 0), cp.ns?.[i] ?? Math.max(-v, 0))
+      }
     }
     if (cp.features !== undefined) this.features.load(cp.features)
     this.restoreDedup(cp.dedup)
     this.seq = cp.seq
   }
 
+  /** Loads packed counters (as Checkpoint.packed holds them) straight into the table. */
+  loadPacked (p: PackedCounters): void {
+    const t = this.table
+    t.reserve(t.count + p.count)
+    const keys = p.keys
+    let o = 0
+    for (let i = 0; i < p.count; i++) {
+      const len = keys[o]
+      const off = o + 1
+      o = off + len
+      const v = p.values[i]
+      const n = p.ns === null ? 0 : p.ns[i]
+      const pv = p.ps === null ? v + n : p.ps[i]
+      if (v === 0 && pv === 0 && n === 0) continue
+      this.setTotals(t.findOrInsert(keys, off, len, hashBytes(keys, off, len)), v, pv, n)
+    }
+  }
+
+  private setTotals (e: number, value: number, p: number, n: number): void {
+    this.changeValue(e, value)
+    if (n !== 0 || this.ns !== null) (this.ns ?? this.allocNs())[e] = n
+    if (this.ps === null && (p !== value - this.pendingOf(e) + n || p > MAX_VALUE || n > MAX_VALUE)) this.makePExplicit()
+    if (this.ps !== null) this.ps[e] = p
+  }
+
   /** String-keyed read (recovery, tests). */
   valueOf (key: string): number {
     const e = this.table.entryOf(key, false)
-    return e < 0 ? 0 : this.table.values[e]
-  }
-
-  private setValue (key: string, value: number): number {
-    const e = this.table.entryOf(key, true)
-    const cur = this.table.values[e]
-    this.table.values[e] = value
-    this.dirty?.add(e)
-    if (cur === 0 && value !== 0) this.nonZero++
-    else if (cur !== 0 && value === 0) this.nonZero--
-    return e
+    return e < 0 ? 0 : this.table.value(e)
   }
 
   private restoreDedup (entries: DedupEntry[]): void {
@@ -429,33 +617,67 @@ export class PartitionState {
   /**
    * The checkpoint as of `this.seq`. Call right after seal(): then the in-memory state is exactly
    * the state after record `seq`. `full` false: only counters changed since the previous capture.
+   * The counters come packed (Checkpoint.packed; keys, values, ps and ns decode from it on use).
    */
   capture (full: boolean, now: number): Checkpoint {
     const t = this.table
-    const keys: string[] = []
-    const values: number[] = []
-    const ps: number[] = []
-    const ns: number[] = []
-    const take = (e: number): void => {
-      keys.push(t.key(e))
-      values.push(t.values[e])
-      ps.push(this.ps[e])
-      ns.push(this.ns[e])
-    }
-    if (full || this.dirty === null) {
-      for (let e = 0; e < t.count; e++) if (t.values[e] !== 0 || this.ps[e] !== 0 || this.ns[e] !== 0) take(e)
+    const all = full || !this.trackDirty
+    let n = 0
+    let keyBytes = 0
+    let picked: Int32Array
+    if (all) {
+      picked = new Int32Array(t.count)
+      for (let e = 0; e < t.count; e++) {
+        if (t.value(e) === 0 && this.ownN(e) === 0 && this.ownP(e) === 0) continue
+        picked[n++] = e
+        keyBytes += 1 + t.keyLength(e)
+      }
     } else {
-      for (let i = 0; i < this.dirty.count; i++) take(this.dirty.list[i])
+      picked = this.dirtyList
+      n = this.dirtyCount
+      for (let i = 0; i < n; i++) keyBytes += 1 + t.keyLength(picked[i])
     }
-    this.dirty?.clear()
+    const keys = Buffer.allocUnsafe(keyBytes)
+    const values = new Float64Array(n)
+    // Without pending deltas and other replicas' shares P = value + N, which the packed form implies.
+    const ps = this.ps !== null || this.touchedCount > 0 ? new Float64Array(n) : null
+    const ns = this.ns !== null ? new Float64Array(n) : null
+    let o = 0
+    for (let i = 0; i < n; i++) {
+      const e = picked[i]
+      o = t.copyKey(e, keys, o)
+      values[i] = t.value(e)
+      if (ps !== null) ps[i] = this.ownP(e)
+      if (ns !== null) ns[i] = this.ownN(e)
+    }
+    this.clearDirty()
     const dedup: DedupEntry[] = []
     this.streams.evict(now)
     this.idempotency.evict(now)
     this.streams.toEntries(DEDUP_STREAM, dedup)
     this.idempotency.toEntries(DEDUP_IDEMPOTENCY, dedup)
-    return {
-      partition: this.partition, epoch: this.epoch, seq: this.seq, ts: now, keys, values, ps, ns, dedup,
+    return packedCheckpoint({
+      partition: this.partition, epoch: this.epoch, seq: this.seq, ts: now, dedup,
       features: this.features.encode(), hlls: this.features.takeChangedHlls()
-    }
+    }, { count: n, keys, values, ps, ns })
+  }
+
+  /**
+   * Gives the table's memory back to this thread's chunk pool, for the partitions made next (a
+   * partition leaving this thread). The state must not be used afterwards.
+   */
+  dispose (): void {
+    this.table.dispose()
+    this.ns = null
+    this.ps = null
+    this.touchedCount = 0
+    this.dirtyCount = 0
+  }
+
+  private clearDirty (): void {
+    if (!this.trackDirty) return
+    for (let i = 0; i < this.dirtyCount; i++) this.table.clearFlag(this.dirtyList[i], DIRTY)
+    if (this.dirtyList.length > 4096 && this.dirtyCount * 4 < this.dirtyList.length) this.dirtyList = new Int32Array(Math.max(64, this.dirtyCount * 2))
+    this.dirtyCount = 0
   }
 }

@@ -1,26 +1,49 @@
 // Embedded checkpoints: one file per partition, snapshots/p{partition}.snap, replaced atomically
 // (write to a temp file, fdatasync, rename, fsync the directory). Always the whole partition state.
 //
-// file: "CSNP" | u8 version(2) | u16 partition | u32 epoch | f64 seq | f64 ts
-//       | u32 nKeys × (u8 keyLen | key | f64 value | f64 p | f64 n)       p, n: this replica's PN totals
-//       | u32 nDedup × (u8 kind | u16 tagLen | tag | f64 value | f64 ts)
-//       | u32 featuresLen | features (likes, HyperLogLogs, samples, other replicas: actors/feature-state.ts)
-//       | u32 crc32(everything before)
+// file v3 (little-endian):
+//   "CSNP" | u8 version(3) | u16 partition | u32 epoch | f64 seq | f64 ts
+//   | u32 nKeys | u8 columns (bit 0: a P column, bit 1: an N column) | u32 keyBytes
+//   | keyBytes bytes: nKeys × (u8 keyLen | key)            the keys, as log records encode them
+//   | zero bytes up to a multiple of 8 from the start of the file
+//   | nKeys × f64 value | [nKeys × f64 P] | [nKeys × f64 N]  this replica's PN totals; without
+//                                                            an N column N = 0, without a P
+//                                                            column P = value + N
+//   | u32 nDedup × (u8 kind | u16 tagLen | tag | f64 value | f64 ts)
+//   | u32 featuresLen | features (likes, HyperLogLogs, samples, other replicas: actors/feature-state.ts)
+//   | u32 crc32(everything before)
+// Keys stay bytes and the numbers sit in aligned columns, so a load copies them straight into the
+// partition's table (PartitionState.load takes Checkpoint.packed) with no string per key, and a
+// counter only ever incremented on this replica costs 1 + key + 8 bytes.
+//
+// file v2 (still read): the same header up to nKeys, then nKeys × (u8 keyLen | key | f64 value
+//   | f64 p | f64 n), then the dedup entries, features and CRC as in v3.
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { crc32 } from 'node:zlib'
-import type { Checkpoint, DedupEntry, DedupKind } from '../core/records'
+import { packCounters, packedCheckpoint, type Checkpoint, type DedupEntry, type DedupKind, type PackedCounters } from '../core/records'
 import type { CheckpointStore } from './types'
 
 const MAGIC = 0x504e5343 // "CSNP" little-endian
-const VERSION = 2
+const VERSION = 3
+const COLUMN_P = 1
+const COLUMN_N = 2
+const HEADER = 4 + 1 + 2 + 4 + 8 + 8 // through ts
+const LITTLE_ENDIAN = os.endianness() === 'LE'
 
 export class SnapshotFormatError extends Error {}
 
+const align8 = (o: number): number => (o + 7) & ~7
+
 export function encodeSnapshot (cp: Checkpoint): Buffer {
+  const packed = cp.packed ?? packCounters(cp.keys, cp.values, cp.ps, cp.ns)
+  const n = packed.count
   const features = cp.features ?? Buffer.alloc(0)
-  let size = 4 + 1 + 2 + 4 + 8 + 8 + 4 + 4 + 4 + 4 + features.length
-  for (const k of cp.keys) size += 1 + k.length + 24
+  const keyBytes = packedKeyBytes(packed)
+  const columns = (packed.ps !== null ? COLUMN_P : 0) | (packed.ns !== null ? COLUMN_N : 0)
+  const numbersAt = align8(HEADER + 4 + 1 + 4 + keyBytes)
+  let size = numbersAt + 8 * n * (1 + (packed.ps !== null ? 1 : 0) + (packed.ns !== null ? 1 : 0)) + 4 + 4 + features.length + 4
   for (const d of cp.dedup) size += 1 + 2 + d.tag.length + 16
   const buf = Buffer.allocUnsafe(size)
   let o = buf.writeUInt32LE(MAGIC, 0)
@@ -29,65 +52,157 @@ export function encodeSnapshot (cp: Checkpoint): Buffer {
   o = buf.writeUInt32LE(cp.epoch, o)
   o = buf.writeDoubleLE(cp.seq, o)
   o = buf.writeDoubleLE(cp.ts, o)
-  o = buf.writeUInt32LE(cp.keys.length, o)
-  for (let i = 0; i < cp.keys.length; i++) {
-    o = buf.writeUInt8(cp.keys[i].length, o)
-    o += buf.write(cp.keys[i], o, 'latin1')
-    o = buf.writeDoubleLE(cp.values[i], o)
-    o = buf.writeDoubleLE(cp.ps?.[i] ?? Math.max(cp.values[i], 0), o)
-    o = buf.writeDoubleLE(cp.ns?.[i] ?? Math.max(-cp.values[i], 0), o)
-  }
-  o = buf.writeUInt32LE(cp.dedup.length, o)
-  for (const d of cp.dedup) {
-    o = buf.writeUInt8(d.kind, o)
-    o = buf.writeUInt16LE(d.tag.length, o)
-    o += buf.write(d.tag, o, 'latin1')
-    o = buf.writeDoubleLE(d.value, o)
-    o = buf.writeDoubleLE(d.ts, o)
-  }
+  o = buf.writeUInt32LE(n, o)
+  o = buf.writeUInt8(columns, o)
+  o = buf.writeUInt32LE(keyBytes, o)
+  buf.set(packed.keys.subarray(0, keyBytes), o)
+  o += keyBytes
+  buf.fill(0, o, numbersAt)
+  o = numbersAt
+  o = writeColumn(buf, o, packed.values, n)
+  if (packed.ps !== null) o = writeColumn(buf, o, packed.ps, n)
+  if (packed.ns !== null) o = writeColumn(buf, o, packed.ns, n)
+  o = writeDedup(buf, o, cp.dedup)
   o = buf.writeUInt32LE(features.length, o)
   o += features.copy(buf, o)
   buf.writeUInt32LE(crc32(buf.subarray(0, o)), o)
   return buf
 }
 
+/** Bytes of the packed keys (count × (1 + length)). */
+function packedKeyBytes (p: PackedCounters): number {
+  let o = 0
+  for (let i = 0; i < p.count; i++) o += 1 + p.keys[o]
+  if (o > p.keys.length) throw new RangeError('packed keys are shorter than their count')
+  return o
+}
+
+function writeColumn (buf: Buffer, o: number, col: Float64Array, n: number): number {
+  if (LITTLE_ENDIAN) {
+    buf.set(new Uint8Array(col.buffer, col.byteOffset, n * 8), o)
+    return o + n * 8
+  }
+  for (let i = 0; i < n; i++) o = buf.writeDoubleLE(col[i], o)
+  return o
+}
+
+function writeDedup (buf: Buffer, o: number, dedup: readonly DedupEntry[]): number {
+  o = buf.writeUInt32LE(dedup.length, o)
+  for (const d of dedup) {
+    o = buf.writeUInt8(d.kind, o)
+    o = buf.writeUInt16LE(d.tag.length, o)
+    o += buf.write(d.tag, o, 'latin1')
+    o = buf.writeDoubleLE(d.value, o)
+    o = buf.writeDoubleLE(d.ts, o)
+  }
+  return o
+}
+
+/**
+ * Decodes a snapshot file (v3 or v2). The counters come packed (Checkpoint.packed, for a load
+ * without strings); keys, values, ps and ns are decoded from them only when read.
+ */
 export function decodeSnapshot (buf: Buffer): Checkpoint {
-  if (buf.length < 39 || buf.readUInt32LE(0) !== MAGIC) throw new SnapshotFormatError('not a counterd snapshot')
+  if (buf.length < HEADER + 4 + 4 || buf.readUInt32LE(0) !== MAGIC) throw new SnapshotFormatError('not a counterd snapshot')
   if (crc32(buf.subarray(0, buf.length - 4)) !== buf.readUInt32LE(buf.length - 4)) throw new SnapshotFormatError('snapshot checksum mismatch')
+  const end = buf.length - 4
   let o = 4
+  const need = (n: number): void => {
+    if (o + n > end) throw new SnapshotFormatError(`snapshot truncated at byte ${o}`)
+  }
   const version = buf.readUInt8(o); o += 1
-  if (version !== VERSION) throw new SnapshotFormatError(`unknown snapshot version ${version}`)
+  if (version !== 2 && version !== VERSION) throw new SnapshotFormatError(`unknown snapshot version ${version}`)
   const partition = buf.readUInt16LE(o); o += 2
   const epoch = buf.readUInt32LE(o); o += 4
   const seq = buf.readDoubleLE(o); o += 8
   const ts = buf.readDoubleLE(o); o += 8
+  need(4)
   const n = buf.readUInt32LE(o); o += 4
-  const keys: string[] = new Array(n)
-  const values: number[] = new Array(n)
-  const ps: number[] = new Array(n)
-  const ns: number[] = new Array(n)
-  for (let i = 0; i < n; i++) {
-    const len = buf[o]; o += 1
-    keys[i] = buf.toString('latin1', o, o + len); o += len
-    values[i] = buf.readDoubleLE(o); o += 8
-    ps[i] = buf.readDoubleLE(o); o += 8
-    ns[i] = buf.readDoubleLE(o); o += 8
+  let packed: PackedCounters
+  if (version === 2) {
+    const start = o
+    let keyBytes = 0
+    for (let i = 0; i < n; i++) {
+      need(1)
+      const len = buf[o]
+      need(1 + len + 24)
+      keyBytes += 1 + len
+      o += 1 + len + 24
+    }
+    const keys = Buffer.allocUnsafe(keyBytes)
+    const values = new Float64Array(n)
+    const ps = new Float64Array(n)
+    const ns = new Float64Array(n)
+    let needP = false
+    let needN = false
+    let k = 0
+    o = start
+    for (let i = 0; i < n; i++) {
+      const len = buf[o]
+      k += buf.copy(keys, k, o, o + 1 + len)
+      o += 1 + len
+      const v = values[i] = buf.readDoubleLE(o)
+      const p = ps[i] = buf.readDoubleLE(o + 8)
+      const nn = ns[i] = buf.readDoubleLE(o + 16)
+      o += 24
+      if (nn !== 0) needN = true
+      if (p !== v + nn) needP = true
+    }
+    packed = { count: n, keys, values, ps: needP ? ps : null, ns: needN ? ns : null }
+  } else {
+    need(5)
+    const columns = buf[o]; o += 1
+    const keyBytes = buf.readUInt32LE(o); o += 4
+    need(keyBytes)
+    const keys = buf.subarray(o, o + keyBytes)
+    let k = 0
+    for (let i = 0; i < n; i++) {
+      if (k >= keyBytes) throw new SnapshotFormatError(`snapshot keys end before key ${i} of ${n}`)
+      k += 1 + keys[k]
+    }
+    if (k !== keyBytes) throw new SnapshotFormatError(`snapshot keys take ${k} bytes, the header says ${keyBytes}`)
+    o = align8(o + keyBytes)
+    const column = (): Float64Array => {
+      need(n * 8)
+      const col = readColumn(buf, o, n)
+      o += n * 8
+      return col
+    }
+    const values = column()
+    const ps = (columns & COLUMN_P) !== 0 ? column() : null
+    const ns = (columns & COLUMN_N) !== 0 ? column() : null
+    packed = { count: n, keys, values, ps, ns }
   }
+  need(4)
   const nd = buf.readUInt32LE(o); o += 4
   const dedup: DedupEntry[] = new Array(nd)
   for (let i = 0; i < nd; i++) {
+    need(3)
     const kind = buf.readUInt8(o) as DedupKind; o += 1
     const len = buf.readUInt16LE(o); o += 2
+    need(len + 16)
     const tag = buf.toString('latin1', o, o + len); o += len
     const value = buf.readDoubleLE(o); o += 8
     const dts = buf.readDoubleLE(o); o += 8
     dedup[i] = { kind, tag, value, ts: dts }
   }
+  need(4)
   const flen = buf.readUInt32LE(o); o += 4
+  need(flen)
   const features = flen > 0 ? Buffer.from(buf.subarray(o, o + flen)) : undefined
-  const cp: Checkpoint = { partition, epoch, seq, ts, keys, values, ps, ns, dedup }
-  if (features !== undefined) cp.features = features
-  return cp
+  o += flen
+  if (o !== end) throw new SnapshotFormatError(`snapshot has ${end - o} trailing bytes`)
+  const fields: Parameters<typeof packedCheckpoint>[0] = { partition, epoch, seq, ts, dedup }
+  if (features !== undefined) fields.features = features
+  return packedCheckpoint(fields, packed)
+}
+
+/** A column of n little-endian f64 at `o`: a view when aligned (the file is read once), else a copy. */
+function readColumn (buf: Buffer, o: number, n: number): Float64Array {
+  if (LITTLE_ENDIAN && (buf.byteOffset + o) % 8 === 0) return new Float64Array(buf.buffer, buf.byteOffset + o, n)
+  const col = new Float64Array(n)
+  for (let i = 0; i < n; i++) col[i] = buf.readDoubleLE(o + i * 8)
+  return col
 }
 
 export class SnapshotStore implements CheckpointStore {
