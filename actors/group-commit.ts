@@ -50,8 +50,9 @@ class Batch {
 export class GroupCommit {
   /** Ops applied but not yet durable (their acks may be out already with ack=applied). */
   unlogged = 0
-  /** Records confirmed by the log since start. */
+  /** Records confirmed by the log since start, and the appends (commits) that carried them. */
   durableRecords = 0
+  commits = 0
   /** Why the last append failed, while appends keep failing. */
   logError: string | undefined
   /** Windows handed to the log so far: a waiter registered now joins window `window`. */
@@ -128,6 +129,7 @@ export class GroupCommit {
     if (this.logError !== undefined) this.o.logger.info('log writes succeed again')
     this.logError = undefined
     this.durableRecords += batch.records.length
+    this.commits++
     this.unlogged -= batch.ops
     this.o.onDurable?.(batch.records)
     for (const w of batch.waiters) w.onDurable()

@@ -44,6 +44,7 @@ export interface ShardStats {
   likes: number
   pendingOps: number
   durableRecords: number
+  commits: number
   logError?: string
   history?: HistoryStatus
 }
@@ -281,7 +282,7 @@ export class Shard {
       likes += s.features.likes.size
     }
     const logError = this.commit.logError ?? this.storage.failing()
-    const out: ShardStats = { counters, likes, pendingOps: this.commit.pendingOps, durableRecords: this.commit.durableRecords }
+    const out: ShardStats = { counters, likes, pendingOps: this.commit.pendingOps, durableRecords: this.commit.durableRecords, commits: this.commit.commits }
     if (logError !== undefined) out.logError = logError
     const history = this.storage.history?.status()
     if (history !== undefined) out.history = history

@@ -84,6 +84,45 @@ t.test('WAL: append, replay by partition, segment deletion after checkpoints', a
   await again.close()
 })
 
+t.test('WAL: a checkpoint while an append is in flight neither deletes nor closes its segment', async (t) => {
+  const dir = tmp(t)
+  const wal = new WalLog({ dir, hostIndex: 0, shards: 1, epoch: 1 })
+  await wal.append([rec(0, 1, ['a:1'], [1])])
+  const inFlight = wal.append([rec(0, 2, ['a:1'], [2])])
+  // The checkpoint covers seq 1 only: the segment being written holds seq 2 and must stay.
+  await wal.checkpointed(new Map([[0, 1]]))
+  await inFlight
+  await wal.append([rec(0, 3, ['a:1'], [3])])
+  await wal.close()
+  const seen: number[] = []
+  await new WalLog({ dir, hostIndex: 0, shards: 1, epoch: 2 }).replay([0], (r) => seen.push(r.seq))
+  t.same(seen, [1, 2, 3], 'every record is still there, each once')
+})
+
+t.test('WAL: segments of other shards are skipped without being read; older names are read by all', async (t) => {
+  const dir = tmp(t)
+  const a = new WalLog({ dir, hostIndex: 0, shards: 2, epoch: 1 })
+  const b = new WalLog({ dir, hostIndex: 1, shards: 2, epoch: 1 })
+  await a.append([rec(0, 1, ['a:1'], [1])])
+  await b.append([rec(1, 1, ['b:1'], [1])])
+  await a.close()
+  await b.close()
+  const legacy = listSegments(dir).find((s) => s.host === 0) as { file: string }
+  fs.copyFileSync(path.join(dir, legacy.file), path.join(dir, 'h7-e0-00000001.wal'))
+  t.same(listSegments(dir).map((s) => [s.host, s.shards, s.epoch]), [[7, 0, 0], [0, 2, 1], [1, 2, 1]], 'names parsed, older ones without a shard count')
+  const seenBy = async (shard: number, partitions: number[]): Promise<string[]> => {
+    const seen: string[] = []
+    await new WalLog({ dir, hostIndex: shard, shards: 2, epoch: 2 }).replay(partitions, (r) => seen.push(`p${r.partition}s${r.seq}`))
+    return seen
+  }
+  // Shard 1's segment made unreadable (a directory in its place): reading it would throw.
+  const other = path.join(dir, listSegments(dir).find((s) => s.host === 1)?.file as string)
+  fs.rmSync(other)
+  fs.mkdirSync(other)
+  t.same(await seenBy(0, [0]), ['p0s1', 'p0s1'], 'shard 0 reads the legacy copy and its own segment, never shard 1\'s')
+  await t.rejects(seenBy(1, [1]), /EISDIR/, 'while shard 1 does read its own')
+})
+
 t.test('snapshots: atomic files with a checksum', async (t) => {
   const dir = tmp(t)
   const store = new SnapshotStore(dir)

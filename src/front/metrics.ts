@@ -2,7 +2,7 @@
 // of the status board (so any shard answers for the whole node).
 import type { InflightGauge } from '../routing/inflight'
 import {
-  F_COUNTERS, F_DURABLE_RECORDS, F_HTTP_REQUESTS, F_INCREMENTS_ACKED, F_PENDING_OPS, F_WS_CONNECTIONS, F_WS_FRAMES, F_WS_OPS,
+  F_COMMITS, F_COUNTERS, F_DURABLE_RECORDS, F_HTTP_REQUESTS, F_INCREMENTS_ACKED, F_PENDING_OPS, F_WS_CONNECTIONS, F_WS_FRAMES, F_WS_OPS,
   PHASE_READY, type StatusBoard
 } from './status-board'
 
@@ -27,6 +27,7 @@ export function renderMetrics (board: StatusBoard, inflight: InflightGauge): str
   metric('counters', 'gauge', board.sum(F_COUNTERS))
   metric('pending_ops', 'gauge', board.sum(F_PENDING_OPS))
   metric('durable_records_total', 'counter', board.sum(F_DURABLE_RECORDS))
+  metric('commits_total', 'counter', board.sum(F_COMMITS))
   metric('shards', 'gauge', board.shards)
   metric('ready', 'gauge', board.nodePhase === PHASE_READY ? 1 : 0)
   return lines.join('\n') + '\n'

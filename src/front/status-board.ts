@@ -20,6 +20,7 @@ export const F_DURABLE_RECORDS = 7
 export const F_HISTORY_PENDING_ROWS = 8
 export const F_LOG_OK = 9 // 1 ok, 0 failing (text in the log error slot)
 export const F_HISTORY = 10 // 0 none, 1 ok, 2 failing (text in the history error slot)
+export const F_COMMITS = 11
 const FIXED = 12
 const HTTP_ERRORS = FIXED
 const WS_ERRORS = HTTP_ERRORS + ERROR_CODES.length

@@ -11,7 +11,7 @@ import type { FrontContext } from '../front/context'
 import { installCounterRoutes } from '../front/counter-routes'
 import { installFeatureRoutes } from '../front/feature-routes'
 import { installNodeRoutes } from '../front/node-routes'
-import { F_COUNTERS, F_DURABLE_RECORDS, F_PENDING_OPS, StatusBoard } from '../front/status-board'
+import { F_COMMITS, F_COUNTERS, F_DURABLE_RECORDS, F_PENDING_OPS, StatusBoard } from '../front/status-board'
 import { closeStreams, installStream, type StreamConn } from '../front/stream'
 import { closeApp, uws, type WebSocket } from '../front/uws'
 import { InflightGauge } from '../routing/inflight'
@@ -54,6 +54,7 @@ function publishHealth (): void {
   row.set(F_COUNTERS, s.counters)
   row.set(F_PENDING_OPS, s.pendingOps)
   row.set(F_DURABLE_RECORDS, s.durableRecords)
+  row.set(F_COMMITS, s.commits)
 }
 
 function listen (p: number): void {

@@ -32,7 +32,9 @@ interface Segment {
   name: string
   fd: number
   bytes: number
-  maxSeq: Map<number, number> // partition → highest seq written here
+  maxSeq: Map<number, number> // partition → highest seq written (or being written) here
+  appending: number // appends in flight: the file stays open and is never deleted meanwhile
+  retired: boolean // no longer written to: closed once the last append in flight is done
 }
 
 export interface WalOptions {
@@ -56,15 +58,23 @@ export class WalLog implements DeltaLog {
   private openSegment (): Segment {
     const name = `h${this.opts.hostIndex}of${this.opts.shards}-e${this.opts.epoch}-${String(this.nextN++).padStart(8, '0')}.wal`
     const fd = fs.openSync(path.join(this.opts.dir, name), 'a')
-    return { name, fd, bytes: 0, maxSeq: new Map() }
+    return { name, fd, bytes: 0, maxSeq: new Map(), appending: 0, retired: false }
   }
 
+  /** Later appends go to a new segment; the old one closes when its appends in flight are done. */
   private rotate (): void {
     const old = this.current
     this.current = this.openSegment()
-    fs.closeSync(old.fd)
-    old.fd = -1
+    this.retire(old)
     this.closed.push(old)
+  }
+
+  private retire (seg: Segment): void {
+    seg.retired = true
+    if (seg.appending === 0 && seg.fd >= 0) {
+      fs.closeSync(seg.fd)
+      seg.fd = -1
+    }
   }
 
   async append (records: DeltaRecord[]): Promise<void> {
@@ -72,19 +82,24 @@ export class WalLog implements DeltaLog {
     if (this.current.bytes >= MAX_SEGMENT_BYTES) this.rotate()
     const seg = this.current
     const buf = encodeFrames(records)
+    // Noted before writing: a checkpoint that completes meanwhile must not think this segment covered.
+    for (const r of records) {
+      if ((seg.maxSeq.get(r.partition) ?? 0) < r.seq) seg.maxSeq.set(r.partition, r.seq)
+    }
+    seg.appending++
     try {
       let off = 0
       while (off < buf.length) off += await write(seg.fd, buf, off)
       await fdatasync(seg.fd)
+      seg.bytes += buf.length
     } catch (err) {
       // A failed write may have left a partial frame; nothing may follow it in this file, or replay
       // would stop there. Retries go to a fresh segment.
       if (this.current === seg) this.rotate()
       throw err
-    }
-    seg.bytes += buf.length
-    for (const r of records) {
-      if ((seg.maxSeq.get(r.partition) ?? 0) < r.seq) seg.maxSeq.set(r.partition, r.seq)
+    } finally {
+      seg.appending--
+      if (seg.retired) this.retire(seg)
     }
   }
 
@@ -104,7 +119,7 @@ export class WalLog implements DeltaLog {
     if (this.current.bytes > 0) this.rotate()
     for (let i = this.closed.length - 1; i >= 0; i--) {
       const seg = this.closed[i]
-      let covered = true
+      let covered = seg.appending === 0
       for (const [p, seq] of seg.maxSeq) {
         if ((upTo.get(p) ?? 0) < seq) { covered = false; break }
       }
@@ -116,8 +131,7 @@ export class WalLog implements DeltaLog {
   }
 
   async close (): Promise<void> {
-    if (this.current.fd >= 0) fs.closeSync(this.current.fd)
-    this.current.fd = -1
+    this.retire(this.current)
   }
 }
 
