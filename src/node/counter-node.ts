@@ -9,6 +9,7 @@ import path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
 import { isClusterStorage, type Config } from '../../config/loader'
+import { withDeadline } from '../core/deadline'
 import { fromWire } from '../core/errors'
 import { PHASE_DRAINING, PHASE_READY, StatusBoard } from '../front/status-board'
 import { uwsImplementation } from '../front/uws'
@@ -27,6 +28,9 @@ export class StartError extends Error {
 }
 
 type Wanted = FromShard['t']
+
+/** How long the final commits and checkpoints of a graceful stop may take. */
+const CLOSE_DEADLINE_MS = 60_000
 
 class ShardHandle {
   private waiting: { t: Wanted, resolve: (m: FromShard) => void } | null = null
@@ -166,7 +170,11 @@ export class CounterNode {
     // Every shard answers what it accepted; a shard's requests may wait on another's ring, so all
     // keep running until every one is drained.
     await Promise.all(this.shards.map(async (s) => await s.ask({ t: 'drain' }, 'drained')))
-    await Promise.all(this.shards.map(async (s) => await s.ask({ t: 'close' }, 'closed')))
+    // A final checkpoint that cannot complete (the log or the checkpoint store down) must not hold
+    // the process forever: past the deadline the stop fails, and the process exits non-zero.
+    await withDeadline(CLOSE_DEADLINE_MS, 'shards did not close', async () => {
+      await Promise.all(this.shards.map(async (s) => await s.ask({ t: 'close' }, 'closed')))
+    })
     this.stopped = true
     await Promise.all(this.shards.map(async (s) => await s.worker.terminate()))
     fs.rmSync(this.lockFile, { force: true })

@@ -1,6 +1,6 @@
 // Embedded delta log: append-only segment files of CRC-framed records (record-codec.ts).
-// One WAL per shard rather than per partition, so one group commit is one write and one
-// fdatasync however many partitions it touched; each record still names its partition and seq,
+// One WAL per shard rather than per partition, so one group commit is one synchronous write
+// (O_DSYNC) however many partitions it touched; each record still names its partition and seq,
 // so the log is per-partition ordered. Segment names sort in write order:
 //   h{shard}of{shards}-e{epoch}-{n}.wal   (n zero-padded)
 // A segment of shard h of S holds only partitions p with p mod S = h, so recovery skips the
@@ -57,7 +57,12 @@ export class WalLog implements DeltaLog {
 
   private openSegment (): Segment {
     const name = `h${this.opts.hostIndex}of${this.opts.shards}-e${this.opts.epoch}-${String(this.nextN++).padStart(8, '0')}.wal`
-    const fd = fs.openSync(path.join(this.opts.dir, name), 'a')
+    // O_DSYNC: a write returns once its data is on stable storage, so one append is one write
+    // (one trip to the thread pool) instead of a write and an fdatasync (two trips).
+    const fd = fs.openSync(path.join(this.opts.dir, name), fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_DSYNC)
+    // The new file's directory entry must be durable too, or a crash could lose a whole segment.
+    const dir = fs.openSync(this.opts.dir, 'r')
+    try { fs.fsyncSync(dir) } finally { fs.closeSync(dir) }
     return { name, fd, bytes: 0, maxSeq: new Map(), appending: 0, retired: false }
   }
 
@@ -90,7 +95,6 @@ export class WalLog implements DeltaLog {
     try {
       let off = 0
       while (off < buf.length) off += await write(seg.fd, buf, off)
-      await fdatasync(seg.fd)
       seg.bytes += buf.length
     } catch (err) {
       // A failed write may have left a partial frame; nothing may follow it in this file, or replay
@@ -138,11 +142,5 @@ export class WalLog implements DeltaLog {
 function write (fd: number, buf: Buffer, off: number): Promise<number> {
   return new Promise((resolve, reject) => {
     fs.write(fd, buf, off, buf.length - off, null, (err, n) => { if (err !== null) reject(err); else resolve(n) })
-  })
-}
-
-function fdatasync (fd: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    fs.fdatasync(fd, (err) => { if (err !== null) reject(err); else resolve() })
   })
 }
