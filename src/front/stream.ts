@@ -17,6 +17,7 @@ export interface StreamConn {
   clientId: string | null // set: resent frames (same clientId, same seq) count once
   inflight: number
   open: boolean
+  done: FrameAck[] // frames answered and not yet acked: sent together (AckBatcher)
 }
 
 const CLOSE_INVALID_DATA = 1007
@@ -30,7 +31,7 @@ class FrameAck implements UnitOwner {
   refusedOps = 0
   error: CounterdError | null = null
 
-  constructor (readonly ctx: FrontContext, readonly ws: WebSocket<StreamConn>, readonly conn: StreamConn,
+  constructor (readonly ctx: FrontContext, readonly batcher: AckBatcher, readonly ws: WebSocket<StreamConn>, readonly conn: StreamConn,
     readonly seq: number, readonly binary: boolean, readonly ops: number) {}
 
   onApplied (_shard: number, _values: Float64Array | null, _n: number, refused: number): void {
@@ -46,9 +47,39 @@ class FrameAck implements UnitOwner {
         `${this.refusedOps} of ${this.ops} ops would take a value outside ±(2^53-1) and were not applied; the others were`)
     }
     if (this.error === null) this.ctx.metrics.add(F_INCREMENTS_ACKED, this.ops)
-    if (!this.conn.open) return
-    // Late replies (outside a uWS callback) are corked so the ack goes out in one syscall.
-    this.ws.cork(() => sendAck(this.ctx, this.ws, this.conn, this.seq, this.binary, this.error))
+    if (this.conn.open) this.batcher.add(this)
+  }
+}
+
+/**
+ * Acks of frames that complete in the same task (a group commit, a batch of replies from another
+ * shard) go out together: one cork, so one write, per connection, not one per frame.
+ */
+class AckBatcher {
+  private readonly sockets: Array<WebSocket<StreamConn>> = []
+  private scheduled = false
+  private readonly flushBound = (): void => this.flush()
+
+  constructor (private readonly ctx: FrontContext) {}
+
+  add (ack: FrameAck): void {
+    const done = ack.conn.done
+    if (done.length === 0) this.sockets.push(ack.ws)
+    done.push(ack)
+    if (!this.scheduled) {
+      this.scheduled = true
+      queueMicrotask(this.flushBound)
+    }
+  }
+
+  private flush (): void {
+    this.scheduled = false
+    for (const ws of this.sockets) {
+      const conn = ws.getUserData()
+      if (conn.open) ws.cork(() => { for (const a of conn.done) sendAck(this.ctx, ws, conn, a.seq, a.binary, a.error) })
+      conn.done.length = 0
+    }
+    this.sockets.length = 0
   }
 }
 
@@ -69,6 +100,7 @@ function sendAck (ctx: FrontContext, ws: WebSocket<StreamConn>, conn: StreamConn
 export function installStream (app: TemplatedApp, ctx: FrontContext, sockets: Set<WebSocket<StreamConn>>): void {
   const { config, metrics } = ctx
   const ops = new FrameOps(config.maxOpsPerFrame) // reused: frames are decoded one at a time
+  const batcher = new AckBatcher(ctx)
 
   app.ws<StreamConn>('/v1/stream', {
     compression: uws.DISABLED,
@@ -89,7 +121,7 @@ export function installStream (app: TemplatedApp, ctx: FrontContext, sockets: Se
         res.cork(() => res.writeStatus('400 Bad Request').writeHeader('content-type', 'application/json').end(JSON.stringify(err.toJSON())))
         return
       }
-      res.upgrade<StreamConn>({ clientId: clientId === '' ? null : clientId, inflight: 0, open: true }, key, protocol, extensions, context)
+      res.upgrade<StreamConn>({ clientId: clientId === '' ? null : clientId, inflight: 0, open: true, done: [] }, key, protocol, extensions, context)
     },
 
     open: (ws: WebSocket<StreamConn>) => {
@@ -128,7 +160,7 @@ export function installStream (app: TemplatedApp, ctx: FrontContext, sockets: Se
       }
       if (bad !== null) { sendAck(ctx, ws, conn, seq, isBinary, bad); return }
 
-      const ack = new FrameAck(ctx, ws, conn, seq, isBinary, ops.n)
+      const ack = new FrameAck(ctx, batcher, ws, conn, seq, isBinary, ops.n)
       const router = ctx.router
       router.beginUnit(ack, conn.clientId, conn.clientId === null ? -1 : seq, false)
       if (isBinary) {
