@@ -66,6 +66,7 @@ function listen (p: number): void {
 }
 
 async function recover (): Promise<void> {
+  const opening = Date.now()
   const partitions: number[] = []
   for (let p = index; p < config.partitions; p += init.shards) partitions.push(p)
   const storage = await openStorage(config, index, init.shards, partitions, init.epoch, { logger })
@@ -93,6 +94,7 @@ async function recover (): Promise<void> {
   ctx.router = router
   router.start()
   const stats = await s.recover()
+  logger.info({ ...stats, openMs: Date.now() - opening - stats.ms }, 'shard recovered')
   publishHealth()
   healthTimer = setInterval(publishHealth, 100)
   send({ t: 'recovered', stats })

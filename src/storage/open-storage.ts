@@ -1,10 +1,10 @@
 // Opens the storage of one shard from the config: embedded (WAL + snapshot files) unless
 // cluster storage is configured (Kafka log + Redis checkpoints); ClickHouse history when set.
+// The Kafka, Redis and ClickHouse clients are loaded only when configured: together they take a
+// few hundred milliseconds of every shard thread's start.
 import path from 'node:path'
 import { isClusterStorage, type Config } from '../../config/loader'
-import { ClickHouseHistory } from './clickhouse-history'
-import { RedisCheckpointStore } from './redis-checkpoints'
-import { KafkaDeltaLog } from './kafka-log'
+import type { ClickHouseHistory } from './clickhouse-history'
 import { SnapshotStore } from './snapshot-store'
 import type { CheckpointStore, DeltaLog } from './types'
 import { WalLog } from './wal'
@@ -29,7 +29,7 @@ export function snapshotDir (config: Config): string { return path.join(config.d
 export async function openStorage (config: Config, shard: number, shards: number, partitions: readonly number[], epoch: number, hooks: StorageHooks): Promise<Storage> {
   const history = config.clickhouseUrl === ''
     ? null
-    : await ClickHouseHistory.open({ url: config.clickhouseUrl, flushIntervalMs: config.historyFlushMs, logger: hooks.logger })
+    : await (await import('./clickhouse-history')).ClickHouseHistory.open({ url: config.clickhouseUrl, flushIntervalMs: config.historyFlushMs, logger: hooks.logger })
   if (!isClusterStorage(config)) {
     const log = new WalLog({
       dir: walDir(config),
@@ -40,6 +40,7 @@ export async function openStorage (config: Config, shard: number, shards: number
     })
     return { log, checkpoints: new SnapshotStore(snapshotDir(config)), history, epoch, failing: () => undefined }
   }
+  const [{ RedisCheckpointStore }, { KafkaDeltaLog }] = await Promise.all([import('./redis-checkpoints'), import('./kafka-log')])
   const checkpoints = await RedisCheckpointStore.open({ url: config.redisUrl })
   await checkpoints.checkPartitions(config.partitions)
   const log = await KafkaDeltaLog.open({

@@ -8,12 +8,13 @@
 // are read by every shard).
 import fs from 'node:fs'
 import path from 'node:path'
-import { decodeFrames, encodeFrames } from '../core/record-codec'
+import { FRAME_HEADER, decodeFrames, encodeFrames } from '../core/record-codec'
 import type { DeltaRecord } from '../core/records'
 import type { DeltaLog } from './types'
 
 const SEGMENT_RE = /^h(\d+)(?:of(\d+))?-e(\d+)-(\d+)\.wal$/
 const MAX_SEGMENT_BYTES = 256 * 1024 * 1024
+const REPLAY_CHUNK = 4 * 1024 * 1024
 
 export interface SegmentName { file: string, host: number, shards: number, epoch: number, n: number } // shards 0: unknown
 
@@ -112,9 +113,49 @@ export class WalLog implements DeltaLog {
     for (const seg of listSegments(this.opts.dir)) {
       if (seg.host === this.opts.hostIndex && seg.epoch === this.opts.epoch) continue // our own, new
       if (seg.shards > 0 && !partitions.some((p) => p % seg.shards === seg.host)) continue // another shard's
-      const buf = await fs.promises.readFile(path.join(this.opts.dir, seg.file))
-      const good = decodeFrames(buf, (r) => { if (wanted.has(r.partition)) onRecord(r) })
-      if (good < buf.length) this.opts.onTornTail?.(seg.file, good, buf.length)
+      await this.replaySegment(seg.file, (r) => { if (wanted.has(r.partition)) onRecord(r) })
+    }
+  }
+
+  /**
+   * Reads a segment in chunks through one reused buffer (a chunk is checked and replayed while it
+   * is still in cache, and no buffer the size of the segment is made), handing every whole frame
+   * to onRecord; a record is a view of the buffer, valid only during the call. Stops at the first
+   * frame that fails its CRC or is cut short by the end of the file (a torn tail).
+   */
+  private async replaySegment (file: string, onRecord: (r: DeltaRecord) => void): Promise<void> {
+    const fh = await fs.promises.open(path.join(this.opts.dir, file), 'r')
+    try {
+      let buf = Buffer.allocUnsafe(REPLAY_CHUNK)
+      let have = 0 // bytes in buf not yet decoded
+      let offset = 0 // file offset of buf[0]
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, have, buf.length - have, offset + have)
+        const end = have + bytesRead
+        const good = decodeFrames(buf.subarray(0, end), onRecord)
+        const rest = end - good
+        if (rest >= FRAME_HEADER && good + FRAME_HEADER + buf.readUInt32LE(good) <= end) {
+          // A whole frame is there and did not decode: damaged. Nothing after it is trusted.
+          this.opts.onTornTail?.(file, offset + good, (await fh.stat()).size)
+          return
+        }
+        if (bytesRead === 0) {
+          if (rest > 0) this.opts.onTornTail?.(file, offset + good, offset + end)
+          return
+        }
+        // Keep the partial frame at the front; grow the buffer for a frame larger than it.
+        buf.copy(buf, 0, good, end)
+        offset += good
+        have = rest
+        const need = rest >= FRAME_HEADER ? FRAME_HEADER + buf.readUInt32LE(0) : 0
+        if (need > buf.length) {
+          const bigger = Buffer.allocUnsafe(need)
+          buf.copy(bigger, 0, 0, have)
+          buf = bigger
+        }
+      }
+    } finally {
+      await fh.close()
     }
   }
 
