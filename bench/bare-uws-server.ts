@@ -1,10 +1,10 @@
 // The HTTP ceiling for the http-wrk suite: counterd's counter routes on bare uWS, counts in an
-// in-memory Map, no durability, no actors, no messages between threads on the request path. What
-// counterd does beyond this (routing to actor hosts, the WAL, group commit) is what the ratio
-// counterd ÷ bare peer measures. Run as its own process:
+// in-memory Map per thread, no durability, no messages between threads on the request path. What
+// counterd does beyond this (routing to the owning shard, the WAL, group commit) is what the
+// ratio counterd ÷ bare peer measures. Run as its own process:
 //   WORKERS=2 PORT=0 node dist/bench/bare-uws-server.js
-// WORKERS threads (default: one per core), each its own uws.App() on its own port (see
-// bench/uws-threads.ts for why not one shared port).
+// WORKERS threads (default: one per core), each its own uws.App() on one shared port (see
+// bench/uws-threads.ts).
 //
 // Routes, with counterd's validation (type and id through src/core/keys, `by` a safe integer)
 // and its reply shapes:

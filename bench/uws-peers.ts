@@ -1,13 +1,13 @@
 // Starts the benchmark's own uWS peers (bench/bare-uws-server.ts, bench/ws-ceiling-server.ts) as
-// processes on free ports, with the thread count the suite chose, and reads their per-thread
-// ports from the listening line.
+// processes on a free port, with the thread count the suite chose, and reads the port every
+// thread listens on from the listening line.
 import os from 'node:os'
 import path from 'node:path'
 import { startNodeService, type NodeService } from './node-service'
 import type { BenchContext } from './suite'
 
 export interface UwsPeer extends NodeService {
-  /** one port per thread, thread 0 first */
+  /** the port of each thread, thread 0 first (one shared port: all equal) */
   ports: number[]
   threads: number
 }

@@ -167,10 +167,10 @@ export const httpWrk: Suite = {
 
     const load = (what: string): string => `wrk -t ${wrkThreads} -c ${CONNECTIONS} -d ${Math.max(1, Math.round(ctx.durationSec))}s --latency, ${what}, Zipf s=${ZIPF_S} over ${KEY_SPACE} ids`
     const post = 'POST …/increment {"by":1}'
-    const bareConfig = (what: string): string => `${load(what)}; ${threads} uWS thread(s), one port each (wrk thread i → port i mod ${threads}), counts in a Map per thread, no durability`
+    const bareConfig = (what: string): string => `${load(what)}; ${threads} uWS thread(s) on one port (SO_REUSEPORT), counts in a Map per thread, no durability`
     notes.push(`Each round runs, in this order: ${SYSTEMS.map(s => LABELS[s]).join(', ')}; every run ${Math.max(1, Math.round(ctx.durationSec))} s of wrk after an unmeasured 1 s warm-up of each. counterd runs with WORKERS=${threads}, the bare peer on ${threads} thread(s).`)
     notes.push(`wrk stops mid-flight: requests written but not yet answered are abandoned, yet the server may apply them. With one request in flight per connection, an increment run is exact when 2xx ≤ sum read back ≤ 2xx + ${CONNECTIONS} connections, with no non-2xx answer and no socket error; the wrk script counts 2xx answers per thread and its total must equal wrk's. Reads: the script compares every answer's value with the loaded one.`)
-    notes.push('The bare peer has one port per thread because the uWS build in use does not set SO_REUSEPORT on Linux; wrk threads are spread over the ports. Its increments are counted per thread and summed by its batch query when read back (bench/bare-uws-server.ts).')
+    notes.push('The bare peer\'s threads share one port as counterd\'s shards do (the kernel spreads connections); its increments are counted per thread and summed by its batch query when read back (bench/bare-uws-server.ts).')
     notes.push('wrk shares the 2 cores with the server it drives; its CPU is listed with every run.')
     const comparisons: Comparison[] = [
       compare({
