@@ -206,6 +206,16 @@ export class KeyTable {
 
   /** Entry index of the key held in buf[off, off+len) with FNV-1a hash h, or -1. */
   find (buf: Uint8Array, off: number, len: number, h: number): number {
+    const r = this.probe(buf, off, len, h)
+    return r >= 0 ? r : -1
+  }
+
+  /**
+   * The key's entry index (≥ 0), or −1 − the empty slot where it would go. The home slot is
+   * ⌊m · slots / 2^32⌋ for m the mixed hash; a slot's tag (the hash's low bits above the entry
+   * bits) rejects most other keys without touching their records.
+   */
+  private probe (buf: Uint8Array, off: number, len: number, h: number): number {
     const m = mix32(h)
     const size = this.size
     const mask = this.mask
@@ -214,7 +224,7 @@ export class KeyTable {
     let i = Math.floor(m * size / TWO32)
     for (;;) {
       const s = slots[i >>> SLOT_CHUNK_BITS][i & IN_SLOT_CHUNK]
-      if (s === 0) return -1
+      if (s === 0) return -1 - i
       if ((s & ~mask) === tag) {
         const e = (s & mask) - 1
         if (this.sameKey(e, buf, off, len)) return e
@@ -264,21 +274,9 @@ export class KeyTable {
   /** Entry index of the key, inserted with value 0 if it was not there. */
   findOrInsert (buf: Uint8Array, off: number, len: number, h: number): number {
     if (this.count >= this.maxCount) this.resizeSlots(Math.ceil(this.size * SLOT_GROWTH))
-    const m = mix32(h)
-    const size = this.size
-    const mask = this.mask
-    const tag = m << this.bits
-    const slots = this.slots
-    let i = Math.floor(m * size / TWO32)
-    for (;;) {
-      const s = slots[i >>> SLOT_CHUNK_BITS][i & IN_SLOT_CHUNK]
-      if (s === 0) break
-      if ((s & ~mask) === tag) {
-        const e = (s & mask) - 1
-        if (this.sameKey(e, buf, off, len)) return e
-      }
-      if (++i === size) i = 0
-    }
+    const found = this.probe(buf, off, len, h)
+    if (found >= 0) return found
+    const i = -1 - found // the empty slot the probe ended on: records and keys growing leave it be
     const e = this.count
     if (e === this.capacityNow) this.growRecords()
     const word = this.storeKey(buf, off, len)
@@ -287,7 +285,7 @@ export class KeyTable {
     this.f64s[c][r >>> 1] = 0
     this.u32s[c][r + 2] = 0
     this.u32s[c][r + 3] = word
-    slots[i >>> SLOT_CHUNK_BITS][i & IN_SLOT_CHUNK] = (tag | (e + 1)) >>> 0
+    this.slots[i >>> SLOT_CHUNK_BITS][i & IN_SLOT_CHUNK] = ((mix32(h) << this.bits) | (e + 1)) >>> 0
     this.count = e + 1
     return e
   }

@@ -10,9 +10,9 @@
 // The process prints one line {"msg":"listening","port":P,"ports":[P,…]} when every thread
 // listens (what bench/node-service.ts waits for) and exits on SIGTERM.
 import type * as UWS from '@trufflesuite/uws-js-unofficial'
-import net from 'node:net'
 import { Worker } from 'node:worker_threads'
 import os from 'node:os'
+import { freePort } from '../src/node/free-port'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const uws: typeof UWS = require('@trufflesuite/uws-js-unofficial')
@@ -73,16 +73,4 @@ export async function startThreads (script: string, onMessage: (index: number, m
   process.stdout.write(JSON.stringify({ msg: 'listening', port: ports[0], ports, threads, host }) + '\n')
   process.on('SIGTERM', () => process.exit(0))
   return workers
-}
-
-/** A port nothing listens on now (the kernel's pick for port 0). */
-async function freePort (host: string): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, host, () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 }

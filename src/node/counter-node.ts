@@ -4,7 +4,6 @@
 //   listen (so /health and /ready answer during recovery) → recover → ready → drain on close.
 // It serves no request itself.
 import fs from 'node:fs'
-import net from 'node:net'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
@@ -16,6 +15,7 @@ import { uwsImplementation } from '../front/uws'
 import { InflightGauge } from '../routing/inflight'
 import { Doorbell, SpscRing } from '../routing/spsc-ring'
 import { walDir } from '../storage/open-storage'
+import { freePort } from './free-port'
 import { listSegments } from '../storage/wal'
 import type { FromShard, ShardInit, ToShard } from './shard-protocol'
 
@@ -186,18 +186,6 @@ export class CounterNode {
 async function abortShards (shards: ShardHandle[]): Promise<void> {
   const timeout = new Promise<void>((resolve) => setTimeout(resolve, 1000).unref())
   await Promise.race([Promise.all(shards.map(async (s) => await s.ask({ t: 'abort' }, 'aborted'))), timeout])
-}
-
-/** A port nothing listens on now (the kernel's pick for port 0). */
-async function freePort (host: string): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, host, () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 /** PARTITIONS is fixed for a data dir's life: stored at first start, checked at every start. */
