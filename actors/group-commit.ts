@@ -133,9 +133,14 @@ export class GroupCommit {
     this.unlogged -= batch.ops
     this.o.onDurable?.(batch.records)
     for (const w of batch.waiters) w.onDurable()
-    // Group commit: whatever arrived during this append goes out at once.
-    if (this.windowOps > 0) this.flush()
-    else this.pump()
+    // Group commit: whatever arrived during this append goes out next, at the end of this
+    // event-loop turn, so that the requests arriving in the same turn join it (measured: larger
+    // commits and more requests per second than starting it right here).
+    if (this.windowOps > 0) {
+      if (this.immediate === null && this.timer === null) this.immediate = setImmediate(this.flushBound)
+    } else {
+      this.pump()
+    }
   }
 
   private failed (batch: Batch, err: Error): void {
