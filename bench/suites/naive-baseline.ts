@@ -4,7 +4,7 @@ import path from 'node:path'
 import { startCounterd, stopCounterd } from '../counterd'
 import { startNodeService } from '../node-service'
 import { launchRedis, removeDir } from '../redis-launcher'
-import { compare, target, type BenchContext, type Run, type Suite } from '../suite'
+import { compare, type BenchContext, type Run, type Suite } from '../suite'
 import { CONNECTIONS, httpIncrementRun, incrementPaths, Pacer, sumCounterdType, sumRedisType, warmUpHttp, zipfIds } from './common'
 
 export const naiveBaseline: Suite = {

@@ -25,10 +25,6 @@ export const OP_QUOTA_PEEK = 12 // key = user: tokens left
 /** Whether an op kind carries an f64 delta after its key, and a length-prefixed argument after that. */
 export const OP_HAS_DELTA = [false, true, false, false, true, false, false, false, false, false, false, false, false]
 export const OP_HAS_ARG = [false, false, false, false, true, true, true, true, false, false, false, true, false]
-export const OP_IS_WRITE = [false, true, true, false, true, true, true, false, false, false, false, false, false]
-
-/** The largest op: a 161-byte key, a delta and a 255-byte argument. */
-export const MAX_OP_BYTES = OP_HEADER_BYTES + 161 + 8 + 1 + 255
 
 /** Bytes of the op starting at `o`. */
 export function opSize (buf: Uint8Array, o: number): number {

@@ -184,24 +184,36 @@ export function payloadLayout (buf: Buffer, start = 0, end = buf.length): Payloa
   return { version, partition, epoch, seq, ts, replica, totals, nKeys, keysAt: o }
 }
 
+/**
+ * Reads `u32 n × (u8 kind | u16 tagLen | tag | f64 value | f64 ts)` at `o` (the layout of log
+ * records' and snapshot files' dedup sections); null when it runs past `end`.
+ */
+export function readDedupEntries (buf: Buffer, o: number, end: number): { entries: DedupEntry[], end: number } | null {
+  if (o + 4 > end) return null
+  const n = buf.readUInt32LE(o); o += 4
+  const entries: DedupEntry[] = new Array(n)
+  for (let i = 0; i < n; i++) {
+    if (o + 3 > end) return null
+    const kind = buf.readUInt8(o) as DedupKind; o += 1
+    const len = buf.readUInt16LE(o); o += 2
+    if (o + len + 16 > end) return null
+    const tag = buf.toString('latin1', o, o + len); o += len
+    const value = buf.readDoubleLE(o); o += 8
+    const ts = buf.readDoubleLE(o); o += 8
+    entries[i] = { kind, tag, value, ts }
+  }
+  return { entries, end: o }
+}
+
 /** The sections after the entries: dedup entries and (v2) feature ops; `o` is where they start. */
 export function decodeTail (buf: Buffer, o: number, end: number, version: number): { dedup: DedupEntry[], features: FeatureOp[] } {
   const need = (n: number): void => {
     if (o + n > end) throw new RecordFormatError('record truncated in its dedup or feature section')
   }
-  need(4)
-  const nDedup = buf.readUInt32LE(o); o += 4
-  const dedup: DedupEntry[] = new Array(nDedup)
-  for (let i = 0; i < nDedup; i++) {
-    need(3)
-    const kind = buf.readUInt8(o) as DedupKind; o += 1
-    const len = buf.readUInt16LE(o); o += 2
-    need(len + 16)
-    const tag = buf.toString('latin1', o, o + len); o += len
-    const value = buf.readDoubleLE(o); o += 8
-    const dts = buf.readDoubleLE(o); o += 8
-    dedup[i] = { kind, tag, value, ts: dts }
-  }
+  const read = readDedupEntries(buf, o, end)
+  if (read === null) throw new RecordFormatError('record truncated in its dedup or feature section')
+  const dedup = read.entries
+  o = read.end
   const features: FeatureOp[] = []
   if (version === 2) {
     need(4)

@@ -4,7 +4,7 @@
 // all; a reader may see a figure a moment old, never a torn one: 8-byte aligned stores).
 import { ERROR_CODES, type ErrorCode } from '../core/errors'
 
-export const PHASE_RECOVERING = 0
+export const PHASE_RECOVERING = 0 // the supervisor's initial phase: the board's memory starts zeroed
 export const PHASE_READY = 1
 export const PHASE_DRAINING = 2
 

@@ -22,7 +22,8 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { crc32 } from 'node:zlib'
-import { packCounters, packedCheckpoint, type Checkpoint, type DedupEntry, type DedupKind, type PackedCounters } from '../core/records'
+import { dedupSize, readDedupEntries, writeDedupEntries } from '../core/record-codec'
+import { packCounters, packedCheckpoint, type Checkpoint, type PackedCounters } from '../core/records'
 import type { CheckpointStore } from './types'
 
 const MAGIC = 0x504e5343 // "CSNP" little-endian
@@ -43,8 +44,7 @@ export function encodeSnapshot (cp: Checkpoint): Buffer {
   const keyBytes = packedKeyBytes(packed)
   const columns = (packed.ps !== null ? COLUMN_P : 0) | (packed.ns !== null ? COLUMN_N : 0)
   const numbersAt = align8(HEADER + 4 + 1 + 4 + keyBytes)
-  let size = numbersAt + 8 * n * (1 + (packed.ps !== null ? 1 : 0) + (packed.ns !== null ? 1 : 0)) + 4 + 4 + features.length + 4
-  for (const d of cp.dedup) size += 1 + 2 + d.tag.length + 16
+  const size = numbersAt + 8 * n * (1 + (packed.ps !== null ? 1 : 0) + (packed.ns !== null ? 1 : 0)) + dedupSize(cp.dedup) + 4 + features.length + 4
   const buf = Buffer.allocUnsafe(size)
   let o = buf.writeUInt32LE(MAGIC, 0)
   o = buf.writeUInt8(VERSION, o)
@@ -62,7 +62,7 @@ export function encodeSnapshot (cp: Checkpoint): Buffer {
   o = writeColumn(buf, o, packed.values, n)
   if (packed.ps !== null) o = writeColumn(buf, o, packed.ps, n)
   if (packed.ns !== null) o = writeColumn(buf, o, packed.ns, n)
-  o = writeDedup(buf, o, cp.dedup)
+  o = writeDedupEntries(buf, o, cp.dedup)
   o = buf.writeUInt32LE(features.length, o)
   o += features.copy(buf, o)
   buf.writeUInt32LE(crc32(buf.subarray(0, o)), o)
@@ -86,17 +86,6 @@ function writeColumn (buf: Buffer, o: number, col: Float64Array, n: number): num
   return o
 }
 
-function writeDedup (buf: Buffer, o: number, dedup: readonly DedupEntry[]): number {
-  o = buf.writeUInt32LE(dedup.length, o)
-  for (const d of dedup) {
-    o = buf.writeUInt8(d.kind, o)
-    o = buf.writeUInt16LE(d.tag.length, o)
-    o += buf.write(d.tag, o, 'latin1')
-    o = buf.writeDoubleLE(d.value, o)
-    o = buf.writeDoubleLE(d.ts, o)
-  }
-  return o
-}
 
 /**
  * Decodes a snapshot file (v3 or v2). The counters come packed (Checkpoint.packed, for a load
@@ -173,19 +162,10 @@ export function decodeSnapshot (buf: Buffer): Checkpoint {
     const ns = (columns & COLUMN_N) !== 0 ? column() : null
     packed = { count: n, keys, values, ps, ns }
   }
-  need(4)
-  const nd = buf.readUInt32LE(o); o += 4
-  const dedup: DedupEntry[] = new Array(nd)
-  for (let i = 0; i < nd; i++) {
-    need(3)
-    const kind = buf.readUInt8(o) as DedupKind; o += 1
-    const len = buf.readUInt16LE(o); o += 2
-    need(len + 16)
-    const tag = buf.toString('latin1', o, o + len); o += len
-    const value = buf.readDoubleLE(o); o += 8
-    const dts = buf.readDoubleLE(o); o += 8
-    dedup[i] = { kind, tag, value, ts: dts }
-  }
+  const read = readDedupEntries(buf, o, end)
+  if (read === null) throw new SnapshotFormatError('snapshot truncated in its dedup section')
+  const dedup = read.entries
+  o = read.end
   need(4)
   const flen = buf.readUInt32LE(o); o += 4
   need(flen)
