@@ -127,9 +127,10 @@ const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync
 
 /**
  * How producers wake a consumer thread that found all its rings empty. The consumer calls
- * `sleep(check, wake)`: it marks itself asleep, looks at its rings once more (`check`, closing the
- * race with a producer that published just before), and either runs `wake` at once or when a
- * producer rings. Sequentially consistent atomics on both sides mean no wake-up is ever lost.
+ * `sleep(hasWork, wake)`: it marks itself asleep, looks at its rings once more (`hasWork`,
+ * closing the race with a producer that published just before), and either goes on at once or
+ * has `wake` run when a producer rings. Sequentially consistent atomics on both sides mean no
+ * wake-up is ever lost.
  */
 export class Doorbell {
   private readonly cell: Int32Array
