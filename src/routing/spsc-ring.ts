@@ -166,8 +166,4 @@ export class Doorbell {
     return true
   }
 
-  /** Whether the consumer is marked asleep (tests). */
-  get asleep (): boolean {
-    return Atomics.load(this.cell, 0) === ASLEEP
-  }
 }
