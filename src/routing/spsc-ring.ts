@@ -165,5 +165,4 @@ export class Doorbell {
     r.value.then(wake, wake)
     return true
   }
-
 }
