@@ -4,12 +4,13 @@
 import { CounterdError } from '../core/errors'
 import type { FrontContext } from './context'
 import { renderMetrics } from './metrics'
+import { OPENAPI_JSON } from './openapi'
 import { replyError, replyJson, type Abortable } from './replies'
 import { PHASE_DRAINING, PHASE_READY } from './status-board'
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws'
 
 /** Known paths and their methods: a known path with the wrong method gets 405 and Allow. */
-const ALLOW: Array<[string, string]> = [
+export const ALLOW: ReadonlyArray<readonly [string, string]> = [
   ['/v1/counter/:type/:id/increment', 'POST'],
   ['/v1/counter/:type/:id', 'GET, DELETE'],
   ['/v1/counter/:type/:id/history', 'GET'],
@@ -29,7 +30,8 @@ const ALLOW: Array<[string, string]> = [
   ['/v1/stream', 'GET'],
   ['/health', 'GET'],
   ['/ready', 'GET'],
-  ['/metrics', 'GET']
+  ['/metrics', 'GET'],
+  ['/openapi.json', 'GET']
 ]
 
 export function installNodeRoutes (app: TemplatedApp, ctx: FrontContext): void {
@@ -69,6 +71,10 @@ export function installNodeRoutes (app: TemplatedApp, ctx: FrontContext): void {
       res.writeHeader('content-type', 'text/plain; version=0.0.4')
       res.end(renderMetrics(board, ctx.inflight))
     })
+  })
+
+  app.get('/openapi.json', (res: HttpResponse) => {
+    replyJson(res, { aborted: false }, 200, OPENAPI_JSON)
   })
 
   for (const [pattern, methods] of ALLOW) {
