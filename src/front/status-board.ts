@@ -14,14 +14,10 @@ export const F_WS_CONNECTIONS = 1
 export const F_WS_FRAMES = 2
 export const F_WS_OPS = 3
 export const F_INCREMENTS_ACKED = 4
-export const F_COUNTERS = 5
-export const F_PENDING_OPS = 6
-export const F_DURABLE_RECORDS = 7
-export const F_HISTORY_PENDING_ROWS = 8
-export const F_LOG_OK = 9 // 1 ok, 0 failing (text in the log error slot)
-export const F_HISTORY = 10 // 0 none, 1 ok, 2 failing (text in the history error slot)
-export const F_COMMITS = 11
-const FIXED = 12
+export const F_HISTORY_PENDING_ROWS = 5
+export const F_LOG_OK = 6 // 1 ok, 0 failing (text in the log error slot)
+export const F_HISTORY = 7 // 0 none, 1 ok, 2 failing (text in the history error slot)
+const FIXED = 8
 const HTTP_ERRORS = FIXED
 const WS_ERRORS = HTTP_ERRORS + ERROR_CODES.length
 const ROW = WS_ERRORS + ERROR_CODES.length
@@ -58,16 +54,17 @@ export class StatusBoard {
     return n
   }
 
-  /** Errors by code over every shard, for the http or ws counters. */
-  errors (kind: 'http' | 'ws'): Array<[string, number]> {
-    const base = kind === 'http' ? HTTP_ERRORS : WS_ERRORS
+  /** One shard's errors by code (the non-zero ones), for the http or ws counters. */
+  errorsOf (shard: number, kind: 'http' | 'ws'): Array<[string, number]> {
+    const base = shard * ROW + (kind === 'http' ? HTTP_ERRORS : WS_ERRORS)
     const out: Array<[string, number]> = []
-    for (let c = 0; c < ERROR_CODES.length; c++) {
-      let n = 0
-      for (let s = 0; s < this.shards; s++) n += this.rows[s * ROW + base + c]
-      if (n > 0) out.push([ERROR_CODES[c], n])
-    }
+    for (let c = 0; c < ERROR_CODES.length; c++) if (this.rows[base + c] > 0) out.push([ERROR_CODES[c], this.rows[base + c]])
     return out
+  }
+
+  /** One shard's count of one error code. */
+  errorCountOf (shard: number, kind: 'http' | 'ws', code: ErrorCode): number {
+    return this.rows[shard * ROW + (kind === 'http' ? HTTP_ERRORS : WS_ERRORS) + (CODE_INDEX.get(code) as number)]
   }
 
   /** The first failing shard's log error, or undefined when every log works. */
