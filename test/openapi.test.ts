@@ -169,7 +169,8 @@ t.test('real answers of every operation keep the contract', async (t) => {
     { name: 'health', method: 'GET', path: '/health', status: 200 },
     { name: 'ready', method: 'GET', path: '/ready', status: 200 },
     { name: 'metrics', method: 'GET', path: '/metrics', status: 200 },
-    { name: 'the document itself', method: 'GET', path: '/openapi.json', status: 200 }
+    { name: 'the document itself', method: 'GET', path: '/openapi.json', status: 200 },
+    { name: 'the live page', method: 'GET', path: '/', status: 200 }
   ]
   for (const c of cases) {
     const r = await call(node.base, c)

@@ -3,6 +3,7 @@
 // shard answers for the whole node at once.
 import { CounterdError, asCounterdError } from '../core/errors'
 import type { FrontContext } from './context'
+import { LIVE_PAGE_HTML } from './live-page'
 import { observeAnswer, renderMetrics } from './metrics'
 import type { Router } from '../routing/router'
 import { OPENAPI_JSON } from './openapi'
@@ -32,7 +33,8 @@ export const ALLOW: ReadonlyArray<readonly [string, string]> = [
   ['/health', 'GET'],
   ['/ready', 'GET'],
   ['/metrics', 'GET'],
-  ['/openapi.json', 'GET']
+  ['/openapi.json', 'GET'],
+  ['/', 'GET']
 ]
 
 export function installNodeRoutes (app: TemplatedApp, ctx: FrontContext): void {
@@ -79,6 +81,11 @@ export function installNodeRoutes (app: TemplatedApp, ctx: FrontContext): void {
       observeAnswer(res, 200)
       res.cork(() => res.writeHeader('content-type', 'text/plain; version=0.0.4').end(text))
     }, (err: unknown) => replyError(res, state, asCounterdError(err), config.retryAfterSeconds))
+  })
+
+  app.get('/', (res: HttpResponse) => {
+    observeAnswer(res, 200)
+    res.cork(() => res.writeHeader('content-type', 'text/html; charset=utf-8').end(LIVE_PAGE_HTML))
   })
 
   app.get('/openapi.json', (res: HttpResponse) => {

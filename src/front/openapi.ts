@@ -232,6 +232,9 @@ function build (): Json {
         responses: { 200: { description: 'metrics', content: { 'text/plain': { schema: { type: 'string' } } } } }
       }
     },
+    '/': {
+      get: { operationId: 'livePage', summary: 'A live page of the node: rates, p99, in flight, shards, counters rising, a lookup box', responses: { 200: { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } } } }
+    },
     '/openapi.json': {
       get: { operationId: 'openapi', summary: 'This document', responses: { 200: ok('OpenAPI 3.1', { type: 'object', required: ['openapi', 'paths'] }) } }
     }
