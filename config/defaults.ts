@@ -25,6 +25,8 @@ export const DEFAULTS = {
   shardRingBytes: 1024 * 1024, // each shared-memory ring between two shards (one per direction)
   retryAfterSeconds: 1,
   logLevel: 'info',
+  authFile: '', // API keys and their scopes (README "Security"); '' = open
+  metricsOpen: false, // with AUTH_FILE: /metrics without a key
   // Cluster storage (docs/cluster-storage.md): both set → Kafka log + Redis checkpoints.
   kafkaBrokers: '', // host:port[,host:port…]
   kafkaTopic: 'counter-deltas',

@@ -33,6 +33,8 @@ const KINDS = {
   method_not_allowed: { status: 405, retriable: false, message: 'method not allowed on this route' },
   invalid_actor: { status: 400, retriable: false, message: 'actor must match [A-Za-z0-9_.:-]{1,128}' },
   invalid_user_id: { status: 400, retriable: false, message: 'user_id must match [A-Za-z0-9_.:-]{1,128}' },
+  unauthorized: { status: 401, retriable: false, message: 'an API key is required' },
+  forbidden: { status: 403, retriable: false, message: 'this API key may not do this' },
   rate_limited: { status: 429, retriable: true, message: 'too many likes from this user; retry after the time given' },
   overloaded: { status: 503, retriable: true, message: 'too much work in flight; retry later' },
   not_ready: { status: 503, retriable: true, message: 'the node is still recovering' },

@@ -8,6 +8,7 @@ import path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
 import { isClusterStorage, type Config } from '../../config/loader'
+import { parseApiKeyFile, type ApiKeyTable } from '../core/api-keys'
 import { withDeadline } from '../core/deadline'
 import { fromWire } from '../core/errors'
 import { PHASE_DRAINING, PHASE_READY, StatusBoard } from '../front/status-board'
@@ -78,6 +79,13 @@ export class CounterNode {
       fs.rmSync(lockFile, { force: true })
       throw err
     }
+    let auth: ApiKeyTable | null
+    try {
+      auth = loadApiKeys(config, logger)
+    } catch (err) {
+      fs.rmSync(lockFile, { force: true })
+      throw err
+    }
     const epoch = bumpEpoch(config.dataDir)
     const n = config.workers
     logger.info({ uws: uwsImplementation, dataDir: config.dataDir, epoch, partitions: config.partitions, workers: n, ackMode: config.ackMode }, 'starting')
@@ -107,7 +115,8 @@ export class CounterNode {
         rings: { out: rings[s], in: rings.map((row) => row[s]) },
         bells,
         board: boardMemory,
-        inflight
+        inflight,
+        auth
       }
       const worker = new Worker(path.join(__dirname, 'shard-thread.js'), { workerData: init })
       // A shard thread that dies takes partition state with it: the node cannot go on serving.
@@ -119,6 +128,19 @@ export class CounterNode {
     await node.listen()
     await node.recover()
     return node
+  }
+
+  /** Reads AUTH_FILE again (SIGHUP); a file that does not parse leaves the keys as they were. */
+  reloadApiKeys (): void {
+    let table: ApiKeyTable | null
+    try {
+      table = loadApiKeys(this.config, this.logger)
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, 'AUTH_FILE not reloaded; the keys in use stay')
+      return
+    }
+    for (const s of this.shards) s.worker.postMessage({ t: 'auth', table } satisfies ToShard)
+    this.logger.info({ keys: table?.keys.length ?? 0 }, 'AUTH_FILE reloaded')
   }
 
   /**
@@ -251,4 +273,23 @@ function writeDurably (dataDir: string, name: string, text: string): void {
   const dir = fs.openSync(dataDir, 'r')
   fs.fsyncSync(dir)
   fs.closeSync(dir)
+}
+
+/** AUTH_FILE's keys, checked whole (a bad file stops the start with exit 2); null: no AUTH_FILE. */
+function loadApiKeys (config: Config, logger: Logger): ApiKeyTable | null {
+  if (config.authFile === '') {
+    logger.warn('AUTH_FILE is not set: every client may read and write every counter')
+    return null
+  }
+  let table: ApiKeyTable
+  try {
+    table = parseApiKeyFile(fs.readFileSync(config.authFile, 'utf8'))
+  } catch (err) {
+    throw new StartError(`AUTH_FILE ${config.authFile}: ${(err as Error).message}`)
+  }
+  if (table.plain > 0) logger.warn({ plainKeys: table.plain }, 'AUTH_FILE holds keys in plain text; store "sha256:<hex>" instead')
+  if (new Set(table.keys.map(k => k.namespace)).size > 1) {
+    logger.warn('AUTH_FILE names several namespaces, but namespaces do not isolate counters yet: every key reaches every counter its scopes allow')
+  }
+  return table
 }

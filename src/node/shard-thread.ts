@@ -5,7 +5,9 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import pino from 'pino'
 import { Shard } from '../../actors/shard'
+import { ApiKeyVerifier } from '../core/api-keys'
 import { asCounterdError } from '../core/errors'
+import { guardRoutes } from '../front/auth'
 import type { DeltaRecord } from '../core/records'
 import type { FrontContext } from '../front/context'
 import { installCounterRoutes } from '../front/counter-routes'
@@ -33,14 +35,15 @@ const sockets = new Set<WebSocket<StreamConn>>()
 const inflight = new InflightGauge(init.inflight, config.maxInflightOps)
 const cluster = config.kafkaBrokers !== ''
 const threadMetrics = new ThreadMetrics({ shard: index, board, row, inflight, log: cluster ? 'kafka' : 'wal', checkpoints: cluster ? 'redis' : 'snapshot' })
-const ctx: FrontContext = { config, router: null as unknown as Router, metrics: row, threadMetrics, board, inflight, logger }
+const ctx: FrontContext = { config, router: null as unknown as Router, metrics: row, threadMetrics, auth: init.auth === null ? null : new ApiKeyVerifier(init.auth), board, inflight, logger }
 let shard: Shard | null = null
 let listenSocket: unknown = null
 let healthTimer: NodeJS.Timeout | null = null
 
 const app = uws.App()
 installStream(app, ctx, sockets)
-const timed = timeRoutes(app, threadMetrics)
+// Timing outermost, so refused requests are timed too; then the key check; then the route.
+const timed = guardRoutes(timeRoutes(app, threadMetrics), ctx)
 installFeatureRoutes(timed, ctx)
 installCounterRoutes(timed, ctx)
 installNodeRoutes(timed, ctx)
@@ -158,5 +161,6 @@ port.on('message', (msg: ToShard) => {
     case 'drain': void drain(); break
     case 'close': close().catch(failed('close')); break
     case 'abort': closeSockets(); send({ t: 'aborted' }); break
+    case 'auth': ctx.auth = msg.table === null ? null : new ApiKeyVerifier(msg.table); break
   }
 })
