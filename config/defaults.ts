@@ -27,6 +27,8 @@ export const DEFAULTS = {
   logLevel: 'info',
   authFile: '', // API keys and their scopes (README "Security"); '' = open
   metricsOpen: false, // with AUTH_FILE: /metrics without a key
+  tlsCertFile: '', // PEM certificate (chain): HTTPS and WSS on PORT; with tlsKeyFile
+  tlsKeyFile: '', // PEM private key of tlsCertFile
   // Cluster storage (docs/cluster-storage.md): both set → Kafka log + Redis checkpoints.
   kafkaBrokers: '', // host:port[,host:port…]
   kafkaTopic: 'counter-deltas',

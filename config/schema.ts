@@ -76,6 +76,8 @@ export const SCHEMA: { [K in keyof Defaults]: { env: string, parse: Parser<Defau
   retryAfterSeconds: { env: 'RETRY_AFTER_SECONDS', parse: integer(1, 3600) },
   logLevel: { env: 'LOG_LEVEL', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') },
   authFile: { env: 'AUTH_FILE', parse: nonEmpty },
+  tlsCertFile: { env: 'TLS_CERT_FILE', parse: nonEmpty },
+  tlsKeyFile: { env: 'TLS_KEY_FILE', parse: nonEmpty },
   metricsOpen: { env: 'METRICS_OPEN', parse: (raw, name) => oneOf('true', 'false')(raw, name) === 'true' },
   kafkaBrokers: { env: 'KAFKA_BROKERS', parse: pattern(/^[^\s:,]+:\d{1,5}(,[^\s:,]+:\d{1,5})*$/, 'a comma-separated list of host:port') },
   kafkaTopic: { env: 'KAFKA_TOPIC', parse: pattern(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name ([A-Za-z0-9._-]{1,249})') },

@@ -5,6 +5,7 @@
 // It serves no request itself.
 import fs from 'node:fs'
 import path from 'node:path'
+import tls from 'node:tls'
 import { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
 import { isClusterStorage, type Config } from '../../config/loader'
@@ -81,6 +82,7 @@ export class CounterNode {
     }
     let auth: ApiKeyTable | null
     try {
+      checkTls(config)
       auth = loadApiKeys(config, logger)
     } catch (err) {
       fs.rmSync(lockFile, { force: true })
@@ -292,4 +294,14 @@ function loadApiKeys (config: Config, logger: Logger): ApiKeyTable | null {
     logger.warn('AUTH_FILE names several namespaces, but namespaces do not isolate counters yet: every key reaches every counter its scopes allow')
   }
   return table
+}
+
+/** The certificate and key must load and belong together, or the node does not start (exit 2). */
+function checkTls (config: Config): void {
+  if (config.tlsCertFile === '') return
+  try {
+    tls.createSecureContext({ cert: fs.readFileSync(config.tlsCertFile), key: fs.readFileSync(config.tlsKeyFile) })
+  } catch (err) {
+    throw new StartError(`TLS_CERT_FILE ${config.tlsCertFile} and TLS_KEY_FILE ${config.tlsKeyFile} cannot serve TLS: ${(err as Error).message}`)
+  }
 }

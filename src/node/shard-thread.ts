@@ -40,7 +40,8 @@ let shard: Shard | null = null
 let listenSocket: unknown = null
 let healthTimer: NodeJS.Timeout | null = null
 
-const app = uws.App()
+// With TLS_CERT_FILE (checked by the supervisor before any shard starts) the same routes speak HTTPS and WSS.
+const app = config.tlsCertFile === '' ? uws.App() : uws.SSLApp({ cert_file_name: config.tlsCertFile, key_file_name: config.tlsKeyFile })
 installStream(app, ctx, sockets)
 // Timing outermost, so refused requests are timed too; then the key check; then the route.
 const timed = guardRoutes(timeRoutes(app, threadMetrics), ctx)
