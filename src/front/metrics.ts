@@ -2,7 +2,8 @@
 // of the status board (so any shard answers for the whole node).
 import type { InflightGauge } from '../routing/inflight'
 import {
-  F_COMMITS, F_COUNTERS, F_DURABLE_RECORDS, F_HTTP_REQUESTS, F_INCREMENTS_ACKED, F_PENDING_OPS, F_WS_CONNECTIONS, F_WS_FRAMES, F_WS_OPS,
+  F_COMMITS, F_COUNTERS, F_DURABLE_RECORDS, F_HTTP_REQUESTS, F_INCREMENTS_ACKED, F_PENDING_OPS, F_RESP_COMMANDS, F_RESP_CONNECTIONS,
+  F_WS_CONNECTIONS, F_WS_FRAMES, F_WS_OPS,
   PHASE_READY, type StatusBoard
 } from './status-board'
 
@@ -21,6 +22,8 @@ export function renderMetrics (board: StatusBoard, inflight: InflightGauge): str
   metric('ws_frames_total', 'counter', board.sum(F_WS_FRAMES))
   metric('ws_ops_total', 'counter', board.sum(F_WS_OPS))
   byCode('ws_errors_total', board.errors('ws'))
+  metric('resp_connections', 'gauge', board.sum(F_RESP_CONNECTIONS))
+  metric('resp_commands_total', 'counter', board.sum(F_RESP_COMMANDS))
   metric('increments_acked_total', 'counter', board.sum(F_INCREMENTS_ACKED))
   metric('inflight_ops', 'gauge', inflight.writes)
   metric('inflight_reads', 'gauge', inflight.reads)

@@ -194,6 +194,11 @@ export class Router {
     this.sinkFor(hash % this.partitions).op(kind, hash, key, delta, arg)
   }
 
+  /** An op whose key and argument are copied straight from request bytes (the Redis-protocol front). */
+  opFromBytes (kind: number, hash: number, src: Uint8Array, keyStart: number, keyLen: number, delta: number, argStart: number, argLen: number): void {
+    this.sinkFor(hash % this.partitions).opFromBytes(kind, hash, src, keyStart, keyLen, delta, argStart, argLen)
+  }
+
   /** An increment whose key is copied straight from a binary stream frame (the stream's hot path). */
   incrementFromFrame (hash: number, src: Uint8Array, typeStart: number, typeLen: number, idStart: number, idLen: number,
     delta: number, actorStart: number, actorLen: number): void {
