@@ -3,7 +3,7 @@
 // pipelines of any depth answered in order with exact values, RESP3, and agreement with HTTP.
 import t, { type Test } from 'tap'
 import { getValue, startNode, type NodeProcess } from './support/node-process'
-import { connectResp, type Reply, type RespClient } from './support/resp-client'
+import { connectResp, encodeCommand, type Reply, type RespClient } from './support/resp-client'
 
 const MAX = 9007199254740991
 
@@ -145,6 +145,36 @@ t.test('pipelines of any depth are answered in order with exact values', async (
     const total = await c.call('MGET', ...keys) as string[]
     t.equal(total.reduce((s, v) => s + Number(v ?? 0), 0), depth, `depth ${depth}: the counts add up`)
   }
+})
+
+t.test('a client that stops reading: the deep pipeline waits (backpressure), then every reply arrives in order', async (t) => {
+  const c = await client(t)
+  const depth = 200_000 // about 7 MB of commands, 1 MB of replies
+  c.socket.pause() // read nothing for a while
+  c.sendRaw(Buffer.concat(Array.from({ length: depth }, (_, i) => encodeCommand(['INCR', `deep:${i % 3}`]))))
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  c.socket.resume()
+  const replies = await c.read(depth)
+  let inOrder = 0
+  let firstWrong = -1
+  for (let i = 0; i < depth; i++) {
+    if (replies[i] === Math.floor(i / 3) + 1) inOrder++
+    else if (firstWrong < 0) firstWrong = i
+  }
+  t.equal(inOrder, depth, `every reply is its INCR's value, in order${firstWrong < 0 ? '' : `; the first that is not: #${firstWrong} ${JSON.stringify(replies[firstWrong])}`}`)
+  t.same(await c.call('MGET', 'deep:0', 'deep:1', 'deep:2'), ['66667', '66667', '66666'])
+})
+
+t.test('with small rings and a small in-flight bound, deep pipelines wait instead of being refused', async (t) => {
+  const small = await startNode(t, { env: { RESP_PORT: '0', WORKERS: '2', SHARD_RING_BYTES: '65536', MAX_INFLIGHT_OPS: '4000' } })
+  const clients = await Promise.all(Array.from({ length: 4 }, async () => await connectResp(t, small.respPort)))
+  const depth = 30_000
+  const results = await Promise.all(clients.map(async (c, n) => {
+    c.sendRaw(Buffer.concat(Array.from({ length: depth }, (_, i) => encodeCommand(['INCR', `small${n}:${i % 5}`]))))
+    const replies = await c.read(depth)
+    return replies.filter((r, i) => r === Math.floor(i / 5) + 1).length
+  }))
+  t.same(results, [depth, depth, depth, depth], 'every INCR answered with its value, none refused')
 })
 
 t.test('reads and writes mixed in one pipeline see exactly the writes before them', async (t) => {

@@ -29,6 +29,9 @@ import { F_COUNTERS, F_INCREMENTS_ACKED, F_RESP_COMMANDS, F_RESP_CONNECTIONS, PH
 // kernel's buffers instead of the node's memory.
 const MAX_QUEUED_BATCHES = 256
 const MAX_UNSENT_BYTES = 4 * 1024 * 1024
+// A unit is sent once it holds this many ops (the next command starts another): the busy check
+// before each unit then bounds how far a pipeline can push the node past half its limits.
+const MAX_UNIT_OPS = 256
 
 const VERSION = '7.0.0' // the Redis version whose commands and replies this front follows
 const COUNTERD_VERSION = '0.1.0'
@@ -57,7 +60,8 @@ class RespConn {
   dirty = false
   closing = false // nothing more is read; the socket ends once the queue is written
   closed = false
-  paused = false
+  paused = false // not read: too many replies waiting
+  stalled = false // not read: the router is too busy (retried on a timer)
   lastCommand = ''
   readonly createdAt = Date.now()
 
@@ -155,6 +159,9 @@ export class RespFront {
   private readonly out = new ByteSink(64 * 1024) // replies of the connection being served
   private readonly spare: Batch[] = []
   private readonly dirty: RespConn[] = []
+  private readonly stalled: RespConn[] = []
+  private retryTimer: NodeJS.Timeout | null = null
+  private readonly retryBound = (): void => this.retryStalled()
   private flushScheduled = false
   private nextId = 1
   private staticBatch: Batch | null = null
@@ -187,6 +194,8 @@ export class RespFront {
   /** Closes every connection now. */
   closeAll (): void {
     this.stopListening()
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer)
+    this.retryTimer = null
     for (const c of this.conns) c.socket.destroy()
   }
 
@@ -209,22 +218,29 @@ export class RespFront {
 
   private onData (conn: RespConn, chunk: Buffer): void {
     if (conn.closing || conn.closed) return
-    let buf = chunk
-    if (conn.pendingBytes > 0) {
-      conn.pending.push(chunk)
-      conn.pendingBytes += chunk.length
-      if (conn.pendingBytes < conn.need) return
-      buf = Buffer.concat(conn.pending, conn.pendingBytes)
-      conn.pending.length = 0
-    }
+    conn.pending.push(chunk)
+    conn.pendingBytes += chunk.length
+    if (conn.stalled || conn.pendingBytes < conn.need) return
+    this.parse(conn)
+  }
+
+  /** Executes every whole command pending on `conn`, unless the router is too busy to take more. */
+  private parse (conn: RespConn): void {
+    const buf = conn.pending.length === 1 ? conn.pending[0] : Buffer.concat(conn.pending, conn.pendingBytes)
+    conn.pending.length = 0
     conn.pendingBytes = 0
     conn.need = 0
     const end = buf.length
     const cmd = this.cmd
     conn.parsing = true
     let o = 0
+    let stalled = false
     try {
       while (o < end) {
+        // Before a command that may begin a unit: a deep pipeline waits here while the rings or
+        // the in-flight bound are half full, instead of having its units refused.
+        const b = conn.cur
+        if ((b === null || !b.unit || b.ops >= MAX_UNIT_OPS) && this.busy()) { stalled = true; break }
         const next = parseCommand(buf, o, end, cmd)
         if (next === INCOMPLETE) break
         o = next
@@ -242,10 +258,36 @@ export class RespFront {
     if (!conn.closing && o < end) {
       conn.pending.push(Buffer.from(buf.subarray(o))) // a copy: the chunk is not kept alive for a few bytes
       conn.pendingBytes = end - o
-      conn.need = cmd.need
+      conn.need = stalled ? 0 : cmd.need
     }
     conn.parsing = false
+    if (stalled) this.stall(conn)
     this.write(conn)
+  }
+
+  private busy (): boolean {
+    const g = this.ctx.inflight
+    return this.ctx.router.congested || g.writes > g.max / 2 || g.reads > g.max / 2
+  }
+
+  private stall (conn: RespConn): void {
+    conn.stalled = true
+    conn.socket.pause()
+    this.stalled.push(conn)
+    this.retryTimer ??= setTimeout(this.retryBound, 1)
+  }
+
+  /** Parses the stalled connections again once the router has room. */
+  private retryStalled (): void {
+    this.retryTimer = null
+    if (this.busy()) { this.retryTimer = setTimeout(this.retryBound, 1); return }
+    const list = this.stalled.splice(0)
+    for (const conn of list) {
+      conn.stalled = false
+      if (conn.closed || conn.closing) continue
+      this.parse(conn)
+      if (!conn.stalled) this.maybeResume(conn)
+    }
   }
 
   // ---- replies ----
@@ -305,8 +347,8 @@ export class RespFront {
   private maybeResume (conn: RespConn): void {
     if (conn.paused && !conn.closing && conn.queued < MAX_QUEUED_BATCHES / 2 && conn.socket.writableLength <= MAX_UNSENT_BYTES) {
       conn.paused = false
-      conn.socket.resume()
     }
+    if (!conn.paused && !conn.stalled && !conn.closing && conn.socket.isPaused()) conn.socket.resume()
   }
 
   private encode (b: Batch, out: ByteSink): void {
@@ -382,7 +424,7 @@ export class RespFront {
    */
   private unitBatch (conn: RespConn, read: boolean): Batch | CounterdError {
     let b = conn.cur
-    if (b !== null && b.unit && b.read !== read) { this.endBatch(conn); b = null }
+    if (b !== null && b.unit && (b.read !== read || b.ops >= MAX_UNIT_OPS)) { this.endBatch(conn); b = null }
     if (b === null || !b.unit) {
       const refused = admit(this.ctx)
       if (refused !== null) return refused

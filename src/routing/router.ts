@@ -150,6 +150,15 @@ export class Router {
     return this.inflightOps === 0 && this.inflightReads === 0 && this.controls.size === 0
   }
 
+  /**
+   * Whether some outbox holds more than half its limit. A front that can wait (a Redis pipeline:
+   * stop reading the connection) should, rather than send units that may be refused.
+   */
+  get congested (): boolean {
+    for (const box of this.outboxes) if (box !== null && box.staged > box.limit / 2) return true
+    return false
+  }
+
   /** Starts taking records from the other shards. */
   start (): void {
     this.pump()

@@ -96,7 +96,7 @@ export async function connectResp (t: TeardownHost, port: number): Promise<RespC
   }
   const client: RespClient = {
     socket,
-    send: (...commands) => { socket.write(Buffer.concat(commands.map(encodeCommand))) },
+    send: (...commands) => { socket.write(Buffer.concat(commands.map(encodeCommand))) }, // keep to thousands: spread arguments
     sendRaw: (bytes) => { socket.write(bytes) },
     read,
     call: async (...args) => { client.send(args); return (await read(1))[0] },
