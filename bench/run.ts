@@ -26,9 +26,10 @@ import { httpWrk } from './suites/http-wrk'
 import { memory } from './suites/memory'
 import { naiveBaseline } from './suites/naive-baseline'
 import { recovery } from './suites/recovery'
+import { resp } from './suites/resp'
 import { wsStream } from './suites/ws-stream'
 
-export const SUITES: Suite[] = [httpIncrements, httpReads, httpWrk, wsStream, memory, recovery, naiveBaseline]
+export const SUITES: Suite[] = [httpIncrements, httpReads, httpWrk, wsStream, memory, recovery, naiveBaseline, resp]
 
 interface Args {
   quick: boolean

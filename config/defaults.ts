@@ -5,6 +5,7 @@ import os from 'node:os'
 export const DEFAULTS = {
   host: '127.0.0.1',
   port: 8080,
+  respPort: -1, // -1: no Redis-protocol listener; 0 picks a free port
   dataDir: './data',
   partitions: 64,
   workers: os.availableParallelism(), // shard threads; capped at PARTITIONS when not given

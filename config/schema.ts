@@ -55,6 +55,7 @@ function nonEmpty (raw: string, name: string): string {
 export const SCHEMA: { [K in keyof Defaults]: { env: string, parse: Parser<Defaults[K]> } } = {
   host: { env: 'HOST', parse: nonEmpty },
   port: { env: 'PORT', parse: integer(0, 65535) },
+  respPort: { env: 'RESP_PORT', parse: integer(0, 65535) },
   dataDir: { env: 'DATA_DIR', parse: nonEmpty },
   partitions: { env: 'PARTITIONS', parse: integer(1, 65535) },
   workers: { env: 'WORKERS', parse: integer(1, 256) },

@@ -46,7 +46,16 @@ const KINDS = {
   // Feature data structures (actors/features/): construction, arguments, encoded state.
   invalid_option: { status: 500, retriable: false, message: 'an option has an invalid value' },
   invalid_argument: { status: 400, retriable: false, message: 'an argument has an invalid value' },
-  corrupt_state: { status: 500, retriable: false, message: 'encoded state could not be decoded' }
+  corrupt_state: { status: 500, retriable: false, message: 'encoded state could not be decoded' },
+  // The Redis-protocol front (src/front/resp.ts maps every code to a Redis error reply).
+  protocol_error: { status: 400, retriable: false, message: 'the Redis protocol stream could not be read' },
+  unknown_command: { status: 400, retriable: false, message: 'unknown command' },
+  wrong_arity: { status: 400, retriable: false, message: 'wrong number of arguments' },
+  syntax_error: { status: 400, retriable: false, message: 'syntax error' },
+  wrong_type: { status: 400, retriable: false, message: 'counterd keys hold counters; this command works on another kind of value' },
+  auth_not_configured: { status: 400, retriable: false, message: 'AUTH called without any password configured' },
+  wrong_password: { status: 400, retriable: false, message: 'invalid username-password pair or user is disabled' },
+  unsupported_protocol: { status: 400, retriable: false, message: 'unsupported protocol version' }
 } satisfies Record<string, ErrorKind>
 
 export type ErrorCode = keyof typeof KINDS

@@ -61,6 +61,7 @@ export class CounterNode {
   private closing: Promise<void> | null = null
   private stopped = false
   port = 0
+  respPort = -1
 
   private constructor (
     readonly config: Config,
@@ -148,21 +149,27 @@ export class CounterNode {
   /**
    * Every shard listens on the same port (uWS sets SO_REUSEPORT; the kernel spreads connections).
    * uWS does not share an ephemeral port, so for PORT=0 the supervisor picks a free port first.
+   * The Redis protocol (RESP_PORT) has one listener, on shard 0: Node 20's net module cannot set
+   * SO_REUSEPORT and uWS has no raw TCP server, so shard 0 takes every RESP connection and reaches
+   * the other shards' counters through its router, like any request for another shard.
    */
   private async listen (): Promise<void> {
-    const { host } = this.config
+    const { host, respPort } = this.config
     for (let attempt = 1; ; attempt++) {
       const port = this.config.port !== 0 ? this.config.port : await freePort(host)
-      if ((await this.shards[0].ask({ t: 'listen', port }, 'listening')).port === port) {
+      const first = await this.shards[0].ask({ t: 'listen', port, respPort }, 'listening')
+      if (first.port === port) {
+        if (respPort >= 0 && first.respPort < 0) throw new Error(`cannot listen for the Redis protocol on ${host}:${respPort} (RESP_PORT)`)
         this.port = port
+        this.respPort = first.respPort
         break
       }
       // A free port may be taken between the probe and the listen: try another.
       if (this.config.port !== 0 || attempt === 10) throw new Error(`cannot listen on ${host}:${port}`)
     }
-    const others = await Promise.all(this.shards.slice(1).map(async (s) => await s.ask({ t: 'listen', port: this.port }, 'listening')))
+    const others = await Promise.all(this.shards.slice(1).map(async (s) => await s.ask({ t: 'listen', port: this.port, respPort: -1 }, 'listening')))
     if (others.some((m) => m.port !== this.port)) throw new Error(`cannot listen on ${host}:${this.port} from every shard`)
-    this.logger.info({ host, port: this.port }, 'listening')
+    this.logger.info({ host, ...(this.respPort >= 0 ? { respPort: this.respPort } : {}), port: this.port }, 'listening')
   }
 
   private async recover (): Promise<void> {

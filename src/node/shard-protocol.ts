@@ -22,7 +22,7 @@ export interface ShardInit {
 }
 
 export type ToShard =
-  | { t: 'listen', port: number } // listen on HOST:port (with the others: SO_REUSEPORT)
+  | { t: 'listen', port: number, respPort: number } // listen on HOST:port (with the others: SO_REUSEPORT); respPort ≥ 0: also the Redis protocol (shard 0 only)
   | { t: 'recover' } // open storage, load checkpoints, replay the log
   | { t: 'serve' } // the node is ready: checkpoint what was recovered, then on the interval
   | { t: 'drain' } // stop listening; answer every accepted request
@@ -31,7 +31,7 @@ export type ToShard =
   | { t: 'auth', table: ApiKeyTable | null } // AUTH_FILE was read again (SIGHUP): use these keys from now on
 
 export type FromShard =
-  | { t: 'listening', port: number } // -1: the port is taken
+  | { t: 'listening', port: number, respPort: number } // -1: the port is taken (respPort −1: not asked, or taken)
   | { t: 'recovered', stats: RecoverStats }
   | { t: 'checkpointed' } // the checkpoint after recovery is saved
   | { t: 'drained' }

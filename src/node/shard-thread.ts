@@ -14,7 +14,8 @@ import { installCounterRoutes } from '../front/counter-routes'
 import { installFeatureRoutes } from '../front/feature-routes'
 import { ThreadMetrics, timeRoutes } from '../front/metrics'
 import { installNodeRoutes } from '../front/node-routes'
-import { StatusBoard } from '../front/status-board'
+import { F_COUNTERS, StatusBoard } from '../front/status-board'
+import { RespFront } from '../front/resp'
 import { closeStreams, installStream, type StreamConn } from '../front/stream'
 import { closeApp, uws, type WebSocket } from '../front/uws'
 import { InflightGauge } from '../routing/inflight'
@@ -38,6 +39,8 @@ const threadMetrics = new ThreadMetrics({ shard: index, board, row, inflight, lo
 const ctx: FrontContext = { config, router: null as unknown as Router, metrics: row, threadMetrics, auth: init.auth === null ? null : new ApiKeyVerifier(init.auth), board, inflight, logger }
 let shard: Shard | null = null
 let listenSocket: unknown = null
+let listenPort = -1
+let resp: RespFront | null = null
 let healthTimer: NodeJS.Timeout | null = null
 
 // With TLS_CERT_FILE (checked by the supervisor before any shard starts) the same routes speak HTTPS and WSS.
@@ -59,13 +62,19 @@ function publishHealth (): void {
   const s = shard.stats()
   row.setLog(s.logError)
   row.setHistory(s.history === undefined ? undefined : { ok: s.history.ok, error: s.history.error, pendingRows: s.history.pendingRows + s.history.unconfirmedRows })
+  row.set(F_COUNTERS, s.counters)
 }
 
-function listen (p: number): void {
+function listen (p: number, respPort: number): void {
   app.listen(config.host, p, (socket) => {
-    if (socket === false) { send({ t: 'listening', port: -1 }); return }
+    if (socket === false) { send({ t: 'listening', port: -1, respPort: -1 }); return }
     listenSocket = socket
-    send({ t: 'listening', port: uws.us_socket_local_port(socket) })
+    listenPort = uws.us_socket_local_port(socket)
+    if (respPort < 0) { send({ t: 'listening', port: listenPort, respPort: -1 }); return }
+    const front = new RespFront(ctx, () => listenPort)
+    front.listen(config.host, respPort).then(
+      (port) => { resp = front; send({ t: 'listening', port: listenPort, respPort: port }) },
+      (err) => { logger.error({ err }, 'cannot listen for the Redis protocol'); send({ t: 'listening', port: listenPort, respPort: -1 }) })
   })
 }
 
@@ -118,6 +127,7 @@ async function serve (): Promise<void> {
 async function drain (): Promise<void> {
   if (listenSocket !== null) uws.us_listen_socket_close(listenSocket as never)
   listenSocket = null
+  resp?.stopListening()
   const deadline = Date.now() + 30_000
   while (shard !== null && !ctx.router.idle && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
   send({ t: 'drained' })
@@ -138,6 +148,7 @@ async function close (): Promise<void> {
  */
 function closeSockets (): void {
   listenSocket = null
+  resp?.closeAll()
   closeApp(app)
 }
 
@@ -156,7 +167,7 @@ port.on('message', (msg: ToShard) => {
     send({ t: 'failed', stage, error: e.toWire(), ...(e.code === 'partitions_mismatch' ? { exitCode: 2 } : {}) })
   }
   switch (msg.t) {
-    case 'listen': listen(msg.port); break
+    case 'listen': listen(msg.port, msg.respPort); break
     case 'recover': recover().catch(failed('recover')); break
     case 'serve': serve().catch((err) => logger.error({ err }, 'checkpoint after recovery failed; will retry at the next interval')); break
     case 'drain': void drain(); break
