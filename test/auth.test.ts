@@ -9,6 +9,7 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { digestOf } from '../src/core/api-keys'
 import { MAIN, startNode } from './support/node-process'
+import { connectResp } from './support/resp-client'
 
 const READER = 'reader-key-0123456789'
 const WRITER = 'writer-key-0123456789'
@@ -130,4 +131,19 @@ t.test('a bad AUTH_FILE stops the start with exit 2, naming the entry', async (t
     t.equal(r.status, 2, `${name}: exit 2`)
     t.match(r.stderr, message, `${name}: says what is wrong`)
   }
+})
+
+t.test('the Redis protocol: AUTH <key> first, then commands within the key\'s scopes', async (t) => {
+  const node = await startNode(t, { env: { AUTH_FILE: keyFile(t, KEYS), RESP_PORT: '0' } })
+  const c = await connectResp(t, node.respPort)
+  t.same(await c.call('INCR', 'au:r1'), { err: 'NOAUTH Authentication required.' })
+  t.same(await c.call('GET', 'au:r1'), { err: 'NOAUTH Authentication required.' })
+  t.same(await c.call('AUTH', 'not-a-key-000000000'), { err: 'WRONGPASS invalid username-password pair or user is disabled.' })
+  t.same(await c.call('AUTH', READER), { ok: 'OK' })
+  t.same(await c.call('INCR', 'au:r1'), { err: 'NOPERM this key lacks the write scope' })
+  t.same(await c.call('GET', 'au:r1'), null, 'reads are allowed (nil: still 0)')
+  t.same(await c.call('AUTH', 'default', WRITER), { ok: 'OK' })
+  t.equal(await c.call('INCR', 'au:r1'), 1)
+  t.same(await c.call('RESET'), { ok: 'RESET' })
+  t.same(await c.call('GET', 'au:r1'), { err: 'NOAUTH Authentication required.' }, 'RESET forgets the key')
 })

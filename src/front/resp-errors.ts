@@ -12,6 +12,9 @@ const REPLIES: Partial<Record<ErrorCode, (e: CounterdError) => string>> = {
   auth_not_configured: () => 'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?',
   wrong_password: () => 'WRONGPASS invalid username-password pair or user is disabled.',
   unsupported_protocol: () => 'NOPROTO unsupported protocol version',
+  // With AUTH_FILE: no AUTH yet, or a key without the command's scope.
+  unauthorized: () => 'NOAUTH Authentication required.',
+  forbidden: (e) => `NOPERM ${e.message}`,
   // Messages already in Redis' form (built where the error is raised).
   protocol_error: (e) => `ERR ${e.message}`,
   unknown_command: (e) => `ERR ${e.message}`,

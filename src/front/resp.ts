@@ -9,6 +9,7 @@
 // connection's queue; replies are written strictly in queue order, so a read whose shard answered
 // at once still waits for the durable write sent before it (ack=durable: a write's reply is sent
 // after its owner's commit).
+import type { Scope } from '../core/api-keys'
 import net from 'node:net'
 import os from 'node:os'
 import { asCounterdError, CounterdError } from '../core/errors'
@@ -46,6 +47,8 @@ const R_ANY_ONE = 5 // n ops: 1 if any is 1 (PFADD)
 const R_NUMBER = 6 // one op: the value as an integer (PFCOUNT)
 
 class RespConn {
+  /** With AUTH_FILE: the scopes of the key given to AUTH; null until then */
+  scopes: readonly Scope[] | null = null
   proto = 2
   name = ''
   libName = ''
@@ -482,6 +485,12 @@ export class RespFront {
       this.replyError(conn, new CounterdError('wrong_arity', `wrong number of arguments for '${spec.name.toLowerCase()}' command`))
       return
     }
+    const verifier = this.ctx.auth
+    if (verifier !== null && spec.id !== Cmd.AUTH && spec.id !== Cmd.HELLO && spec.id !== Cmd.QUIT && spec.id !== Cmd.RESET) {
+      if (conn.scopes === null) { this.replyError(conn, new CounterdError('unauthorized')); return }
+      const need = spec.flags.includes('write') ? 'write' : spec.flags.includes('readonly') ? 'read' : null
+      if (need !== null && !conn.scopes.includes(need)) { this.replyError(conn, new CounterdError('forbidden', `this key lacks the ${need} scope`)); return }
+    }
     switch (spec.id) {
       case Cmd.INCR: this.increment(conn, buf, cmd, 1); return
       case Cmd.DECR: this.increment(conn, buf, cmd, -1); return
@@ -586,6 +595,7 @@ export class RespFront {
       case Cmd.RESET:
         conn.proto = 2
         conn.name = ''
+        conn.scopes = null
         this.replyOk(conn, 'RESET')
         return
       case Cmd.SELECT: {
@@ -596,7 +606,14 @@ export class RespFront {
         return
       }
       case Cmd.AUTH:
-        if (cmd.argc === 2) this.replyError(conn, new CounterdError('auth_not_configured'))
+        if (this.ctx.auth !== null) {
+          // With AUTH_FILE: AUTH <key>, or AUTH <user> <key> with the user ignored (keys have no users).
+          if (cmd.argc !== 2 && cmd.argc !== 3) { this.replyError(conn, new CounterdError('syntax_error')); return }
+          const key = this.ctx.auth.find(arg(cmd.argc - 1))
+          if (key === null) { this.replyError(conn, new CounterdError('wrong_password')); return }
+          conn.scopes = key.scopes
+          this.replyOk(conn)
+        } else if (cmd.argc === 2) this.replyError(conn, new CounterdError('auth_not_configured'))
         // With no password set, the default user takes any password; other users do not exist.
         else if (cmd.argc === 3 && arg(1) === 'default') this.replyOk(conn)
         else if (cmd.argc === 3) this.replyError(conn, new CounterdError('wrong_password'))
