@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { seededRandom } from '../bench/zipf'
 import { CounterStream } from '../client'
 import { freePort } from '../src/node/free-port'
 
@@ -86,17 +87,8 @@ async function until200 (url: string, init: RequestInit, stop: () => boolean): P
   }
 }
 
-/** mulberry32: a small seeded generator, so a trial's choices can be replayed with --seed. */
-export function seeded (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** A seeded random source, so a trial's choices can be replayed. */
+export const seeded = seededRandom
 
 export async function runTrial (o: TrialOptions): Promise<TrialResult> {
   const port = await freePort()

@@ -89,19 +89,25 @@ export class ByteSink {
     this.len += end - start
   }
 
+  /** Writes an op's header at the end (room reserved by the caller); returns where its key goes. */
+  private header (kind: number, keyLen: number, hash: number): number {
+    const buf = this.buf
+    const o = this.len
+    buf[o] = kind
+    buf[o + 1] = keyLen
+    buf[o + 2] = hash
+    buf[o + 3] = hash >>> 8
+    buf[o + 4] = hash >>> 16
+    buf[o + 5] = hash >>> 24
+    return o + OP_HEADER_BYTES
+  }
+
   /** An op on the key "type:id" (string), with its delta and argument as the kind wants. */
   op (kind: number, hash: number, key: string, delta: number, arg: string | null): void {
     const a = arg ?? ''
     this.reserve(OP_HEADER_BYTES + key.length + 9 + a.length)
     const buf = this.buf
-    let o = this.len
-    buf[o] = kind
-    buf[o + 1] = key.length
-    buf[o + 2] = hash
-    buf[o + 3] = hash >>> 8
-    buf[o + 4] = hash >>> 16
-    buf[o + 5] = hash >>> 24
-    o += OP_HEADER_BYTES
+    let o = this.header(kind, key.length, hash)
     o += buf.write(key, o, 'latin1')
     if (OP_HAS_DELTA[kind]) o = buf.writeDoubleLE(delta, o)
     if (OP_HAS_ARG[kind]) {
@@ -118,14 +124,7 @@ export class ByteSink {
   opFromBytes (kind: number, hash: number, src: Uint8Array, keyStart: number, keyLen: number, delta: number, argStart: number, argLen: number): void {
     this.reserve(OP_HEADER_BYTES + keyLen + 9 + argLen)
     const buf = this.buf
-    let o = this.len
-    buf[o] = kind
-    buf[o + 1] = keyLen
-    buf[o + 2] = hash
-    buf[o + 3] = hash >>> 8
-    buf[o + 4] = hash >>> 16
-    buf[o + 5] = hash >>> 24
-    o += OP_HEADER_BYTES
+    let o = this.header(kind, keyLen, hash)
     for (let k = keyStart, end = keyStart + keyLen; k < end; k++) buf[o++] = src[k]
     if (OP_HAS_DELTA[kind]) {
       F64[0] = delta
@@ -149,14 +148,7 @@ export class ByteSink {
     const keyLen = typeLen + 1 + idLen
     this.reserve(OP_HEADER_BYTES + keyLen + 9 + actorLen)
     const buf = this.buf
-    let o = this.len
-    buf[o] = actorStart < 0 ? OP_INCR : OP_INCR_ACTOR
-    buf[o + 1] = keyLen
-    buf[o + 2] = hash
-    buf[o + 3] = hash >>> 8
-    buf[o + 4] = hash >>> 16
-    buf[o + 5] = hash >>> 24
-    o += OP_HEADER_BYTES
+    let o = this.header(actorStart < 0 ? OP_INCR : OP_INCR_ACTOR, keyLen, hash)
     for (let k = typeStart, end = typeStart + typeLen; k < end; k++) buf[o++] = src[k]
     buf[o++] = 0x3a // ':'
     for (let k = idStart, end = idStart + idLen; k < end; k++) buf[o++] = src[k]
