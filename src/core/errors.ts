@@ -44,7 +44,10 @@ const KINDS = {
   // Feature data structures (actors/features/): construction, arguments, encoded state.
   invalid_option: { status: 500, retriable: false, message: 'an option has an invalid value' },
   invalid_argument: { status: 400, retriable: false, message: 'an argument has an invalid value' },
-  corrupt_state: { status: 500, retriable: false, message: 'encoded state could not be decoded' }
+  corrupt_state: { status: 500, retriable: false, message: 'encoded state could not be decoded' },
+  // Ingested events (src/core/ingest-event.ts): the reasons a message goes to the dead-letter topic.
+  invalid_event: { status: 400, retriable: false, message: 'the event does not have the expected shape' },
+  invalid_event_id: { status: 400, retriable: false, message: 'event_id must be 1 to 128 printable ASCII characters or a non-negative integer' }
 } satisfies Record<string, ErrorKind>
 
 export type ErrorCode = keyof typeof KINDS

@@ -2,11 +2,13 @@
 // of the status board (so any shard answers for the whole node).
 import type { InflightGauge } from '../routing/inflight'
 import {
-  F_COMMITS, F_COUNTERS, F_DURABLE_RECORDS, F_HTTP_REQUESTS, F_INCREMENTS_ACKED, F_PENDING_OPS, F_WS_CONNECTIONS, F_WS_FRAMES, F_WS_OPS,
+  F_COMMITS, F_COUNTERS, F_DURABLE_RECORDS, F_HTTP_REQUESTS, F_INCREMENTS_ACKED, F_INGEST_DUPLICATES, F_INGEST_EVENTS, F_PENDING_OPS,
+  F_WS_CONNECTIONS, F_WS_FRAMES, F_WS_OPS,
   PHASE_READY, type StatusBoard
 } from './status-board'
 
-export function renderMetrics (board: StatusBoard, inflight: InflightGauge): string {
+/** `ingestTopic`: the topic events are ingested from ('' = off: no ingest metrics). */
+export function renderMetrics (board: StatusBoard, inflight: InflightGauge, ingestTopic = ''): string {
   const lines: string[] = []
   const metric = (name: string, type: 'counter' | 'gauge', value: number): void => {
     lines.push(`# TYPE counterd_${name} ${type}`, `counterd_${name} ${value}`)
@@ -30,5 +32,13 @@ export function renderMetrics (board: StatusBoard, inflight: InflightGauge): str
   metric('commits_total', 'counter', board.sum(F_COMMITS))
   metric('shards', 'gauge', board.shards)
   metric('ready', 'gauge', board.nodePhase === PHASE_READY ? 1 : 0)
+  if (ingestTopic !== '') {
+    metric('ingest_events_total', 'counter', board.sum(F_INGEST_EVENTS))
+    metric('ingest_duplicates_total', 'counter', board.sum(F_INGEST_DUPLICATES))
+    byCode('ingest_dead_letters_total', board.errors('ingest'))
+    // Topic names are [A-Za-z0-9._-]: nothing to escape in the label.
+    lines.push('# TYPE counterd_ingest_lag_messages gauge')
+    for (const [p, lag] of board.ingestLag()) lines.push(`counterd_ingest_lag_messages{topic="${ingestTopic}",partition="${p}"} ${lag}`)
+  }
   return lines.join('\n') + '\n'
 }

@@ -67,7 +67,7 @@ export function installNodeRoutes (app: TemplatedApp, ctx: FrontContext): void {
   app.get('/metrics', (res: HttpResponse) => {
     res.cork(() => {
       res.writeHeader('content-type', 'text/plain; version=0.0.4')
-      res.end(renderMetrics(board, ctx.inflight))
+      res.end(renderMetrics(board, ctx.inflight, config.ingestTopic))
     })
   })
 

@@ -21,11 +21,19 @@ export const F_HISTORY_PENDING_ROWS = 8
 export const F_LOG_OK = 9 // 1 ok, 0 failing (text in the log error slot)
 export const F_HISTORY = 10 // 0 none, 1 ok, 2 failing (text in the history error slot)
 export const F_COMMITS = 11
-const FIXED = 12
+export const F_INGEST_EVENTS = 12 // ingested events applied (durable), redeliveries not counted
+export const F_INGEST_DUPLICATES = 13 // ingested events already applied (a redelivery): counted once before
+const FIXED = 14
 const HTTP_ERRORS = FIXED
 const WS_ERRORS = HTTP_ERRORS + ERROR_CODES.length
-const ROW = WS_ERRORS + ERROR_CODES.length
+const INGEST_ERRORS = WS_ERRORS + ERROR_CODES.length // dead-lettered events by reason
+/** Kafka partitions of the ingest topic whose lag a row can show (0 … INGEST_LAG_SLOTS−1). */
+export const INGEST_LAG_SLOTS = 256
+const INGEST_LAG = INGEST_ERRORS + ERROR_CODES.length // lag + 1 per topic partition; 0 = not assigned here
+const ROW = INGEST_LAG + INGEST_LAG_SLOTS
 const TEXT_BYTES = 512 // per message slot: u16 length + UTF-8
+type ErrorKind = 'http' | 'ws' | 'ingest'
+const ERROR_BASE: Record<ErrorKind, number> = { http: HTTP_ERRORS, ws: WS_ERRORS, ingest: INGEST_ERRORS }
 const CODE_INDEX = new Map<string, number>(ERROR_CODES.map((c, i) => [c, i]))
 
 export class StatusBoard {
@@ -58,14 +66,26 @@ export class StatusBoard {
     return n
   }
 
-  /** Errors by code over every shard, for the http or ws counters. */
-  errors (kind: 'http' | 'ws'): Array<[string, number]> {
-    const base = kind === 'http' ? HTTP_ERRORS : WS_ERRORS
+  /** Errors by code over every shard, for the http or ws counters, or dead-lettered events. */
+  errors (kind: ErrorKind): Array<[string, number]> {
+    const base = ERROR_BASE[kind]
     const out: Array<[string, number]> = []
     for (let c = 0; c < ERROR_CODES.length; c++) {
       let n = 0
       for (let s = 0; s < this.shards; s++) n += this.rows[s * ROW + base + c]
       if (n > 0) out.push([ERROR_CODES[c], n])
+    }
+    return out
+  }
+
+  /** Ingest lag (messages behind the high watermark) per topic partition consumed by any shard. */
+  ingestLag (): Array<[number, number]> {
+    const out: Array<[number, number]> = []
+    for (let s = 0; s < this.shards; s++) {
+      for (let p = 0; p < INGEST_LAG_SLOTS; p++) {
+        const v = this.rows[s * ROW + INGEST_LAG + p]
+        if (v > 0) out.push([p, v - 1])
+      }
     }
     return out
   }
@@ -99,9 +119,14 @@ export class ShardRow {
   add (field: number, n = 1): void { this.nums[field] += n }
   set (field: number, v: number): void { this.nums[field] = v }
 
-  countError (kind: 'http' | 'ws', code: ErrorCode | string): void {
+  countError (kind: ErrorKind, code: ErrorCode | string): void {
     const c = CODE_INDEX.get(code)
-    if (c !== undefined) this.nums[(kind === 'http' ? HTTP_ERRORS : WS_ERRORS) + c]++
+    if (c !== undefined) this.nums[ERROR_BASE[kind] + c]++
+  }
+
+  /** Lag of ingest topic partition p as consumed by this shard; null: not consumed here (any more). */
+  setIngestLag (p: number, lag: number | null): void {
+    if (p < INGEST_LAG_SLOTS) this.nums[INGEST_LAG + p] = lag === null ? 0 : lag + 1
   }
 
   get logError (): string { return this.readText(0) }

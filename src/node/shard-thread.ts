@@ -10,6 +10,7 @@ import type { DeltaRecord } from '../core/records'
 import type { FrontContext } from '../front/context'
 import { installCounterRoutes } from '../front/counter-routes'
 import { installFeatureRoutes } from '../front/feature-routes'
+import { Ingestor } from '../front/ingest'
 import { installNodeRoutes } from '../front/node-routes'
 import { F_COMMITS, F_COUNTERS, F_DURABLE_RECORDS, F_PENDING_OPS, StatusBoard } from '../front/status-board'
 import { closeStreams, installStream, type StreamConn } from '../front/stream'
@@ -34,6 +35,7 @@ const ctx: FrontContext = { config, router: null as unknown as Router, metrics: 
 let shard: Shard | null = null
 let listenSocket: unknown = null
 let healthTimer: NodeJS.Timeout | null = null
+let ingestor: Ingestor | null = null
 
 const app = uws.App()
 installStream(app, ctx, sockets)
@@ -90,6 +92,8 @@ async function recover (): Promise<void> {
   router.handlers.set('top', (a: { type: string | null, k: number }) => s.top(a.type, a.k))
   router.handlers.set('export', () => s.exportTotals())
   router.handlers.set('merge', async (a: { records: DeltaRecord[] }) => await s.merge(a.records))
+  // Resolves once everything this shard applied so far is durable (ingestion with ack=applied).
+  router.handlers.set('barrier', async () => { await s.commit.barrier() })
   router.handlers.set('history', async (a: { key: string, from: number, to: number, step: 'minute' | 'hour' | 'day' }) => await s.history(a.key, a.from, a.to, a.step))
   ctx.router = router
   router.start()
@@ -103,12 +107,26 @@ async function recover (): Promise<void> {
 async function serve (): Promise<void> {
   const s = shard as Shard
   s.startCheckpoints()
+  // Event ingestion runs in one shard thread: its router reaches every shard, and one group
+  // member per node keeps the topic's partitions spread over nodes, not threads (README).
+  if (config.ingestTopic !== '' && index === 0) {
+    ingestor = new Ingestor(ctx, {
+      brokers: config.ingestBrokers.split(','),
+      topic: config.ingestTopic,
+      group: config.ingestGroup,
+      deadLetterTopic: config.ingestDeadLetterTopic,
+      sessionTimeoutMs: config.ingestSessionTimeoutMs
+    })
+    ingestor.start()
+  }
   // A checkpoint of everything recovered lets the node drop the log it replayed.
   await s.checkpoint(true)
   send({ t: 'checkpointed' })
 }
 
 async function drain (): Promise<void> {
+  // Ingestion stops first: its batch in progress is finished and committed while every shard serves.
+  await ingestor?.stop().catch((err) => logger.error({ err }, 'stopping ingestion failed'))
   if (listenSocket !== null) uws.us_listen_socket_close(listenSocket as never)
   listenSocket = null
   const deadline = Date.now() + 30_000

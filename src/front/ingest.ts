@@ -1,0 +1,295 @@
+// Event ingestion: a front like HTTP and the stream, whose requests come from a Kafka topic
+// (INGEST_TOPIC) instead of sockets. It runs in one shard thread (shard 0) and goes through that
+// thread's router, so an event reaches the actor of its partition exactly as an HTTP request
+// would: applied inline or through the ring to the owning shard.
+//
+// Exactly once:
+// - every event is one router unit tagged with (item, event_id) (src/core/ingest-event.ts): the
+//   partition that applies it remembers the tag in its dedup window, and the memory is logged in
+//   the same record as the change, so after a crash the log or the checkpoint has both or neither;
+//   a redelivered event is answered as a resend and applies nothing;
+// - a batch's offsets are resolved and committed only once every unit of it is durable: the
+//   router's durable replies (ack=durable), or a commit barrier on every shard (ack=applied), and
+//   once its dead letters are confirmed by Kafka.
+// A crash between the two (records durable, offsets not committed) redelivers the batch; the
+// dedup window makes that harmless. Dead letters themselves are at least once: a crash after one
+// was produced but before its offset was committed produces it again (the source headers tell).
+import { Kafka, logLevel, type Admin, type Consumer, type EachBatchPayload, type IHeaders, type KafkaMessage, type Producer } from 'kafkajs'
+import { CounterdError } from '../core/errors'
+import { decodeEvent, eventTag, type IngestEvent } from '../core/ingest-event'
+import { fnv1a32 } from '../core/keys'
+import { OP_INCR, OP_INCR_ACTOR, OP_LIKE, OP_UNLIKE } from '../core/op-codec'
+import type { UnitOwner } from '../routing/router'
+import type { FrontContext } from './context'
+import { F_INGEST_DUPLICATES, F_INGEST_EVENTS } from './status-board'
+
+/** Headers a dead letter carries besides the original message's own. */
+export const DEAD_LETTER_CODE = 'counterd-dead-letter-code'
+export const DEAD_LETTER_REASON = 'counterd-dead-letter-reason'
+export const SOURCE_TOPIC = 'counterd-source-topic'
+export const SOURCE_PARTITION = 'counterd-source-partition'
+export const SOURCE_OFFSET = 'counterd-source-offset'
+
+const LAG_REFRESH_MS = 1000
+const RETRY_START_MS = 1000
+
+/** Events of one batch in flight: resolves `done` once every unit is answered. */
+class BatchRun {
+  outstanding = 1 // the submitter's own hold, released once every unit is sent
+  readonly done: Promise<void>
+  private resolve!: () => void
+
+  constructor () {
+    this.done = new Promise((resolve) => { this.resolve = resolve })
+  }
+
+  unitDone (): void {
+    if (--this.outstanding === 0) this.resolve()
+  }
+}
+
+/** One event's unit: the value it was answered with, whether it was a redelivery, its error. */
+class EventUnit implements UnitOwner {
+  parts = 0
+  value = NaN
+  dup = false
+  error: CounterdError | null = null
+
+  constructor (private readonly run: BatchRun) {}
+
+  onApplied (_shard: number, values: Float64Array | null, _n: number, _refused: number, dup: boolean): void {
+    if (values !== null) this.value = values[0]
+    if (dup) this.dup = true
+  }
+
+  onPartDone (err: CounterdError | null): void {
+    if (err !== null) this.error ??= err
+    if (--this.parts > 0) return
+    this.run.unitDone()
+  }
+}
+
+interface DeadLetter { message: KafkaMessage, error: CounterdError }
+
+export interface IngestOptions {
+  brokers: string[]
+  topic: string
+  group: string
+  deadLetterTopic: string
+  sessionTimeoutMs: number
+}
+
+export class Ingestor {
+  private readonly kafka: Kafka
+  private consumer: Consumer | null = null
+  private producer: Producer | null = null
+  private admin: Admin | null = null
+  private stopping = false
+  private running: Promise<void> | null = null
+  private lagTimer: NodeJS.Timeout | null = null
+  private assigned: number[] = []
+  private readonly position = new Map<number, number>() // next offset to apply, per topic partition
+  private readonly applyAll: boolean // ack=applied: durability needs a commit barrier per batch
+
+  constructor (private readonly ctx: FrontContext, private readonly o: IngestOptions) {
+    this.kafka = new Kafka({
+      clientId: `counterd-ingest-${process.pid}`,
+      brokers: o.brokers,
+      connectionTimeout: 3000,
+      requestTimeout: 10_000,
+      retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2000 },
+      logLevel: logLevel.NOTHING
+    })
+    this.applyAll = ctx.config.ackMode === 'applied'
+  }
+
+  /** Starts consuming in the background; connection failures are retried until stop(). */
+  start (): void {
+    this.running ??= this.loop()
+  }
+
+  private async loop (): Promise<void> {
+    let wait = RETRY_START_MS
+    while (!this.stopping) {
+      try {
+        await this.connect()
+        return
+      } catch (err) {
+        this.ctx.logger.warn({ err: (err as Error).message, topic: this.o.topic, brokers: this.o.brokers.join(',') }, `cannot start ingesting; retrying in ${wait} ms`)
+        await this.disconnect()
+        await new Promise((resolve) => setTimeout(resolve, wait))
+        wait = Math.min(wait * 2, 30_000)
+      }
+    }
+  }
+
+  private async connect (): Promise<void> {
+    const { o } = this
+    const admin = this.admin = this.kafka.admin()
+    const producer = this.producer = this.kafka.producer({ allowAutoTopicCreation: true, idempotent: false, maxInFlightRequests: 1 })
+    const consumer = this.consumer = this.kafka.consumer({
+      groupId: o.group,
+      sessionTimeout: o.sessionTimeoutMs,
+      rebalanceTimeout: Math.max(o.sessionTimeoutMs, 10_000),
+      heartbeatInterval: Math.max(100, Math.min(3000, Math.floor(o.sessionTimeoutMs / 3))),
+      maxWaitTimeInMs: 250,
+      allowAutoTopicCreation: true,
+      retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 5000 }
+    })
+    consumer.on(consumer.events.GROUP_JOIN, (e) => this.onAssigned(e.payload.memberAssignment[o.topic] ?? []))
+    consumer.on(consumer.events.CRASH, (e) => {
+      this.ctx.logger.error({ err: e.payload.error.message, restart: e.payload.restart }, 'the ingest consumer failed')
+      this.onAssigned([])
+    })
+    await admin.connect()
+    await producer.connect()
+    await consumer.connect()
+    // A new group reads the topic from its beginning: the counts are the whole topic's.
+    await consumer.subscribe({ topics: [o.topic], fromBeginning: true })
+    await consumer.run({
+      autoCommit: true, // commits only offsets we resolved, i.e. of durable events
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 8,
+      eachBatch: async (payload) => await this.onBatch(payload)
+    })
+    this.lagTimer = setInterval(() => { this.refreshLag().catch(() => {}) }, LAG_REFRESH_MS)
+    this.ctx.logger.info({ topic: o.topic, group: o.group, deadLetterTopic: o.deadLetterTopic, brokers: o.brokers.join(',') }, 'ingesting events')
+  }
+
+  /** Stops consuming: the batch in progress finishes (its offsets are committed) first. */
+  async stop (): Promise<void> {
+    this.stopping = true
+    await this.running?.catch(() => {})
+    await this.disconnect()
+    this.onAssigned([])
+  }
+
+  private async disconnect (): Promise<void> {
+    if (this.lagTimer !== null) clearInterval(this.lagTimer)
+    this.lagTimer = null
+    await Promise.allSettled([this.consumer?.disconnect(), this.producer?.disconnect(), this.admin?.disconnect()])
+    this.consumer = this.producer = this.admin = null
+  }
+
+  // ---- one batch ----
+
+  private async onBatch (payload: EachBatchPayload): Promise<void> {
+    const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale } = payload
+    const { ctx } = this
+    const messages = batch.messages
+    const run = new BatchRun()
+    const units: Array<EventUnit | null> = new Array(messages.length)
+    const dead: DeadLetter[] = []
+    let taken = 0
+    for (; taken < messages.length; taken++) {
+      if (!isRunning() || isStale()) break
+      const m = messages[taken]
+      const ev = decodeEvent(m.value)
+      if (ev instanceof CounterdError) {
+        units[taken] = null
+        dead.push({ message: m, error: ev })
+        continue
+      }
+      const u = units[taken] = new EventUnit(run)
+      run.outstanding++
+      // Refused for overload (too much in flight node-wide, or a ring full): wait, then again.
+      while (!this.submit(u, ev)) {
+        await new Promise((resolve) => setTimeout(resolve, 2))
+        await heartbeat()
+      }
+    }
+    run.unitDone()
+    await run.done
+    // ack=applied answers before the log has the events: wait for every shard's next commit.
+    if (this.applyAll) await ctx.router.controlAll('barrier', null)
+    let applied = 0
+    let dups = 0
+    for (let i = 0; i < taken; i++) {
+      const u = units[i]
+      if (u === null) continue
+      if (u.error !== null) dead.push({ message: messages[i], error: u.error })
+      else if (Number.isNaN(u.value)) dead.push({ message: messages[i], error: new CounterdError('value_out_of_range') })
+      else if (u.dup) dups++
+      else applied++
+    }
+    if (dead.length > 0) {
+      dead.sort((a, b) => Number(a.message.offset) - Number(b.message.offset))
+      await this.deadLetter(batch.topic, batch.partition, dead)
+    }
+    ctx.metrics.add(F_INGEST_EVENTS, applied)
+    ctx.metrics.add(F_INGEST_DUPLICATES, dups)
+    if (taken === 0) return
+    const last = messages[taken - 1].offset
+    resolveOffset(last)
+    await commitOffsetsIfNecessary()
+    const next = Number(last) + 1
+    this.position.set(batch.partition, next)
+    ctx.metrics.setIngestLag(batch.partition, Math.max(0, Number(batch.highWatermark) - next))
+    await heartbeat()
+  }
+
+  /** Sends one event as a unit; false when the router refused it for overload (nothing sent). */
+  private submit (u: EventUnit, ev: IngestEvent): boolean {
+    const router = this.ctx.router
+    const hash = fnv1a32(ev.key)
+    router.beginUnit(u, eventTag(ev), -1, true)
+    if (ev.action === 'like') router.op(OP_LIKE, hash, ev.key, 0, ev.user)
+    else if (ev.action === 'unlike') router.op(OP_UNLIKE, hash, ev.key, 0, ev.user)
+    else if (ev.user === null) router.op(OP_INCR, hash, ev.key, ev.by)
+    else router.op(OP_INCR_ACTOR, hash, ev.key, ev.by, ev.user)
+    return router.endUnit()
+  }
+
+  /** Produces dead letters (acks from every in-sync replica) before their offsets may be committed. */
+  private async deadLetter (topic: string, partition: number, dead: DeadLetter[]): Promise<void> {
+    const producer = this.producer
+    if (producer === null) throw new CounterdError('storage_unavailable', 'the ingest consumer is stopping')
+    await producer.send({
+      topic: this.o.deadLetterTopic,
+      acks: -1,
+      messages: dead.map(({ message: m, error }) => {
+        const headers: IHeaders = { ...(m.headers ?? {}) }
+        headers[DEAD_LETTER_CODE] = error.code
+        headers[DEAD_LETTER_REASON] = error.message
+        headers[SOURCE_TOPIC] = topic
+        headers[SOURCE_PARTITION] = String(partition)
+        headers[SOURCE_OFFSET] = m.offset
+        return { key: m.key, value: m.value, headers }
+      })
+    })
+    for (const { error } of dead) this.ctx.metrics.countError('ingest', error.code)
+    this.ctx.logger.warn({ topic, partition, count: dead.length, first: { offset: dead[0].message.offset, code: dead[0].error.code, reason: dead[0].error.message } },
+      `events sent to the dead-letter topic ${this.o.deadLetterTopic}`)
+  }
+
+  // ---- lag per partition ----
+
+  private onAssigned (partitions: number[]): void {
+    for (const p of this.assigned) if (!partitions.includes(p)) { this.ctx.metrics.setIngestLag(p, null); this.position.delete(p) }
+    this.assigned = [...partitions]
+    this.refreshLag().catch(() => {})
+  }
+
+  /** Lag = the high watermark − the next offset to apply (or the group's committed offset). */
+  private async refreshLag (): Promise<void> {
+    const admin = this.admin
+    if (admin === null || this.assigned.length === 0) return
+    const assigned = this.assigned
+    const high = await admin.fetchTopicOffsets(this.o.topic)
+    let committed: Map<number, number> | null = null
+    if (assigned.some((p) => !this.position.has(p))) {
+      const [t] = await admin.fetchOffsets({ groupId: this.o.group, topics: [this.o.topic] })
+      committed = new Map((t?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]))
+    }
+    if (assigned !== this.assigned) return // reassigned meanwhile
+    for (const h of high) {
+      if (!assigned.includes(h.partition)) continue
+      let at = this.position.get(h.partition)
+      if (at === undefined) {
+        const c = committed?.get(h.partition) ?? -1
+        at = c >= 0 ? c : Number(h.low)
+      }
+      this.ctx.metrics.setIngestLag(h.partition, Math.max(0, Number(h.high) - at))
+    }
+  }
+}
