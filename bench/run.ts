@@ -23,12 +23,13 @@ import type { BenchContext, Suite, SuiteResult } from './suite'
 import { httpIncrements } from './suites/http-increments'
 import { httpReads } from './suites/http-reads'
 import { httpWrk } from './suites/http-wrk'
+import { ingest } from './suites/ingest'
 import { memory } from './suites/memory'
 import { naiveBaseline } from './suites/naive-baseline'
 import { recovery } from './suites/recovery'
 import { wsStream } from './suites/ws-stream'
 
-export const SUITES: Suite[] = [httpIncrements, httpReads, httpWrk, wsStream, memory, recovery, naiveBaseline]
+export const SUITES: Suite[] = [httpIncrements, httpReads, httpWrk, wsStream, memory, recovery, naiveBaseline, ingest]
 
 interface Args {
   quick: boolean

@@ -38,7 +38,8 @@ export const DEFAULTS = {
   ingestGroup: 'counterd-ingest',
   ingestBrokers: '', // '' = KAFKA_BROKERS (the loader fills it in)
   ingestDeadLetterTopic: '', // '' = `${ingestTopic}.dead-letter` (the loader fills it in)
-  ingestSessionTimeoutMs: 10_000 // how long the group waits for a vanished member before moving its partitions
+  ingestSessionTimeoutMs: 10_000, // how long the group waits for a vanished member before moving its partitions
+  ingestConsumers: 1 // shard threads that run a consumer (shards 0 … n−1), each a member of the group
 }
 
 export type Defaults = typeof DEFAULTS

@@ -36,6 +36,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, overrides: Con
  */
 function resolveIngest (config: Defaults): void {
   if (config.ingestTopic === '') return
+  if (config.ingestConsumers > config.workers) {
+    throw new ConfigError(`INGEST_CONSUMERS (${config.ingestConsumers}) must not exceed WORKERS (${config.workers}): each consumer runs in its own shard thread`)
+  }
   if (config.ingestBrokers === '') config.ingestBrokers = config.kafkaBrokers
   if (config.ingestBrokers === '') {
     throw new ConfigError('INGEST_TOPIC needs brokers: set INGEST_BROKERS (or KAFKA_BROKERS, which it defaults to)')

@@ -171,7 +171,7 @@ t.test('exact counts under redelivery: duplicate event_ids, then the whole topic
   await check(t, 'after redelivery of the whole topic')
 })
 
-t.test('kill -9 while events stream in: every event counted exactly once after restart', async (t) => {
+t.test('kill -9 while events stream in (two consumers): every event counted exactly once after restart', async (t) => {
   const kafka = await startKafka(t)
   const topic = uniqueName('events')
   const producer = await producerFor(t, kafka)
@@ -182,7 +182,8 @@ t.test('kill -9 while events stream in: every event counted exactly once after r
   for (const e of events) expected.set(`clip:${e.item_id}`, (expected.get(`clip:${e.item_id}`) ?? 0) + (e.action === 'increment' ? 2 : 1))
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'counterd-ingest-'))
   t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
-  const env = ingestEnv(kafka, topic)
+  // Two consumers (shards 0 and 1), each a member of the group.
+  const env = ingestEnv(kafka, topic, { INGEST_CONSUMERS: '2' })
   await produce(producer, topic, events.slice(0, 2000))
   let node: NodeProcess = await startNode(t, { env, dataDir })
   // The rest streams in while the node consumes; it dies once about a third is in.
@@ -219,7 +220,8 @@ t.test('poison messages go to the dead-letter topic with the reason; the rest co
     good(3)
   ]
   await produce(producer, topic, batch, 'poison')
-  const env = ingestEnv(kafka, topic)
+  // ack=applied: offsets wait for a commit barrier on every shard instead of durable replies.
+  const env = ingestEnv(kafka, topic, { ACK_MODE: 'applied' })
   const node = await startNode(t, { env })
   const deadLetters = async (): Promise<number> => {
     const text = await metricsText(node.base)

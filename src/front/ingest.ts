@@ -31,6 +31,7 @@ export const SOURCE_PARTITION = 'counterd-source-partition'
 export const SOURCE_OFFSET = 'counterd-source-offset'
 
 const LAG_REFRESH_MS = 1000
+const PIPELINED = 4 // batches of one partition submitted and not yet committed, at most
 const RETRY_START_MS = 1000
 
 /** Events of one batch in flight: resolves `done` once every unit is answered. */
@@ -72,6 +73,7 @@ class EventUnit implements UnitOwner {
 interface DeadLetter { message: KafkaMessage, error: CounterdError }
 
 export interface IngestOptions {
+  clientId: string
   brokers: string[]
   topic: string
   group: string
@@ -89,11 +91,15 @@ export class Ingestor {
   private lagTimer: NodeJS.Timeout | null = null
   private assigned: number[] = []
   private readonly position = new Map<number, number>() // next offset to apply, per topic partition
+  private readonly chains = new Map<number, Promise<void>>() // per partition: the last batch's completion
+  private readonly queued = new Map<number, number>() // per partition: batches not yet completed
+  private batchesIn = 0 // eachBatch calls running
+  private readonly rewinds = new Map<number, number>() // per partition: times its reading was moved back
   private readonly applyAll: boolean // ack=applied: durability needs a commit barrier per batch
 
   constructor (private readonly ctx: FrontContext, private readonly o: IngestOptions) {
     this.kafka = new Kafka({
-      clientId: `counterd-ingest-${process.pid}`,
+      clientId: o.clientId,
       brokers: o.brokers,
       connectionTimeout: 3000,
       requestTimeout: 10_000,
@@ -147,7 +153,9 @@ export class Ingestor {
     // A new group reads the topic from its beginning: the counts are the whole topic's.
     await consumer.subscribe({ topics: [o.topic], fromBeginning: true })
     await consumer.run({
-      autoCommit: true, // commits only offsets we resolved, i.e. of durable events
+      // Offsets are committed by complete(), once the batch is durable; resolving only moves the
+      // fetch position.
+      autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 8,
       eachBatch: async (payload) => await this.onBatch(payload)
@@ -156,10 +164,17 @@ export class Ingestor {
     this.ctx.logger.info({ topic: o.topic, group: o.group, deadLetterTopic: o.deadLetterTopic, brokers: o.brokers.join(',') }, 'ingesting events')
   }
 
-  /** Stops consuming: the batch in progress finishes (its offsets are committed) first. */
+  /** Stops consuming: batches already taken are finished and their offsets committed first. */
   async stop (): Promise<void> {
     this.stopping = true
     await this.running?.catch(() => {})
+    const consumer = this.consumer
+    if (consumer !== null) {
+      // No new fetches; let the batch being submitted end, then every pending completion commit.
+      try { consumer.pause([{ topic: this.o.topic }]) } catch {} // throws when it never ran
+      while (this.batchesIn > 0) await new Promise((resolve) => setTimeout(resolve, 5))
+      await Promise.allSettled([...this.chains.values()])
+    }
     await this.disconnect()
     this.onAssigned([])
   }
@@ -173,32 +188,77 @@ export class Ingestor {
 
   // ---- one batch ----
 
+  /**
+   * Submits every event of a batch as a unit and moves the fetch position past it at once, so
+   * the next fetch overlaps this batch's commit; the batch's completion (durability, dead
+   * letters, then the offset commit) is chained after the earlier batches of its partition, so
+   * a partition's committed offset only ever covers durable events.
+   */
   private async onBatch (payload: EachBatchPayload): Promise<void> {
-    const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale } = payload
-    const { ctx } = this
+    const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload
     const messages = batch.messages
     const run = new BatchRun()
     const units: Array<EventUnit | null> = new Array(messages.length)
     const dead: DeadLetter[] = []
-    let taken = 0
-    for (; taken < messages.length; taken++) {
-      if (!isRunning() || isStale()) break
-      const m = messages[taken]
-      const ev = decodeEvent(m.value)
-      if (ev instanceof CounterdError) {
-        units[taken] = null
-        dead.push({ message: m, error: ev })
-        continue
+    this.batchesIn++
+    try {
+      const p = batch.partition
+      const rewind = this.rewinds.get(p) ?? 0
+      let stale = false
+      let taken = 0
+      for (; taken < messages.length; taken++) {
+        // Checked every 512 events, not each: isStale() builds a string per call in kafkajs.
+        if ((taken & 511) === 0 && (!isRunning() || isStale())) { stale = isStale(); break }
+        const m = messages[taken]
+        const ev = decodeEvent(m.value)
+        if (ev instanceof CounterdError) {
+          units[taken] = null
+          dead.push({ message: m, error: ev })
+          continue
+        }
+        const u = units[taken] = new EventUnit(run)
+        run.outstanding++
+        // Refused for overload (too much in flight node-wide, or a ring full): wait, then again.
+        while (!this.submit(u, ev)) {
+          await new Promise((resolve) => setTimeout(resolve, 2))
+          await heartbeat()
+        }
       }
-      const u = units[taken] = new EventUnit(run)
-      run.outstanding++
-      // Refused for overload (too much in flight node-wide, or a ring full): wait, then again.
-      while (!this.submit(u, ev)) {
-        await new Promise((resolve) => setTimeout(resolve, 2))
-        await heartbeat()
-      }
+      run.unitDone()
+      // A seek (a rewind after a failed batch) made this batch stale: its events are read again.
+      if (taken === 0 || stale) return
+      const first = messages[0].offset
+      const last = messages[taken - 1].offset
+      resolveOffset(last) // the fetch position only: offsets are committed by complete()
+      const next = Number(last) + 1
+      this.ctx.metrics.setIngestLag(p, Math.max(0, Number(batch.highWatermark) - next))
+      this.position.set(p, next)
+      const done = (this.chains.get(p) ?? Promise.resolve()).then(async () => {
+        // After a rewind, batches read before it are not committed: the re-read covers them.
+        if ((this.rewinds.get(p) ?? 0) !== rewind) return
+        await this.complete(batch.topic, p, messages, units, taken, dead, run)
+      }).catch((err: unknown) => {
+        // Not committed: read the batch again (what was applied is recognised by its event_id).
+        this.ctx.logger.warn({ err: (err as Error).message, partition: p, offset: first }, 'an ingest batch did not complete; reading it again')
+        this.rewinds.set(p, rewind + 1)
+        this.position.delete(p)
+        try { this.consumer?.seek({ topic: batch.topic, partition: p, offset: first }) } catch {}
+      })
+      this.chains.set(p, done)
+      // Bounded pipeline: at most PIPELINED batches of a partition wait for their commit.
+      const queued = (this.queued.get(p) ?? 0) + 1
+      this.queued.set(p, queued)
+      void done.finally(() => this.queued.set(p, (this.queued.get(p) ?? 1) - 1))
+      if (queued > PIPELINED) await done
+    } finally {
+      this.batchesIn--
     }
-    run.unitDone()
+  }
+
+  /** Waits for a batch's units, dead-letters what failed, counts, then commits its offset. */
+  private async complete (topic: string, partition: number, messages: KafkaMessage[], units: Array<EventUnit | null>, taken: number,
+    dead: DeadLetter[], run: BatchRun): Promise<void> {
+    const { ctx } = this
     await run.done
     // ack=applied answers before the log has the events: wait for every shard's next commit.
     if (this.applyAll) await ctx.router.controlAll('barrier', null)
@@ -214,18 +274,19 @@ export class Ingestor {
     }
     if (dead.length > 0) {
       dead.sort((a, b) => Number(a.message.offset) - Number(b.message.offset))
-      await this.deadLetter(batch.topic, batch.partition, dead)
+      await this.deadLetter(topic, partition, dead)
     }
     ctx.metrics.add(F_INGEST_EVENTS, applied)
     ctx.metrics.add(F_INGEST_DUPLICATES, dups)
-    if (taken === 0) return
-    const last = messages[taken - 1].offset
-    resolveOffset(last)
-    await commitOffsetsIfNecessary()
-    const next = Number(last) + 1
-    this.position.set(batch.partition, next)
-    ctx.metrics.setIngestLag(batch.partition, Math.max(0, Number(batch.highWatermark) - next))
-    await heartbeat()
+    const consumer = this.consumer
+    if (consumer === null) return
+    try {
+      await consumer.commitOffsets([{ topic, partition, offset: String(Number(messages[taken - 1].offset) + 1) }])
+    } catch (err) {
+      // A rebalance took the partition (or the group is rejoining): the events are durable; the
+      // next owner reads them again and recognises them. A later commit here covers this one.
+      ctx.logger.info({ err: (err as Error).message, partition }, 'an ingest offset commit was refused; the events are durable and will be recognised if read again')
+    }
   }
 
   /** Sends one event as a unit; false when the router refused it for overload (nothing sent). */

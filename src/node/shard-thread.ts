@@ -107,10 +107,11 @@ async function recover (): Promise<void> {
 async function serve (): Promise<void> {
   const s = shard as Shard
   s.startCheckpoints()
-  // Event ingestion runs in one shard thread: its router reaches every shard, and one group
-  // member per node keeps the topic's partitions spread over nodes, not threads (README).
-  if (config.ingestTopic !== '' && index === 0) {
+  // Event ingestion runs in the first INGEST_CONSUMERS shard threads (default one): each is a
+  // member of the group, and its router reaches every shard (README, "Event ingestion").
+  if (config.ingestTopic !== '' && index < config.ingestConsumers) {
     ingestor = new Ingestor(ctx, {
+      clientId: `counterd-ingest-${process.pid}-${index}`,
       brokers: config.ingestBrokers.split(','),
       topic: config.ingestTopic,
       group: config.ingestGroup,
