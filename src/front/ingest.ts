@@ -8,9 +8,10 @@
 //   partition that applies it remembers the tag in its dedup window, and the memory is logged in
 //   the same record as the change, so after a crash the log or the checkpoint has both or neither;
 //   a redelivered event is answered as a resend and applies nothing;
-// - a batch's offsets are resolved and committed only once every unit of it is durable: the
-//   router's durable replies (ack=durable), or a commit barrier on every shard (ack=applied), and
-//   once its dead letters are confirmed by Kafka.
+// - a batch's offsets are committed only once every unit of it (and of the batches before it in
+//   its partition) is durable: the router's durable replies (ack=durable), or a commit barrier on
+//   every shard (ack=applied), and once its dead letters are confirmed by Kafka. Commits are
+//   grouped: one request carries every partition's durable offset.
 // A crash between the two (records durable, offsets not committed) redelivers the batch; the
 // dedup window makes that harmless. Dead letters themselves are at least once: a crash after one
 // was produced but before its offset was committed produces it again (the source headers tell).
@@ -31,7 +32,7 @@ export const SOURCE_PARTITION = 'counterd-source-partition'
 export const SOURCE_OFFSET = 'counterd-source-offset'
 
 const LAG_REFRESH_MS = 1000
-const PIPELINED = 4 // batches of one partition submitted and not yet committed, at most
+const PIPELINED = 8 // batches of one partition submitted and not yet durable, at most
 const RETRY_START_MS = 1000
 
 /** Events of one batch in flight: resolves `done` once every unit is answered. */
@@ -93,6 +94,10 @@ export class Ingestor {
   private readonly position = new Map<number, number>() // next offset to apply, per topic partition
   private readonly chains = new Map<number, Promise<void>>() // per partition: the last batch's completion
   private readonly queued = new Map<number, number>() // per partition: batches not yet completed
+  private readonly durableUpTo = new Map<number, number>() // per partition: next offset after the durable events
+  private readonly committed = new Map<number, number>() // per partition: the offset last committed
+  private committing: Promise<void> | null = null
+  private commitAgain = false
   private batchesIn = 0 // eachBatch calls running
   private readonly rewinds = new Map<number, number>() // per partition: times its reading was moved back
   private readonly applyAll: boolean // ack=applied: durability needs a commit barrier per batch
@@ -174,6 +179,7 @@ export class Ingestor {
       try { consumer.pause([{ topic: this.o.topic }]) } catch {} // throws when it never ran
       while (this.batchesIn > 0) await new Promise((resolve) => setTimeout(resolve, 5))
       await Promise.allSettled([...this.chains.values()])
+      await this.flushCommits()
     }
     await this.disconnect()
     this.onAssigned([])
@@ -255,7 +261,7 @@ export class Ingestor {
     }
   }
 
-  /** Waits for a batch's units, dead-letters what failed, counts, then commits its offset. */
+  /** Waits for a batch's units, dead-letters what failed, counts, then lets its offset be committed. */
   private async complete (topic: string, partition: number, messages: KafkaMessage[], units: Array<EventUnit | null>, taken: number,
     dead: DeadLetter[], run: BatchRun): Promise<void> {
     const { ctx } = this
@@ -278,15 +284,39 @@ export class Ingestor {
     }
     ctx.metrics.add(F_INGEST_EVENTS, applied)
     ctx.metrics.add(F_INGEST_DUPLICATES, dups)
+    this.durableUpTo.set(partition, Number(messages[taken - 1].offset) + 1)
+    this.commitDurable()
+  }
+
+  /**
+   * Commits every partition's durable offset, in one request; while one is in flight, the next
+   * waits and then takes everything that became durable meanwhile (the way group commit does),
+   * so the commit round trip never holds up the batches behind it.
+   */
+  private commitDurable (): void {
+    if (this.committing !== null) { this.commitAgain = true; return }
     const consumer = this.consumer
-    if (consumer === null) return
-    try {
-      await consumer.commitOffsets([{ topic, partition, offset: String(Number(messages[taken - 1].offset) + 1) }])
-    } catch (err) {
-      // A rebalance took the partition (or the group is rejoining): the events are durable; the
-      // next owner reads them again and recognises them. A later commit here covers this one.
-      ctx.logger.info({ err: (err as Error).message, partition }, 'an ingest offset commit was refused; the events are durable and will be recognised if read again')
+    const offsets: Array<{ topic: string, partition: number, offset: string }> = []
+    for (const [partition, next] of this.durableUpTo) {
+      if (next > (this.committed.get(partition) ?? -1)) offsets.push({ topic: this.o.topic, partition, offset: String(next) })
     }
+    if (consumer === null || offsets.length === 0) return
+    this.committing = consumer.commitOffsets(offsets).then(() => {
+      for (const o of offsets) this.committed.set(o.partition, Number(o.offset))
+    }, (err: unknown) => {
+      // A rebalance took a partition (or the group is rejoining): the events are durable; the
+      // next owner reads them again and recognises them. A later commit here covers this one.
+      this.ctx.logger.info({ err: (err as Error).message }, 'an ingest offset commit was refused; the events are durable and will be recognised if read again')
+    }).finally(() => {
+      this.committing = null
+      if (this.commitAgain) { this.commitAgain = false; this.commitDurable() }
+    })
+  }
+
+  /** Resolves once every offset durable so far is committed (or refused). */
+  private async flushCommits (): Promise<void> {
+    this.commitDurable()
+    while (this.committing !== null) await this.committing
   }
 
   /** Sends one event as a unit; false when the router refused it for overload (nothing sent). */
@@ -326,7 +356,14 @@ export class Ingestor {
   // ---- lag per partition ----
 
   private onAssigned (partitions: number[]): void {
-    for (const p of this.assigned) if (!partitions.includes(p)) { this.ctx.metrics.setIngestLag(p, null); this.position.delete(p) }
+    for (const p of this.assigned) {
+      if (partitions.includes(p)) continue
+      // Revoked: its new owner commits it from now on.
+      this.ctx.metrics.setIngestLag(p, null)
+      this.position.delete(p)
+      this.durableUpTo.delete(p)
+      this.committed.delete(p)
+    }
     this.assigned = [...partitions]
     this.refreshLag().catch(() => {})
   }
