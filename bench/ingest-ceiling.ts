@@ -11,11 +11,13 @@ const brokers = (process.env.BROKERS ?? '').split(',')
 const topic = process.env.TOPIC ?? ''
 const counts = new Map<string, number>()
 let events = 0
+let assigned = 0
 
 const kafka = new Kafka({ clientId: 'ingest-ceiling', brokers, logLevel: logLevel.NOTHING })
 const consumer = kafka.consumer({ groupId: process.env.GROUP ?? 'ingest-ceiling', maxWaitTimeInMs: 250, sessionTimeout: 10_000, heartbeatInterval: 3000 })
 
 async function main (): Promise<void> {
+  consumer.on(consumer.events.GROUP_JOIN, (e) => { assigned = (e.payload.memberAssignment[topic] ?? []).length })
   await consumer.connect()
   await consumer.subscribe({ topics: [topic], fromBeginning: true })
   await consumer.run({
@@ -40,7 +42,7 @@ async function main (): Promise<void> {
     req.on('data', (c: Buffer) => { body += c.toString('utf8') })
     req.on('end', () => {
       res.setHeader('content-type', 'application/json')
-      if (req.url === '/events') { res.end(JSON.stringify({ events })); return }
+      if (req.url === '/events') { res.end(JSON.stringify({ events, assigned })); return }
       if (req.url === '/v1/counters/query' && req.method === 'POST') {
         const keys = (JSON.parse(body) as { keys: string[] }).keys
         res.end(JSON.stringify({ values: Object.fromEntries(keys.map((k) => [k, counts.get(k) ?? 0])) }))

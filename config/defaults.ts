@@ -39,7 +39,7 @@ export const DEFAULTS = {
   ingestBrokers: '', // '' = KAFKA_BROKERS (the loader fills it in)
   ingestDeadLetterTopic: '', // '' = `${ingestTopic}.dead-letter` (the loader fills it in)
   ingestSessionTimeoutMs: 10_000, // how long the group waits for a vanished member before moving its partitions
-  ingestConsumers: 1 // shard threads that run a consumer (shards 0 … n−1), each a member of the group
+  ingestConsumers: 0 // shard threads that run a consumer (shards 0 … n−1), each a member of the group; 0 = every shard (the loader fills it in)
 }
 
 export type Defaults = typeof DEFAULTS

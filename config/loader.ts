@@ -36,6 +36,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, overrides: Con
  */
 function resolveIngest (config: Defaults): void {
   if (config.ingestTopic === '') return
+  if (config.ingestConsumers === 0) config.ingestConsumers = config.workers
   if (config.ingestConsumers > config.workers) {
     throw new ConfigError(`INGEST_CONSUMERS (${config.ingestConsumers}) must not exceed WORKERS (${config.workers}): each consumer runs in its own shard thread`)
   }

@@ -90,5 +90,5 @@ export const SCHEMA: { [K in keyof Defaults]: { env: string, parse: Parser<Defau
   ingestBrokers: { env: 'INGEST_BROKERS', parse: pattern(BROKERS_RE, 'a comma-separated list of host:port') },
   ingestDeadLetterTopic: { env: 'INGEST_DEAD_LETTER_TOPIC', parse: pattern(TOPIC_RE, 'a Kafka topic name ([A-Za-z0-9._-]{1,249})') },
   ingestSessionTimeoutMs: { env: 'INGEST_SESSION_TIMEOUT_MS', parse: integer(1000, 300_000) },
-  ingestConsumers: { env: 'INGEST_CONSUMERS', parse: integer(1, 256) }
+  ingestConsumers: { env: 'INGEST_CONSUMERS', parse: integer(0, 256) }
 }

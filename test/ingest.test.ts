@@ -143,7 +143,8 @@ t.test('exact counts under redelivery: duplicate event_ids, then the whole topic
   await produce(producer, topic, copies)
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'counterd-ingest-'))
   t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
-  const env = ingestEnv(kafka, topic)
+  // One consumer (shard 0) for the whole topic; the other tests run one per shard (the default).
+  const env = ingestEnv(kafka, topic, { INGEST_CONSUMERS: '1' })
   let node: NodeProcess = await startNode(t, { env, dataDir })
 
   const seen = async (): Promise<number> => await metric(node.base, 'counterd_ingest_events_total') + await metric(node.base, 'counterd_ingest_duplicates_total')
@@ -182,8 +183,8 @@ t.test('kill -9 while events stream in (two consumers): every event counted exac
   for (const e of events) expected.set(`clip:${e.item_id}`, (expected.get(`clip:${e.item_id}`) ?? 0) + (e.action === 'increment' ? 2 : 1))
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'counterd-ingest-'))
   t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
-  // Two consumers (shards 0 and 1), each a member of the group.
-  const env = ingestEnv(kafka, topic, { INGEST_CONSUMERS: '2' })
+  // Two consumers (shards 0 and 1, the default), each a member of the group.
+  const env = ingestEnv(kafka, topic)
   await produce(producer, topic, events.slice(0, 2000))
   let node: NodeProcess = await startNode(t, { env, dataDir })
   // The rest streams in while the node consumes; it dies once about a third is in.
@@ -238,6 +239,7 @@ t.test('poison messages go to the dead-letter topic with the reason; the rest co
   }
   t.equal(await metric(node.base, 'counterd_ingest_events_total'), 4)
   t.match(text, new RegExp(`counterd_ingest_lag_messages\\{topic="${topic}",partition="\\d+"\\} \\d+`), 'lag per partition is exposed')
+  t.match(text, /^counterd_ingest_consumers 2$/m, 'a consumer per shard by default')
 
   // The dead-letter topic, read as any consumer would.
   const client = new Kafka({ clientId: 'ingest-test-dlq', brokers: kafka.brokers, logLevel: logLevel.NOTHING })

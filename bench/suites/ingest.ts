@@ -43,10 +43,10 @@ function targetOf (port: number, counted: () => Promise<number>): IngestTarget {
   }
 }
 
-async function counterdEvents (port: number): Promise<number> {
+async function counterdIngest (port: number): Promise<{ events: number, consumers: number, assigned: number }> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
-  const m = /^counterd_ingest_events_total (\d+)$/m.exec(text)
-  return m === null ? 0 : Number(m[1])
+  const num = (name: string): number => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? 0)
+  return { events: num('counterd_ingest_events_total'), consumers: num('counterd_ingest_consumers'), assigned: num('counterd_ingest_consumers_assigned') }
 }
 
 /** Polls `counted` until it reaches `n`: the rate from the first event seen to the last. */
@@ -119,9 +119,10 @@ async function oneRound (ctx: BenchContext, round: number, side: 'counterd' | 'c
   const group = `bench-${side}-${round}`
   const prefix = `r${round}-`
   try {
-    await produceBacklog(kafka.brokers, topic, prefix, 0, BACKLOG, ITEMS)
-    const meter = new CpuMeter({ 'benchmark (probe)': process.pid, 'Kafka mock': kafka.pid })
+    // The topic exists (one event) before the consumer subscribes.
+    await produceBacklog(kafka.brokers, topic, `${prefix}w`, 0, 1, ITEMS)
     let counted: () => Promise<number>
+    let settled: () => Promise<boolean>
     let stop: () => Promise<void>
     let pid: number
     let port: number
@@ -133,7 +134,8 @@ async function oneRound (ctx: BenchContext, round: number, side: 'counterd' | 'c
       })
       port = c.port
       pid = c.pid
-      counted = async () => await counterdEvents(c.port)
+      counted = async () => (await counterdIngest(c.port)).events
+      settled = async () => { const m = await counterdIngest(c.port); return m.consumers > 0 && m.assigned === Math.min(m.consumers, TOPIC_PARTITIONS) }
       stop = async () => { await stopCounterd(c, notes) }
     } else {
       const s = await startNodeService({
@@ -143,12 +145,23 @@ async function oneRound (ctx: BenchContext, round: number, side: 'counterd' | 'c
       })
       port = s.port
       pid = s.pid
-      counted = async () => (await (await fetch(`http://127.0.0.1:${s.port}/events`)).json() as { events: number }).events
+      const read = async (): Promise<{ events: number, assigned: number }> => await (await fetch(`http://127.0.0.1:${s.port}/events`)).json() as { events: number, assigned: number }
+      counted = async () => (await read()).events
+      settled = async () => (await read()).assigned === TOPIC_PARTITIONS
       stop = async () => { await s.stop() }
     }
-    meter.addStartedProcess(side, pid)
     try {
-      const drained = await drainRate(counted, BACKLOG)
+      // Every consumer of the group holds its partitions: no rebalance during the measurement.
+      const deadline = Date.now() + 60_000
+      while (!await settled()) {
+        if (Date.now() > deadline) throw new Error(`${side}: the consumer group did not settle within 60 s`)
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      const meter = new CpuMeter({ 'benchmark (backlog producer)': process.pid, 'Kafka mock': kafka.pid, [side]: pid })
+      const producing = produceBacklog(kafka.brokers, topic, prefix, 0, BACKLOG, ITEMS)
+      const drained = await drainRate(async () => await counted() - 1, BACKLOG)
+      await producing
       const capacity: Run = {
         round,
         value: drained.perSec,
@@ -167,7 +180,7 @@ async function oneRound (ctx: BenchContext, round: number, side: 'counterd' | 'c
       const sustained = await livePhase({ ctx, round, side, brokers: kafka.brokers, topic, prefix: `${prefix}s`, from, rate, seconds: Math.max(5, ctx.durationSec), target, pids })
       from += sustained.live.produced
       const clocks = full.live.clocks.map((c, p) => c + sustained.live.clocks[p])
-      const total = from + clocks.reduce((a, b) => a + b, 0)
+      const total = 1 + from + clocks.reduce((a, b) => a + b, 0) // with the first event
       // Counted once durable (counterd): a moment after the last clock was seen.
       const countedAll = (await drainRate(counted, total, 30_000)).complete ? total : await counted()
       let exact: boolean
@@ -175,6 +188,7 @@ async function oneRound (ctx: BenchContext, round: number, side: 'counterd' | 'c
       if (side === 'counterd') {
         const back = await counterdReadBack(port)
         const want = expectedSums(from)
+        want.views++ // the first event (seq 0, a view)
         exact = back.views === want.views && back.likes === want.likes && back.clocks.every((c, p) => c === clocks[p]) && countedAll === total
         check = `views read back ${back.views} (produced ${want.views}), likes ${back.likes} (produced ${want.likes}), clocks ${back.clocks.join('/')} (produced ${clocks.join('/')}), events counted ${countedAll} of ${total}`
       } else {

@@ -22,7 +22,7 @@ import { fnv1a32 } from '../core/keys'
 import { OP_INCR, OP_INCR_ACTOR, OP_LIKE, OP_UNLIKE } from '../core/op-codec'
 import type { UnitOwner } from '../routing/router'
 import type { FrontContext } from './context'
-import { F_INGEST_DUPLICATES, F_INGEST_EVENTS } from './status-board'
+import { F_INGEST_DUPLICATES, F_INGEST_EVENTS, F_INGEST_PARTITIONS } from './status-board'
 
 /** Headers a dead letter carries besides the original message's own. */
 export const DEAD_LETTER_CODE = 'counterd-dead-letter-code'
@@ -116,6 +116,7 @@ export class Ingestor {
 
   /** Starts consuming in the background; connection failures are retried until stop(). */
   start (): void {
+    this.ctx.metrics.set(F_INGEST_PARTITIONS, 0)
     this.running ??= this.loop()
   }
 
@@ -365,6 +366,7 @@ export class Ingestor {
       this.committed.delete(p)
     }
     this.assigned = [...partitions]
+    this.ctx.metrics.set(F_INGEST_PARTITIONS, this.stopping ? -1 : partitions.length)
     this.refreshLag().catch(() => {})
   }
 

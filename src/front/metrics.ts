@@ -2,7 +2,7 @@
 // of the status board (so any shard answers for the whole node).
 import type { InflightGauge } from '../routing/inflight'
 import {
-  F_COMMITS, F_COUNTERS, F_DURABLE_RECORDS, F_HTTP_REQUESTS, F_INCREMENTS_ACKED, F_INGEST_DUPLICATES, F_INGEST_EVENTS, F_PENDING_OPS,
+  F_COMMITS, F_COUNTERS, F_DURABLE_RECORDS, F_HTTP_REQUESTS, F_INCREMENTS_ACKED, F_INGEST_DUPLICATES, F_INGEST_EVENTS, F_INGEST_PARTITIONS, F_PENDING_OPS,
   F_WS_CONNECTIONS, F_WS_FRAMES, F_WS_OPS,
   PHASE_READY, type StatusBoard
 } from './status-board'
@@ -35,6 +35,16 @@ export function renderMetrics (board: StatusBoard, inflight: InflightGauge, inge
   if (ingestTopic !== '') {
     metric('ingest_events_total', 'counter', board.sum(F_INGEST_EVENTS))
     metric('ingest_duplicates_total', 'counter', board.sum(F_INGEST_DUPLICATES))
+    // Consumers this node runs, and how many of them hold at least one partition (a group settled).
+    let consumers = 0
+    let assigned = 0
+    for (let s = 0; s < board.shards; s++) {
+      const n = board.field(s, F_INGEST_PARTITIONS)
+      if (n >= 0) consumers++
+      if (n > 0) assigned++
+    }
+    metric('ingest_consumers', 'gauge', consumers)
+    metric('ingest_consumers_assigned', 'gauge', assigned)
     byCode('ingest_dead_letters_total', board.errors('ingest'))
     // Topic names are [A-Za-z0-9._-]: nothing to escape in the label.
     lines.push('# TYPE counterd_ingest_lag_messages gauge')

@@ -23,7 +23,8 @@ export const F_HISTORY = 10 // 0 none, 1 ok, 2 failing (text in the history erro
 export const F_COMMITS = 11
 export const F_INGEST_EVENTS = 12 // ingested events applied (durable), redeliveries not counted
 export const F_INGEST_DUPLICATES = 13 // ingested events already applied (a redelivery): counted once before
-const FIXED = 14
+export const F_INGEST_PARTITIONS = 14 // topic partitions assigned to this shard's consumer (-1: it runs none)
+const FIXED = 15
 const HTTP_ERRORS = FIXED
 const WS_ERRORS = HTTP_ERRORS + ERROR_CODES.length
 const INGEST_ERRORS = WS_ERRORS + ERROR_CODES.length // dead-lettered events by reason
@@ -57,6 +58,11 @@ export class StatusBoard {
   /** The row of shard `s` (for that shard's writers: the front's metrics and the health updates). */
   row (s: number): ShardRow {
     return new ShardRow(this.rows.subarray(s * ROW, (s + 1) * ROW), this.text.subarray(s * 2 * TEXT_BYTES, (s + 1) * 2 * TEXT_BYTES))
+  }
+
+  /** One shard's number. */
+  field (s: number, field: number): number {
+    return this.rows[s * ROW + field]
   }
 
   /** A number summed over every shard. */

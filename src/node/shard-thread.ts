@@ -12,7 +12,7 @@ import { installCounterRoutes } from '../front/counter-routes'
 import { installFeatureRoutes } from '../front/feature-routes'
 import { Ingestor } from '../front/ingest'
 import { installNodeRoutes } from '../front/node-routes'
-import { F_COMMITS, F_COUNTERS, F_DURABLE_RECORDS, F_PENDING_OPS, StatusBoard } from '../front/status-board'
+import { F_COMMITS, F_COUNTERS, F_DURABLE_RECORDS, F_INGEST_PARTITIONS, F_PENDING_OPS, StatusBoard } from '../front/status-board'
 import { closeStreams, installStream, type StreamConn } from '../front/stream'
 import { closeApp, uws, type WebSocket } from '../front/uws'
 import { InflightGauge } from '../routing/inflight'
@@ -28,6 +28,7 @@ const logger = pino({ level: config.logLevel, base: { shard: index } })
 const board = new StatusBoard(init.board, init.shards)
 const row = board.row(index)
 row.setLog(undefined)
+row.set(F_INGEST_PARTITIONS, -1) // no consumer here (yet)
 const sockets = new Set<WebSocket<StreamConn>>()
 // The router exists once storage is open; routes reach it only after admit() saw the node ready.
 const inflight = new InflightGauge(init.inflight, config.maxInflightOps)
