@@ -152,6 +152,15 @@ export class Ingestor {
     consumer.on(consumer.events.CRASH, (e) => {
       this.ctx.logger.error({ err: e.payload.error.message, restart: e.payload.restart }, 'the ingest consumer failed')
       this.onAssigned([])
+      // kafkajs restarts itself after retriable errors; after others, start over (new clients).
+      if (!e.payload.restart && !this.stopping && consumer === this.consumer) {
+        this.running = (async () => {
+          await Promise.allSettled([...this.chains.values()])
+          await this.disconnect()
+          await new Promise((resolve) => setTimeout(resolve, RETRY_START_MS))
+          await this.loop()
+        })()
+      }
     })
     await admin.connect()
     await producer.connect()
@@ -285,6 +294,8 @@ export class Ingestor {
     }
     ctx.metrics.add(F_INGEST_EVENTS, applied)
     ctx.metrics.add(F_INGEST_DUPLICATES, dups)
+    // A partition revoked meanwhile is its new owner's to commit (it reads these events again).
+    if (!this.assigned.includes(partition)) return
     this.durableUpTo.set(partition, Number(messages[taken - 1].offset) + 1)
     this.commitDurable()
   }
