@@ -95,8 +95,12 @@ async function livePhase (o: {
   const meter = new CpuMeter(o.pids)
   const live = await produceLive({ brokers: o.brokers, topic: o.topic, prefix: o.prefix, from: o.from, rate: o.rate, seconds: o.seconds, items: ITEMS, target: o.target, drainLimitMs: 30_000 })
   const measured = meter.stop()
+  // CPU per event of the consumer's process: what the figure costs, whatever else ran meanwhile.
+  const events = live.produced + live.clocks.reduce((a, b) => a + b, 0)
+  const cpuUsPerEvent = Math.round((measured.usage[o.side]?.cpuMs ?? NaN) * 1000 / events * 10) / 10
   o.ctx.log(`  round ${o.round} ${o.side.padEnd(8)} at ${Math.round(o.rate / 1000)}k/s for ${o.seconds} s: produced ${Math.round(live.producedPerSec)}/s, counted ${Math.round(live.ingestedPerSec)}/s, ` +
-    `lag p50 ${live.lag.percentileMs(50).toFixed(1)} ms p99 ${live.lag.percentileMs(99).toFixed(1)} ms, last clock seen ${Math.round(live.drainMs)} ms after the last send${live.complete ? '' : ' (NOT ALL SEEN within 30 s)'}`)
+    `lag p50 ${live.lag.percentileMs(50).toFixed(1)} ms p99 ${live.lag.percentileMs(99).toFixed(1)} ms, last clock seen ${Math.round(live.drainMs)} ms after the last send${live.complete ? '' : ' (NOT ALL SEEN within 30 s)'}; ` +
+    `${o.side} CPU ${cpuUsPerEvent} µs per event, other load ${measured.usage.others?.percent ?? NaN}% of a core`)
   return {
     live,
     run: {
@@ -107,7 +111,7 @@ async function livePhase (o: {
       exact: live.complete, // the read-back at the end of the round decides, see oneRound
       check: `${live.samples} lag samples; every clock seen: ${String(live.complete)}`,
       cpu: { ...measured.usage, 'kcat producers': measured.reapedChildren },
-      details: { offeredPerSec: o.rate, producedPerSec: Math.round(live.producedPerSec), produced: live.produced, lagSamples: live.samples, maxLagMs: live.lag.maxMicros / 1000, drainMs: Math.round(live.drainMs) }
+      details: { cpuUsPerEvent, offeredPerSec: o.rate, producedPerSec: Math.round(live.producedPerSec), produced: live.produced, lagSamples: live.samples, maxLagMs: live.lag.maxMicros / 1000, drainMs: Math.round(live.drainMs) }
     }
   }
 }
@@ -162,14 +166,17 @@ async function oneRound (ctx: BenchContext, round: number, side: 'counterd' | 'c
       const producing = produceBacklog(kafka.brokers, topic, prefix, 0, BACKLOG, ITEMS)
       const drained = await drainRate(async () => await counted() - 1, BACKLOG)
       await producing
+      const usage = meter.stop().usage
+      const cpuUsPerEvent = Math.round((usage[side]?.cpuMs ?? NaN) * 1000 / BACKLOG * 10) / 10
       const capacity: Run = {
         round,
         value: drained.perSec,
         exact: drained.complete,
         check: drained.complete ? `${BACKLOG} backlog events counted in ${Math.round(drained.ms)} ms` : `backlog of ${BACKLOG} not drained within 120 s`,
-        cpu: meter.stop().usage
+        cpu: usage,
+        details: { cpuUsPerEvent }
       }
-      ctx.log(`  round ${round} ${side.padEnd(8)} backlog of ${BACKLOG}: ${Math.round(capacity.value)} events/s`)
+      ctx.log(`  round ${round} ${side.padEnd(8)} backlog of ${BACKLOG}: ${Math.round(capacity.value)} events/s; ${side} CPU ${cpuUsPerEvent} µs per event, other load ${usage.others?.percent ?? NaN}% of a core`)
       const pids = { 'benchmark (probe)': process.pid, 'Kafka mock': kafka.pid, [side]: pid }
       const target = targetOf(port, counted)
       // At the target rate, for as long as the mock keeps what a slower consumer has not read yet.
@@ -259,7 +266,8 @@ export const ingest: Suite = {
       notes: [
         'Kafka is librdkafka\'s mock cluster (one broker, 4 partitions per topic, hosted by kcat) on this machine; the producers are librdkafka too (one kcat -P per partition, acks=all, linger 1 ms). The producers, the mock, the probe and the consumer share the two cores.',
         'Events alternate a view and a like by a new user over 10,000 items; every tick of 10 ms ends with one clock event per partition, whose visibility gives the lag samples (resolution: the 5 ms poll).',
-        '"events counted per second" runs from the first send to the last clock seen, so a consumer that keeps up shows the offered rate; the produce rate reached is in the details.'
+        '"events counted per second" runs from the first send to the last clock seen, so a consumer that keeps up shows the offered rate; the produce rate reached is in the details.',
+        'CPU per event (details: cpuUsPerEvent, the consumer process only) is the figure least moved by other load on the machine: the rates are bounded by the CPU the consumer gets.'
       ]
     }
   }
