@@ -2,7 +2,7 @@
 // librdkafka's mock cluster: the event codec as a table, then exact counts under redelivery
 // (duplicate event_ids, and the whole topic delivered again to a restarted consumer), kill -9
 // while events stream in, and poison messages (dead-letter topic with the reason, the rest
-// counted, metrics count them).
+// counted, metrics count them), and a cluster-storage node recovered on an empty disk.
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -12,6 +12,7 @@ import { CounterdError } from '../src/core/errors'
 import { decodeEvent, eventTag } from '../src/core/ingest-event'
 import { pollUntil, uniqueName } from './support/cluster-stores'
 import { startKafka, type KafkaMock } from './support/kafka'
+import { startRedis } from './support/redis'
 import { getValue, queryValues, startNode, type NodeProcess } from './support/node-process'
 
 interface Event { event_id: string | number, action: string, item_type: string | number, item_id: string | number, user_id?: string | number, by?: number, timestamp?: string }
@@ -271,4 +272,41 @@ t.test('poison messages go to the dead-letter topic with the reason; the rest co
   t.match(got[2].reason, /item_id .*-77/)
   t.ok(got.every((g) => g.topic === topic), 'the source topic is named')
   t.same(got.map((g) => Number(g.offset)), [1, 2, 4, 5, 6, 8], 'and the source offsets (one partition)')
+})
+
+t.test('cluster storage: brokers default to KAFKA_BROKERS; kill -9 and a new node on an empty disk count each event once', async (t) => {
+  const [kafka, redis] = await Promise.all([startKafka(t), startRedis(t)])
+  const topic = uniqueName('events')
+  const producer = await producerFor(t, kafka)
+  const events: Event[] = Array.from({ length: 6000 }, (_, i) => ({ event_id: `c-${i}`, action: i % 4 === 0 ? 'like' : 'view', item_type: 'post', item_id: i % 30, user_id: i }))
+  const want = { views: 4500, likes: 1500 }
+  const env = {
+    KAFKA_BROKERS: kafka.brokers.join(','),
+    KAFKA_TOPIC: uniqueName('deltas'),
+    REDIS_URL: redis.url,
+    INGEST_TOPIC: topic, // no INGEST_BROKERS: the log's brokers
+    INGEST_GROUP: uniqueName('group'),
+    INGEST_SESSION_TIMEOUT_MS: '6000',
+    CHECKPOINT_INTERVAL_MS: '300',
+    WORKERS: '2'
+  }
+  await produce(producer, topic, events.slice(0, 3000))
+  let node: NodeProcess = await startNode(t, { env })
+  const streaming = produce(producer, topic, events.slice(3000))
+  await pollUntil(async () => await metric(node.base, 'counterd_ingest_events_total'), (n) => n >= 2000, 60_000, 5)
+  await node.kill9()
+  await streaming
+  // Not a restart: a new process with an empty data dir; counts and remembered event_ids come
+  // from Redis checkpoints and the Kafka log, the group's offsets from Kafka.
+  node = await startNode(t, { env })
+  const totals = async (): Promise<{ views: number, likes: number }> => {
+    const ids = Array.from({ length: 30 }, (_, i) => i)
+    const views = Object.values(await queryValues(node.base, ids.map((i) => `post:${i}`))).reduce((a, b) => a + b, 0)
+    const r = await fetch(`${node.base}/v1/counts`, { method: 'POST', body: JSON.stringify({ items: ids.map((i) => ({ item_type: 'post', item_id: i })) }) })
+    const likes = Object.values((await r.json() as { counts: Record<string, number> }).counts).reduce((a, b) => a + b, 0)
+    return { views, likes }
+  }
+  t.same(await pollUntil(totals, (v) => v.views >= want.views && v.likes >= want.likes, 60_000), want, 'every view and like, once')
+  await pollUntil(async () => await metricsText(node.base), (text) => /counterd_ingest_lag_messages\{[^}]*\} 0\n/.test(text) && !/counterd_ingest_lag_messages\{[^}]*\} [1-9]/.test(text), 30_000)
+  t.same(await totals(), want, 'and still once after the topic is consumed to its end')
 })
