@@ -206,9 +206,9 @@ export class Ingestor {
 
   /**
    * Submits every event of a batch as a unit and moves the fetch position past it at once, so
-   * the next fetch overlaps this batch's commit; the batch's completion (durability, dead
-   * letters, then the offset commit) is chained after the earlier batches of its partition, so
-   * a partition's committed offset only ever covers durable events.
+   * the next fetch overlaps this batch's log commit; the batch's completion (durability, dead
+   * letters, then its offset handed to the committer) is chained after the earlier batches of its
+   * partition, so a partition's committed offset only ever covers durable events.
    */
   private async onBatch (payload: EachBatchPayload): Promise<void> {
     const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload
@@ -261,7 +261,7 @@ export class Ingestor {
         try { this.consumer?.seek({ topic: batch.topic, partition: p, offset: first }) } catch {}
       })
       this.chains.set(p, done)
-      // Bounded pipeline: at most PIPELINED batches of a partition wait for their commit.
+      // Bounded pipeline: at most PIPELINED batches of a partition wait to be durable.
       const queued = (this.queued.get(p) ?? 0) + 1
       this.queued.set(p, queued)
       void done.finally(() => this.queued.set(p, (this.queued.get(p) ?? 1) - 1))

@@ -5,6 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import pino from 'pino'
 import { Shard } from '../../actors/shard'
+import { withDeadline } from '../core/deadline'
 import { asCounterdError } from '../core/errors'
 import type { DeltaRecord } from '../core/records'
 import type { FrontContext } from '../front/context'
@@ -127,8 +128,14 @@ async function serve (): Promise<void> {
 }
 
 async function drain (): Promise<void> {
-  // Ingestion stops first: its batch in progress is finished and committed while every shard serves.
-  await ingestor?.stop().catch((err) => logger.error({ err }, 'stopping ingestion failed'))
+  // Ingestion stops first: its batches taken are finished and committed while every shard serves.
+  // Bounded: a Kafka that does not answer must not hold the drain (what is not committed is read
+  // again by the next consumer and recognised).
+  if (ingestor !== null) {
+    const stopping = ingestor
+    await withDeadline(15_000, 'ingestion did not stop', async () => await stopping.stop())
+      .catch((err) => logger.error({ err }, 'stopping ingestion failed'))
+  }
   if (listenSocket !== null) uws.us_listen_socket_close(listenSocket as never)
   listenSocket = null
   const deadline = Date.now() + 30_000
