@@ -1,7 +1,7 @@
 // `npm run bench [-- --quick] [-- --suite NAME]`: measures counterd next to its peers on this
 // machine, in this run, and writes bench/results/latest.json and latest.md.
 //
-//   --quick          fewer rounds and shorter runs (the whole run stays under 3 minutes)
+//   --quick          fewer rounds and shorter runs (the whole run takes about 4 minutes)
 //   --suite NAME     run only this suite (repeat or comma-separate); results of the others are kept
 //   --profile        run counterd under node --cpu-prof and summarise the profiles in the results
 //   --rounds N       rounds per suite (default 3, quick 1)
