@@ -5,6 +5,7 @@
 //
 // A failed append is retried with the very same records, in order, until the log takes them;
 // acks stay held meanwhile, so the fronts shed new work once too much is in flight.
+import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import type { DeltaRecord } from '../src/core/records'
 import type { DeltaLog } from '../src/storage/types'
@@ -12,6 +13,12 @@ import type { DeltaLog } from '../src/storage/types'
 /** Something that waits until everything applied before it is durable. */
 export interface DurableWaiter {
   onDurable: () => void
+}
+
+/** Told of every append: how long it took and what it carried, or that it failed (metrics). */
+export interface CommitObserver {
+  committed: (seconds: number, ops: number, records: number) => void
+  failed: () => void
 }
 
 export interface GroupCommitOptions {
@@ -23,10 +30,12 @@ export interface GroupCommitOptions {
   maxBatchOps: number
   flushIntervalMs: number
   logger: Logger
+  observer?: CommitObserver
 }
 
 class Batch {
   ops = 0
+  started = 0 // when its append began (performance.now())
   records: DeltaRecord[] = []
   waiters: DurableWaiter[] = []
 
@@ -120,6 +129,7 @@ export class GroupCommit {
     this.inFlight = batch
     this.next = new Batch()
     this.window++
+    batch.started = performance.now()
     this.o.log.append(batch.records).then(() => this.done(batch), (err: Error) => this.failed(batch, err))
   }
 
@@ -131,6 +141,7 @@ export class GroupCommit {
     this.durableRecords += batch.records.length
     this.commits++
     this.unlogged -= batch.ops
+    this.o.observer?.committed((performance.now() - batch.started) / 1000, batch.ops, batch.records.length)
     this.o.onDurable?.(batch.records)
     for (const w of batch.waiters) w.onDurable()
     // Group commit: whatever arrived during this append goes out next, at the end of this
@@ -146,6 +157,7 @@ export class GroupCommit {
   private failed (batch: Batch, err: Error): void {
     this.retryDelayMs = Math.min(Math.max(this.retryDelayMs * 2, 10), 1000)
     this.logError = err.message
+    this.o.observer?.failed()
     this.o.logger.error({ err, retryInMs: this.retryDelayMs }, 'log append failed; retrying')
     setTimeout(() => {
       this.inFlight = null

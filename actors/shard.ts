@@ -3,6 +3,7 @@
 // from another shard's ring, the shard cannot tell — and are applied in arrival order. The shard
 // group-commits what it applied to its own log and checkpoints its partitions; everything here is
 // synchronous but storage I/O.
+import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import type { Config } from '../config/loader'
 import { CounterdError } from '../src/core/errors'
@@ -15,7 +16,7 @@ import type { Checkpoint, DeltaRecord } from '../src/core/records'
 import type { HistoryStatus } from '../src/storage/clickhouse-history'
 import type { Storage } from '../src/storage/open-storage'
 import type { ReplayStart } from '../src/storage/types'
-import { GroupCommit, type DurableWaiter } from './group-commit'
+import { GroupCommit, type CommitObserver, type DurableWaiter } from './group-commit'
 import { PartitionState } from './partition-state'
 import { RateLimiter } from './rate-limit'
 
@@ -45,8 +46,17 @@ export interface ShardStats {
   pendingOps: number
   durableRecords: number
   commits: number
+  /** ops applied or answered, by op kind (index = kind, names in OP_NAMES) */
+  opsByKind: Float64Array
+  /** when the last checkpoint was saved (ms since the epoch), 0 before the first */
+  lastCheckpointAt: number
   logError?: string
   history?: HistoryStatus
+}
+
+/** Told of what the node's metrics record from the shard: commits and checkpoints. */
+export interface ShardObserver extends CommitObserver {
+  checkpointed: (seconds: number, ok: boolean) => void
 }
 
 export interface ShardOptions {
@@ -55,6 +65,7 @@ export interface ShardOptions {
   config: Config
   storage: Storage
   logger: Logger
+  observer?: ShardObserver
 }
 
 export class Shard {
@@ -64,6 +75,9 @@ export class Shard {
   readonly limiter: RateLimiter
   private readonly states: Array<PartitionState | undefined>
   private readonly config: Config
+  private readonly observer: ShardObserver | undefined
+  private readonly opsByKind = new Float64Array(16)
+  private lastCheckpointAt = 0
   private readonly storage: Storage
   private readonly logger: Logger
   // Per partition, for the unit being applied: whether it was seen in this unit, was a resend,
@@ -106,8 +120,10 @@ export class Shard {
       onDurable: history === null ? undefined : (records) => { for (const r of records) history.add(r) },
       maxBatchOps: config.maxBatchOps,
       flushIntervalMs: config.flushIntervalMs,
-      logger: o.logger
+      logger: o.logger,
+      observer: o.observer
     })
+    this.observer = o.observer
   }
 
   private stateOf (p: number): PartitionState {
@@ -163,6 +179,7 @@ export class Shard {
         continue
       }
       const kind = src[o]
+      this.opsByKind[kind]++
       const keyOff = o + OP_HEADER_BYTES
       o = keyOff + len
       let v: number
@@ -206,6 +223,7 @@ export class Shard {
     const now = Date.now()
     for (let i = 0; i < nOps; i++) {
       const kind = src[o]
+      this.opsByKind[kind]++
       const len = src[o + 1]
       const h = src.readUInt32LE(o + 2)
       const keyOff = o + OP_HEADER_BYTES
@@ -282,7 +300,9 @@ export class Shard {
       likes += s.features.likes.size
     }
     const logError = this.commit.logError ?? this.storage.failing()
-    const out: ShardStats = { counters, likes, pendingOps: this.commit.pendingOps, durableRecords: this.commit.durableRecords, commits: this.commit.commits }
+    const out: ShardStats = {
+      counters, likes, pendingOps: this.commit.pendingOps, durableRecords: this.commit.durableRecords, commits: this.commit.commits, opsByKind: this.opsByKind, lastCheckpointAt: this.lastCheckpointAt
+    }
     if (logError !== undefined) out.logError = logError
     const history = this.storage.history?.status()
     if (history !== undefined) out.history = history
@@ -326,6 +346,7 @@ export class Shard {
       captured.push(s.capture(full || !incremental, now))
       upTo.set(p, s.seq)
     }
+    const started = performance.now()
     this.checkpointing = (async () => {
       await this.commit.barrier() // a checkpoint may be saved only once the log holds all it includes
       // The replay start a checkpoint records also covers what ClickHouse history has not stored yet.
@@ -336,7 +357,12 @@ export class Shard {
       }
       await this.storage.checkpoints.save(captured)
       await log.checkpointed(upTo)
-    })().finally(() => { this.checkpointing = null })
+      this.lastCheckpointAt = Date.now()
+      this.observer?.checkpointed((performance.now() - started) / 1000, true)
+    })().catch((err: unknown) => {
+      this.observer?.checkpointed((performance.now() - started) / 1000, false)
+      throw err
+    }).finally(() => { this.checkpointing = null })
     await this.checkpointing
   }
 

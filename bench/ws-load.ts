@@ -8,7 +8,7 @@
 // the run returns.
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import { performance } from 'node:perf_hooks'
-import { ACK_ERROR, ACK_OK, encodeFrame, type Op } from './frame-codec'
+import { ACK_ERROR, ACK_OK, encodeFrame, type Op } from '../client/frame-codec'
 import { LatencyHistogram } from './histogram'
 import { clientFrame, RawWebSocket } from './ws-raw-client'
 import type { ZipfKeys } from './zipf'

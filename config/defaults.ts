@@ -12,6 +12,7 @@ export const DEFAULTS = {
   flushIntervalMs: 0, // 0: commit as soon as the log is free (group commit); >0: also wait this long when idle
   maxBatchOps: 65_536, // a partition host flushes early once this many ops are pending
   checkpointIntervalMs: 30_000,
+  walSegmentBytes: 256 * 1024 * 1024, // a shard's WAL rolls to a new file past this size
   dedupWindowMs: 10 * 60_000,
   dedupMaxEntries: 100_000, // per partition, per dedup kind
   maxBodyBytes: 64 * 1024,

@@ -65,6 +65,7 @@ export const SCHEMA: { [K in keyof Defaults]: { env: string, parse: Parser<Defau
   flushIntervalMs: { env: 'FLUSH_INTERVAL_MS', parse: integer(0, 10_000) },
   maxBatchOps: { env: 'MAX_BATCH_OPS', parse: integer(1, 10_000_000) },
   checkpointIntervalMs: { env: 'CHECKPOINT_INTERVAL_MS', parse: integer(100, 86_400_000) },
+  walSegmentBytes: { env: 'WAL_SEGMENT_BYTES', parse: integer(4096, 16 * 1024 * 1024 * 1024) },
   dedupWindowMs: { env: 'DEDUP_WINDOW_MS', parse: integer(1000, 7 * 86_400_000) },
   dedupMaxEntries: { env: 'DEDUP_MAX_ENTRIES', parse: integer(1, 100_000_000) },
   maxBodyBytes: { env: 'MAX_BODY_BYTES', parse: integer(64, 64 * 1024 * 1024) },

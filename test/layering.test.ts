@@ -59,3 +59,20 @@ t.test('no import points to a higher layer', async (t) => {
   t.ok(imports > 50, `read ${imports} relative imports`)
   t.same(upward, [], 'imports that point up a layer')
 })
+
+t.test('the client stands alone: it imports nothing of the server', async (t) => {
+  const dir = path.join(ROOT, 'client')
+  const outside: string[] = []
+  for (const file of sources(dir)) {
+    const text = fs.readFileSync(file, 'utf8')
+    for (const m of text.matchAll(/(?:from\s+|import\()'([^']+)'/g)) {
+      const spec = m[1]
+      if (spec.startsWith('.')) {
+        if (path.relative(dir, path.resolve(path.dirname(file), spec)).startsWith('..')) outside.push(`${path.relative(ROOT, file)} imports ${spec}`)
+      } else if (!spec.startsWith('node:') && spec !== 'ws') {
+        outside.push(`${path.relative(ROOT, file)} imports the package ${spec}`)
+      }
+    }
+  }
+  t.same(outside, [], 'client/ imports only client/, node: built-ins and ws')
+})

@@ -9,6 +9,8 @@ import { SnapshotStore, decodeSnapshot, encodeSnapshot } from '../src/storage/sn
 import { DEDUP_IDEMPOTENCY, DEDUP_STREAM, FEATURE_ACTOR, FEATURE_LIKE, type DeltaRecord } from '../src/core/records'
 import { WalLog, listSegments } from '../src/storage/wal'
 
+const SEGMENT_BYTES = 256 * 1024 * 1024
+
 const rec = (partition: number, seq: number, keys: string[], deltas: number[]): DeltaRecord =>
   ({ partition, epoch: 3, seq, ts: 1700000000000 + seq, keys, deltas, dedup: [], replica: 'main' })
 
@@ -63,7 +65,7 @@ t.test('decodeFrames stops at a torn or corrupt frame', async (t) => {
 
 t.test('WAL: append, replay by partition, segment deletion after checkpoints', async (t) => {
   const dir = tmp(t)
-  const wal = new WalLog({ dir, hostIndex: 0, shards: 1, epoch: 1 })
+  const wal = new WalLog({ dir, hostIndex: 0, shards: 1, epoch: 1, segmentBytes: SEGMENT_BYTES })
   await wal.append([rec(0, 1, ['a:1'], [1]), rec(2, 1, ['a:2'], [5])])
   await wal.append([rec(0, 2, ['a:1'], [3])])
   await wal.checkpointed(new Map([[0, 1], [2, 1]])) // rotates; segment 1 still holds p0 seq 2
@@ -71,22 +73,35 @@ t.test('WAL: append, replay by partition, segment deletion after checkpoints', a
   await wal.append([rec(0, 3, ['a:1'], [4])])
   await wal.close()
 
-  const next = new WalLog({ dir, hostIndex: 0, shards: 1, epoch: 2 })
+  const next = new WalLog({ dir, hostIndex: 0, shards: 1, epoch: 2, segmentBytes: SEGMENT_BYTES })
   const seen: Array<[number, number]> = []
   await next.replay([0], (r) => seen.push([r.partition, r.seq]))
   t.same(seen, [[0, 1], [0, 2], [0, 3]], 'only the partitions asked for, in order, across segments')
   await next.close()
 
-  const again = new WalLog({ dir, hostIndex: 0, shards: 1, epoch: 3 })
+  const again = new WalLog({ dir, hostIndex: 0, shards: 1, epoch: 3, segmentBytes: SEGMENT_BYTES })
   await again.append([rec(0, 4, ['a:1'], [1])])
   await again.checkpointed(new Map([[0, 4]]))
   t.same(listSegments(dir).filter((s) => s.epoch === 3).length, 1, 'the covered segment of this epoch is gone, the new current one stays')
   await again.close()
 })
 
+t.test('WAL: past WAL_SEGMENT_BYTES appends roll to new segments; replay reads them all in order', async (t) => {
+  const dir = tmp(t)
+  const wal = new WalLog({ dir, hostIndex: 0, shards: 1, epoch: 1, segmentBytes: 4096 })
+  for (let seq = 1; seq <= 200; seq++) await wal.append([rec(0, seq, [`k:${seq}`, 'k:x'], [seq, 1])])
+  await wal.close()
+  const segments = listSegments(dir)
+  t.ok(segments.length > 3, `${segments.length} segments`)
+  t.ok(segments.every(s => fs.statSync(path.join(dir, s.file)).size < 4096 + 200), 'each segment rolled once it passed the size')
+  const seen: number[] = []
+  await new WalLog({ dir, hostIndex: 0, shards: 1, epoch: 2, segmentBytes: 4096 }).replay([0], (r) => seen.push(r.seq))
+  t.same(seen, Array.from({ length: 200 }, (_, i) => i + 1))
+})
+
 t.test('WAL: a checkpoint while an append is in flight neither deletes nor closes its segment', async (t) => {
   const dir = tmp(t)
-  const wal = new WalLog({ dir, hostIndex: 0, shards: 1, epoch: 1 })
+  const wal = new WalLog({ dir, hostIndex: 0, shards: 1, epoch: 1, segmentBytes: SEGMENT_BYTES })
   await wal.append([rec(0, 1, ['a:1'], [1])])
   const inFlight = wal.append([rec(0, 2, ['a:1'], [2])])
   // The checkpoint covers seq 1 only: the segment being written holds seq 2 and must stay.
@@ -95,14 +110,14 @@ t.test('WAL: a checkpoint while an append is in flight neither deletes nor close
   await wal.append([rec(0, 3, ['a:1'], [3])])
   await wal.close()
   const seen: number[] = []
-  await new WalLog({ dir, hostIndex: 0, shards: 1, epoch: 2 }).replay([0], (r) => seen.push(r.seq))
+  await new WalLog({ dir, hostIndex: 0, shards: 1, epoch: 2, segmentBytes: SEGMENT_BYTES }).replay([0], (r) => seen.push(r.seq))
   t.same(seen, [1, 2, 3], 'every record is still there, each once')
 })
 
 t.test('WAL: segments of other shards are skipped without being read; older names are read by all', async (t) => {
   const dir = tmp(t)
-  const a = new WalLog({ dir, hostIndex: 0, shards: 2, epoch: 1 })
-  const b = new WalLog({ dir, hostIndex: 1, shards: 2, epoch: 1 })
+  const a = new WalLog({ dir, hostIndex: 0, shards: 2, epoch: 1, segmentBytes: SEGMENT_BYTES })
+  const b = new WalLog({ dir, hostIndex: 1, shards: 2, epoch: 1, segmentBytes: SEGMENT_BYTES })
   await a.append([rec(0, 1, ['a:1'], [1])])
   await b.append([rec(1, 1, ['b:1'], [1])])
   await a.close()
@@ -112,7 +127,7 @@ t.test('WAL: segments of other shards are skipped without being read; older name
   t.same(listSegments(dir).map((s) => [s.host, s.shards, s.epoch]), [[7, 0, 0], [0, 2, 1], [1, 2, 1]], 'names parsed, older ones without a shard count')
   const seenBy = async (shard: number, partitions: number[]): Promise<string[]> => {
     const seen: string[] = []
-    await new WalLog({ dir, hostIndex: shard, shards: 2, epoch: 2 }).replay(partitions, (r) => seen.push(`p${r.partition}s${r.seq}`))
+    await new WalLog({ dir, hostIndex: shard, shards: 2, epoch: 2, segmentBytes: SEGMENT_BYTES }).replay(partitions, (r) => seen.push(`p${r.partition}s${r.seq}`))
     return seen
   }
   // Shard 1's segment made unreadable (a directory in its place): reading it would throw.

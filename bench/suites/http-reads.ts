@@ -3,7 +3,7 @@
 // loaded. The peer is redis-benchmark GET over the same 100k values.
 import Redis from 'ioredis'
 import { startCounterd, stopCounterd } from '../counterd'
-import { encodeFrame, type Op } from '../frame-codec'
+import { encodeFrame, type Op } from '../../client/frame-codec'
 import { runHttpLoad } from '../http-load'
 import { CpuMeter } from '../proc-stats'
 import { readCounterd, sumRedis } from '../readback'

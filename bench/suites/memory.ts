@@ -4,7 +4,7 @@
 // machine has to provide. Each side starts fresh, its idle RSS is the baseline.
 import Redis from 'ioredis'
 import { startCounterd } from '../counterd'
-import { encodeFrame, type Op } from '../frame-codec'
+import { encodeFrame, type Op } from '../../client/frame-codec'
 import { CpuMeter, rssBytes } from '../proc-stats'
 import { checkRedisSequence, readCounterd } from '../readback'
 import { launchRedis, removeDir } from '../redis-launcher'

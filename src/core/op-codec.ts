@@ -22,6 +22,9 @@ export const OP_RATE = 10 // increments per second over about the last minute
 export const OP_QUOTA_TAKE = 11 // key = user, arg = Idempotency-Key or empty: ms to wait (0 = admitted, a token taken)
 export const OP_QUOTA_PEEK = 12 // key = user: tokens left
 
+/** Each kind's name, indexed by kind (metrics label ops by it). */
+export const OP_NAMES = ['', 'increment', 'reset', 'get', 'increment_actor', 'like', 'unlike', 'has_liked', 'like_count', 'unique', 'rate', 'quota_take', 'quota_peek']
+
 /** Whether an op kind carries an f64 delta after its key, and a length-prefixed argument after that. */
 export const OP_HAS_DELTA = [false, true, false, false, true, false, false, false, false, false, false, false, false]
 export const OP_HAS_ARG = [false, false, false, false, true, true, true, true, false, false, false, true, false]

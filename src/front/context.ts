@@ -5,6 +5,7 @@ import type { Config } from '../../config/loader'
 import { CounterdError } from '../core/errors'
 import type { InflightGauge } from '../routing/inflight'
 import type { Router } from '../routing/router'
+import type { ThreadMetrics } from './metrics'
 import { PHASE_DRAINING, PHASE_READY, type ShardRow, type StatusBoard } from './status-board'
 
 export interface FrontContext {
@@ -12,6 +13,8 @@ export interface FrontContext {
   router: Router
   /** This shard's row of the board: the front counts requests, frames and errors into it. */
   metrics: ShardRow
+  /** This thread's prom-client registry and hot-path histograms. */
+  threadMetrics: ThreadMetrics
   board: StatusBoard
   /** Ops the node accepted and has not answered, over every shard. */
   inflight: InflightGauge

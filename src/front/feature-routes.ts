@@ -11,6 +11,7 @@ import type { UnitOwner } from '../routing/router'
 import { failRequest, readBody, readJsonBody } from './body'
 import { admit, overloaded, type FrontContext } from './context'
 import { IDEMPOTENCY_KEY_RE, readKeys, shardOfKey } from './counter-routes'
+import { observeAnswer } from './metrics'
 import { FieldReply } from './pending'
 import { replyJson, type Abortable } from './replies'
 import { F_HTTP_REQUESTS } from './status-board'
@@ -246,6 +247,7 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
       if (state.aborted) return
       state.aborted = true
       const records = (perShard as DeltaRecord[][]).flat().sort((a, b) => a.partition - b.partition)
+      observeAnswer(res, 200)
       res.cork(() => res.writeHeader('content-type', 'application/octet-stream').end(encodeFrames(records)))
     }, (err: CounterdError) => fail(res, state, err))
   })

@@ -1,54 +1,265 @@
-// GET /metrics: the node's counters in the Prometheus text format, summed over every shard's row
-// of the status board (so any shard answers for the whole node).
+// The node's metrics, with prom-client. Every shard thread keeps its own registry: histograms it
+// observes on its hot paths (HTTP requests, stream acks, commits, cross-shard hops, checkpoints)
+// and figures read at scrape time from its row of the status board and its shard's stats.
+// GET /metrics, on whichever shard gets it, asks every shard for its registry's values and
+// merges them into one exposition (counters and histograms summed, node-wide gauges taken once).
+import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks'
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
+import type { ShardObserver, ShardStats } from '../../actors/shard'
+import { OP_NAMES } from '../core/op-codec'
 import type { InflightGauge } from '../routing/inflight'
+import type { ForwardObserver } from '../routing/router'
 import {
-  F_COMMITS, F_COUNTERS, F_DURABLE_RECORDS, F_HTTP_REQUESTS, F_INCREMENTS_ACKED, F_INGEST_DUPLICATES, F_INGEST_EVENTS, F_INGEST_PARTITIONS, F_PENDING_OPS,
-  F_WS_CONNECTIONS, F_WS_FRAMES, F_WS_OPS,
-  PHASE_READY, type StatusBoard
+  F_HTTP_REQUESTS, F_INCREMENTS_ACKED, F_INGEST_DUPLICATES, F_INGEST_EVENTS, F_INGEST_PARTITIONS, F_WS_CONNECTIONS, F_WS_FRAMES, F_WS_OPS,
+  PHASE_READY, type ShardRow, type StatusBoard
 } from './status-board'
+import type { HttpRequest, HttpResponse, TemplatedApp } from './uws'
 
-/** `ingestTopic`: the topic events are ingested from ('' = off: no ingest metrics). */
-export function renderMetrics (board: StatusBoard, inflight: InflightGauge, ingestTopic = ''): string {
-  const lines: string[] = []
-  const metric = (name: string, type: 'counter' | 'gauge', value: number): void => {
-    lines.push(`# TYPE counterd_${name} ${type}`, `counterd_${name} ${value}`)
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+const OPS_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 65_536]
+const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx']
+
+/** A response being timed: set when its route handler starts, read when it is answered. */
+interface TimedResponse { t0?: number, timer?: RouteTimer }
+
+/** The histogram children of one route, one per status class, made once at install. */
+export class RouteTimer {
+  constructor (private readonly byClass: Array<{ observe: (v: number) => void }>) {}
+
+  start (res: HttpResponse): void {
+    const r = res as unknown as TimedResponse
+    r.t0 = performance.now()
+    r.timer = this
   }
-  const byCode = (name: string, rows: Array<[string, number]>): void => {
-    lines.push(`# TYPE counterd_${name} counter`)
-    for (const [code, n] of rows) lines.push(`counterd_${name}{code="${code}"} ${n}`)
+
+  done (res: HttpResponse, status: number): void {
+    const r = res as unknown as TimedResponse
+    if (r.t0 === undefined) return
+    this.byClass[Math.min(4, Math.max(0, Math.floor(status / 100) - 1))].observe((performance.now() - r.t0) / 1000)
+    r.t0 = undefined
   }
-  metric('http_requests_total', 'counter', board.sum(F_HTTP_REQUESTS))
-  byCode('http_errors_total', board.errors('http'))
-  metric('ws_connections', 'gauge', board.sum(F_WS_CONNECTIONS))
-  metric('ws_frames_total', 'counter', board.sum(F_WS_FRAMES))
-  metric('ws_ops_total', 'counter', board.sum(F_WS_OPS))
-  byCode('ws_errors_total', board.errors('ws'))
-  metric('increments_acked_total', 'counter', board.sum(F_INCREMENTS_ACKED))
-  metric('inflight_ops', 'gauge', inflight.writes)
-  metric('inflight_reads', 'gauge', inflight.reads)
-  metric('counters', 'gauge', board.sum(F_COUNTERS))
-  metric('pending_ops', 'gauge', board.sum(F_PENDING_OPS))
-  metric('durable_records_total', 'counter', board.sum(F_DURABLE_RECORDS))
-  metric('commits_total', 'counter', board.sum(F_COMMITS))
-  metric('shards', 'gauge', board.shards)
-  metric('ready', 'gauge', board.nodePhase === PHASE_READY ? 1 : 0)
-  if (ingestTopic !== '') {
-    metric('ingest_events_total', 'counter', board.sum(F_INGEST_EVENTS))
-    metric('ingest_duplicates_total', 'counter', board.sum(F_INGEST_DUPLICATES))
-    // Consumers this node runs, and how many of them hold at least one partition (a group settled).
-    let consumers = 0
-    let assigned = 0
-    for (let s = 0; s < board.shards; s++) {
-      const n = board.field(s, F_INGEST_PARTITIONS)
-      if (n >= 0) consumers++
-      if (n > 0) assigned++
+}
+
+/** Observes the answer of a response whose route is timed (replies.ts calls it once per answer). */
+export function observeAnswer (res: HttpResponse, status: number): void {
+  (res as unknown as TimedResponse).timer?.done(res, status)
+}
+
+export interface ThreadMetricsOptions {
+  shard: number
+  board: StatusBoard
+  row: ShardRow
+  inflight: InflightGauge
+  /** 'wal' or 'kafka': the log commits go to */
+  log: string
+  /** 'snapshot' or 'redis': where checkpoints go */
+  checkpoints: string
+  /** The topic events are ingested from ('' or absent: no ingestion, no ingest metrics). */
+  ingestTopic?: string
+}
+
+export class ThreadMetrics implements ShardObserver, ForwardObserver {
+  readonly registry = new Registry()
+  private readonly http: Histogram<'route' | 'status_class'>
+  private readonly streamAck: Histogram
+  private readonly commitSeconds: Histogram<'log'>
+  private readonly commitOps: Histogram<'log'>
+  private readonly commitFailures: Counter<'log'>
+  private readonly forwardRead: { observe: (v: number) => void }
+  private readonly forwardWrite: { observe: (v: number) => void }
+  private readonly checkpointSeconds: Histogram<'store'>
+  private readonly checkpointFailures: Counter<'store'>
+  private readonly commitChild: { observe: (v: number) => void }
+  private readonly commitOpsChild: { observe: (v: number) => void }
+  private readonly loopDelay: IntervalHistogram
+  private readonly commits: Counter
+  private readonly durableRecords: Counter
+  private stats: ShardStats | null = null
+  private statsSource: (() => ShardStats) | null = null
+
+  constructor (private readonly o: ThreadMetricsOptions) {
+    const registers = [this.registry]
+    const shard = String(o.shard)
+    const { board, row, inflight } = o
+    this.http = new Histogram({ name: 'counterd_http_request_duration_seconds', help: 'HTTP requests from the first byte handled to the answer, by route and status class', labelNames: ['route', 'status_class'], buckets: LATENCY_BUCKETS, registers })
+    this.streamAck = new Histogram({ name: 'counterd_stream_ack_duration_seconds', help: 'WebSocket stream frames from receipt to their ack (durable or applied per ACK_MODE)', buckets: LATENCY_BUCKETS, registers })
+    this.commitSeconds = new Histogram({ name: 'counterd_commit_duration_seconds', help: 'Group commits: one log append (write + sync for the WAL, a produce for Kafka)', labelNames: ['log'], buckets: LATENCY_BUCKETS, registers })
+    this.commitOps = new Histogram({ name: 'counterd_commit_ops', help: 'Ops carried by one group commit', labelNames: ['log'], buckets: OPS_BUCKETS, registers })
+    this.commitFailures = new Counter({ name: 'counterd_commit_failures_total', help: 'Log appends that failed (retried with the same records)', labelNames: ['log'], registers })
+    const forward = new Histogram({ name: 'counterd_forward_duration_seconds', help: 'Parts of requests sent to another shard, until its answer came back (writes wait for its commit)', labelNames: ['kind'], buckets: LATENCY_BUCKETS, registers })
+    this.checkpointSeconds = new Histogram({ name: 'counterd_checkpoint_duration_seconds', help: 'Checkpoints of a shard\'s partitions, from capture to saved', labelNames: ['store'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers })
+    this.checkpointFailures = new Counter({ name: 'counterd_checkpoint_failures_total', help: 'Checkpoints that failed (retried at the next interval)', labelNames: ['store'], registers })
+    this.forwardRead = forward.labels('read')
+    this.forwardWrite = forward.labels('write')
+    this.commitChild = this.commitSeconds.labels(o.log)
+    this.commitOpsChild = this.commitOps.labels(o.log)
+    // Series that exist from the start at 0, so rate() and alerts see them before the first failure.
+    this.commitFailures.labels(o.log).inc(0)
+    this.checkpointFailures.labels(o.checkpoints).inc(0)
+
+    // Read at scrape time: this shard's row of the board and its shard's stats.
+    const counter = (name: string, help: string, read: () => number): void => {
+      const c = new Counter({ name, help, registers, collect () { this.reset(); this.inc(read()) } })
+      void c
     }
-    metric('ingest_consumers', 'gauge', consumers)
-    metric('ingest_consumers_assigned', 'gauge', assigned)
-    byCode('ingest_dead_letters_total', board.errors('ingest'))
-    // Topic names are [A-Za-z0-9._-]: nothing to escape in the label.
-    lines.push('# TYPE counterd_ingest_lag_messages gauge')
-    for (const [p, lag] of board.ingestLag()) lines.push(`counterd_ingest_lag_messages{topic="${ingestTopic}",partition="${p}"} ${lag}`)
+    const gauge = (name: string, help: string, read: () => number, aggregator: 'sum' | 'first' | 'max' = 'sum'): void => {
+      const g = new Gauge({ name, help, registers, aggregator, collect () { this.set(read()) } })
+      void g
+    }
+    counter('counterd_http_requests_total', 'HTTP requests handled', () => row.nums[F_HTTP_REQUESTS])
+    counter('counterd_ws_frames_total', 'WebSocket stream frames received', () => row.nums[F_WS_FRAMES])
+    counter('counterd_ws_ops_total', 'Increments received in stream frames', () => row.nums[F_WS_OPS])
+    counter('counterd_increments_acked_total', 'Increments acknowledged (HTTP and stream)', () => row.nums[F_INCREMENTS_ACKED])
+    this.commits = new Counter({ name: 'counterd_commits_total', help: 'Group commits (log appends) completed', registers })
+    this.durableRecords = new Counter({ name: 'counterd_durable_records_total', help: 'Log records confirmed durable', registers })
+    gauge('counterd_ws_connections', 'Open WebSocket stream connections', () => row.nums[F_WS_CONNECTIONS])
+    gauge('counterd_counters', 'Counters held (non-zero)', () => this.stats?.counters ?? 0)
+    gauge('counterd_pending_ops', 'Ops applied and not yet handed to the log', () => this.stats?.pendingOps ?? 0)
+    gauge('counterd_inflight_ops', 'Write ops accepted by the node and not yet answered', () => inflight.writes, 'first')
+    gauge('counterd_inflight_reads', 'Read ops accepted by the node and not yet answered', () => inflight.reads, 'first')
+    gauge('counterd_shards', 'Shard threads', () => board.shards, 'first')
+    gauge('counterd_ready', '1 when the node serves, 0 while it recovers or drains', () => board.nodePhase === PHASE_READY ? 1 : 0, 'first')
+    gauge('counterd_resident_memory_bytes', 'Resident memory of the whole process', () => process.memoryUsage.rss(), 'first')
+    gauge('counterd_log_ok', '1 while the log takes appends', () => this.stats === null || this.stats.logError === undefined ? 1 : 0, 'first')
+    gauge('counterd_history_pending_rows', 'History rows not yet confirmed by ClickHouse', () => (this.stats?.history?.pendingRows ?? 0) + (this.stats?.history?.unconfirmedRows ?? 0))
+    gauge('counterd_history_lag_seconds', 'How long the oldest history row not yet in ClickHouse has waited', () => (this.stats?.history?.lagMs ?? 0) / 1000, 'max')
+    counter('counterd_history_dropped_records_total', 'Log records left out of history because its buffer was full', () => this.stats?.history?.droppedRecords ?? 0)
+
+    const byCode = (name: string, help: string, kind: 'http' | 'ws' | 'ingest'): void => {
+      const c: Counter<'code'> = new Counter({
+        name, help, labelNames: ['code'], registers,
+        collect: () => {
+          c.reset()
+          for (const [code, n] of board.errorsOf(o.shard, kind)) c.labels(code).inc(n)
+        }
+      })
+    }
+    byCode('counterd_http_errors_total', 'HTTP requests answered with an error, by code', 'http')
+    byCode('counterd_ws_errors_total', 'Stream frames answered with an error (or closed), by code', 'ws')
+    const shed: Counter = new Counter({
+      name: 'counterd_shed_total', help: 'Requests and frames refused because too much was in flight (overloaded)', registers,
+      collect: () => { shed.reset(); shed.inc(board.errorCountOf(o.shard, 'http', 'overloaded') + board.errorCountOf(o.shard, 'ws', 'overloaded')) }
+    })
+    const ops: Counter<'kind'> = new Counter({
+      name: 'counterd_ops_total', help: 'Ops applied or answered by the shards, by kind', labelNames: ['kind'], registers,
+      collect: () => {
+        ops.reset()
+        const byKind = this.stats?.opsByKind
+        if (byKind !== undefined) for (let k = 1; k < OP_NAMES.length; k++) if (byKind[k] > 0) ops.labels(OP_NAMES[k]).inc(byKind[k])
+      }
+    })
+    const age: Gauge<'shard'> = new Gauge({
+      name: 'counterd_checkpoint_age_seconds', help: 'Time since the shard last saved a checkpoint (since start before the first)', labelNames: ['shard'], registers,
+      collect: () => { const at = this.stats?.lastCheckpointAt ?? 0; age.labels(shard).set(at === 0 ? process.uptime() : (Date.now() - at) / 1000) }
+    })
+    const topic = o.ingestTopic ?? ''
+    if (topic !== '') {
+      // Event ingestion (src/front/ingest.ts), from this shard's row: its consumer writes them.
+      counter('counterd_ingest_events_total', 'Ingested events applied and durable (a redelivery is not counted again)', () => row.nums[F_INGEST_EVENTS])
+      counter('counterd_ingest_duplicates_total', 'Ingested events recognised as already applied (redeliveries)', () => row.nums[F_INGEST_DUPLICATES])
+      byCode('counterd_ingest_dead_letters_total', 'Ingested events sent to the dead-letter topic, by reason', 'ingest')
+      gauge('counterd_ingest_consumers', 'Ingest consumers this node runs (group members)', () => row.nums[F_INGEST_PARTITIONS] >= 0 ? 1 : 0)
+      gauge('counterd_ingest_consumers_assigned', 'Ingest consumers holding at least one partition', () => row.nums[F_INGEST_PARTITIONS] > 0 ? 1 : 0)
+      // One series per partition; a partition is consumed by one shard, so summing shards is exact.
+      const lagGauge: Gauge<'topic' | 'partition'> = new Gauge({
+        name: 'counterd_ingest_lag_messages', help: 'Messages behind the high watermark, per partition of the ingest topic this node consumes', labelNames: ['topic', 'partition'], registers,
+        collect: () => {
+          lagGauge.reset()
+          for (const [p, n] of board.ingestLagOf(o.shard)) lagGauge.labels(topic, String(p)).set(n)
+        }
+      })
+    }
+    // Event-loop delay per shard thread, over the time since the previous scrape.
+    this.loopDelay = monitorEventLoopDelay({ resolution: 10 })
+    this.loopDelay.enable()
+    const lag: Gauge<'shard' | 'quantile'> = new Gauge({
+      name: 'counterd_eventloop_delay_seconds', help: 'Event-loop delay of each shard thread since the previous scrape', labelNames: ['shard', 'quantile'], registers,
+      collect: () => {
+        const h = this.loopDelay
+        lag.labels(shard, '0.5').set(h.count > 0 ? h.percentile(50) / 1e9 : 0)
+        lag.labels(shard, '0.99').set(h.count > 0 ? h.percentile(99) / 1e9 : 0)
+        lag.labels(shard, '1').set(h.count > 0 ? h.max / 1e9 : 0)
+        h.reset()
+      }
+    })
+    const heap: Gauge<'shard'> = new Gauge({
+      name: 'counterd_heap_used_bytes', help: 'V8 heap used by each shard thread', labelNames: ['shard'], registers,
+      collect: () => { heap.labels(shard).set(process.memoryUsage().heapUsed) }
+    })
   }
-  return lines.join('\n') + '\n'
+
+  /** Where the shard's figures come from once it exists; read afresh at every scrape. */
+  readStatsFrom (source: () => ShardStats): void {
+    this.statsSource = source
+  }
+
+  /** The timer of one HTTP route: made once when the route is installed. */
+  route (label: string): RouteTimer {
+    return new RouteTimer(STATUS_CLASSES.map(c => this.http.labels(label, c)))
+  }
+
+  streamAcked (t0: number): void {
+    this.streamAck.observe((performance.now() - t0) / 1000)
+  }
+
+  committed (seconds: number, ops: number, records: number): void {
+    this.commits.inc()
+    this.durableRecords.inc(records)
+    this.commitChild.observe(seconds)
+    this.commitOpsChild.observe(ops)
+  }
+
+  failed (): void {
+    this.commitFailures.labels(this.o.log).inc()
+  }
+
+  checkpointed (seconds: number, ok: boolean): void {
+    this.checkpointSeconds.labels(this.o.checkpoints).observe(seconds)
+    if (!ok) this.checkpointFailures.labels(this.o.checkpoints).inc()
+  }
+
+  forwarded (seconds: number, read: boolean): void {
+    (read ? this.forwardRead : this.forwardWrite).observe(seconds)
+  }
+
+  /** This thread's values, to be merged with the other shards' (they cross the rings as JSON). */
+  async snapshot (): Promise<MetricObjectWithValues<MetricValue<string>>[]> {
+    this.stats = this.statsSource?.() ?? null
+    return await this.registry.getMetricsAsJSON() as MetricObjectWithValues<MetricValue<string>>[]
+  }
+
+  close (): void {
+    this.loopDelay.disable()
+  }
+}
+
+/** Every shard's values merged into one Prometheus text exposition. */
+export async function renderMetrics (perShard: Array<MetricObjectWithValues<MetricValue<string>>[]>): Promise<string> {
+  return await AggregatorRegistry.aggregate(perShard).metrics()
+}
+
+/**
+ * The app as the route installers see it: every get/post/del/any handler is timed from its start
+ * to the answer replies.ts gives, labelled "METHOD pattern". WebSocket routes pass through.
+ */
+export function timeRoutes (app: TemplatedApp, metrics: ThreadMetrics): TemplatedApp {
+  const methods: Record<string, string> = { get: 'GET', post: 'POST', del: 'DELETE', any: 'ANY' }
+  const timed: TemplatedApp = new Proxy(app, {
+    get (target, prop, receiver) {
+      const method = typeof prop === 'string' ? methods[prop] : undefined
+      if (method === undefined) {
+        const v = Reflect.get(target, prop, receiver)
+        return typeof v === 'function' ? v.bind(target) : v
+      }
+      return (pattern: string, handler: (res: HttpResponse, req: HttpRequest) => void) => {
+        const timer = metrics.route(`${method} ${pattern}`)
+        ;(target[prop as 'get'])(pattern, (res: HttpResponse, req: HttpRequest) => {
+          timer.start(res)
+          handler(res, req)
+        })
+        return timed
+      }
+    }
+  })
+  return timed
 }

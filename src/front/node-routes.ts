@@ -1,15 +1,18 @@
 // Routes about the node rather than counters: liveness, readiness, metrics, and the 404 / 405
 // answers for everything else. Readiness and metrics come from the shared status board, so any
 // shard answers for the whole node at once.
-import { CounterdError } from '../core/errors'
+import { CounterdError, asCounterdError } from '../core/errors'
 import type { FrontContext } from './context'
-import { renderMetrics } from './metrics'
+import { LIVE_PAGE_HTML } from './live-page'
+import { observeAnswer, renderMetrics } from './metrics'
+import type { Router } from '../routing/router'
+import { OPENAPI_JSON } from './openapi'
 import { replyError, replyJson, type Abortable } from './replies'
 import { PHASE_DRAINING, PHASE_READY } from './status-board'
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws'
 
 /** Known paths and their methods: a known path with the wrong method gets 405 and Allow. */
-const ALLOW: Array<[string, string]> = [
+export const ALLOW: ReadonlyArray<readonly [string, string]> = [
   ['/v1/counter/:type/:id/increment', 'POST'],
   ['/v1/counter/:type/:id', 'GET, DELETE'],
   ['/v1/counter/:type/:id/history', 'GET'],
@@ -29,7 +32,9 @@ const ALLOW: Array<[string, string]> = [
   ['/v1/stream', 'GET'],
   ['/health', 'GET'],
   ['/ready', 'GET'],
-  ['/metrics', 'GET']
+  ['/metrics', 'GET'],
+  ['/openapi.json', 'GET'],
+  ['/', 'GET']
 ]
 
 export function installNodeRoutes (app: TemplatedApp, ctx: FrontContext): void {
@@ -64,11 +69,27 @@ export function installNodeRoutes (app: TemplatedApp, ctx: FrontContext): void {
     replyJson(res, state, 503, JSON.stringify({ error: err.toWire(), ...detail }), { 'retry-after': String(config.retryAfterSeconds) })
   })
 
+  // Every shard's registry, merged. Before the router exists (early in recovery) only this shard's.
   app.get('/metrics', (res: HttpResponse) => {
-    res.cork(() => {
-      res.writeHeader('content-type', 'text/plain; version=0.0.4')
-      res.end(renderMetrics(board, ctx.inflight, config.ingestTopic))
-    })
+    const state: Abortable = { aborted: false }
+    res.onAborted(() => { state.aborted = true })
+    const router = ctx.router as Router | null
+    const gathered = router === null ? ctx.threadMetrics.snapshot().then(own => [own]) : router.controlAll('metrics', null)
+    gathered.then(async (perShard) => await renderMetrics(perShard as Parameters<typeof renderMetrics>[0])).then((text) => {
+      if (state.aborted) return
+      state.aborted = true
+      observeAnswer(res, 200)
+      res.cork(() => res.writeHeader('content-type', 'text/plain; version=0.0.4').end(text))
+    }, (err: unknown) => replyError(res, state, asCounterdError(err), config.retryAfterSeconds))
+  })
+
+  app.get('/', (res: HttpResponse) => {
+    observeAnswer(res, 200)
+    res.cork(() => res.writeHeader('content-type', 'text/html; charset=utf-8').end(LIVE_PAGE_HTML))
+  })
+
+  app.get('/openapi.json', (res: HttpResponse) => {
+    replyJson(res, { aborted: false }, 200, OPENAPI_JSON)
   })
 
   for (const [pattern, methods] of ALLOW) {

@@ -1,6 +1,7 @@
 // Writing replies on uWS responses: a response may be answered late (after the actor host
 // replied), so every reply checks that the client has not gone and corks its writes.
 import { CounterdError } from '../core/errors'
+import { observeAnswer } from './metrics'
 import type { HttpResponse } from './uws'
 
 const STATUS_LINES: Record<number, string> = {
@@ -20,6 +21,7 @@ export interface Abortable { aborted: boolean }
 export function replyJson (res: HttpResponse, state: Abortable, status: number, body: string, headers?: Record<string, string>, close = false): void {
   if (state.aborted) return
   state.aborted = true // answered: later replies for this request are dropped
+  observeAnswer(res, status)
   res.cork(() => {
     res.writeStatus(STATUS_LINES[status] ?? `${status} Unknown`)
     res.writeHeader('content-type', 'application/json')

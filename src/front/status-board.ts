@@ -14,17 +14,13 @@ export const F_WS_CONNECTIONS = 1
 export const F_WS_FRAMES = 2
 export const F_WS_OPS = 3
 export const F_INCREMENTS_ACKED = 4
-export const F_COUNTERS = 5
-export const F_PENDING_OPS = 6
-export const F_DURABLE_RECORDS = 7
-export const F_HISTORY_PENDING_ROWS = 8
-export const F_LOG_OK = 9 // 1 ok, 0 failing (text in the log error slot)
-export const F_HISTORY = 10 // 0 none, 1 ok, 2 failing (text in the history error slot)
-export const F_COMMITS = 11
-export const F_INGEST_EVENTS = 12 // ingested events applied (durable), redeliveries not counted
-export const F_INGEST_DUPLICATES = 13 // ingested events already applied (a redelivery): counted once before
-export const F_INGEST_PARTITIONS = 14 // topic partitions assigned to this shard's consumer (-1: it runs none)
-const FIXED = 15
+export const F_HISTORY_PENDING_ROWS = 5
+export const F_LOG_OK = 6 // 1 ok, 0 failing (text in the log error slot)
+export const F_HISTORY = 7 // 0 none, 1 ok, 2 failing (text in the history error slot)
+export const F_INGEST_EVENTS = 8 // ingested events applied (durable), redeliveries not counted
+export const F_INGEST_DUPLICATES = 9 // ingested events already applied (a redelivery): counted once before
+export const F_INGEST_PARTITIONS = 10 // topic partitions assigned to this shard's consumer (-1: it runs none)
+const FIXED = 11
 const HTTP_ERRORS = FIXED
 const WS_ERRORS = HTTP_ERRORS + ERROR_CODES.length
 const INGEST_ERRORS = WS_ERRORS + ERROR_CODES.length // dead-lettered events by reason
@@ -33,7 +29,7 @@ export const INGEST_LAG_SLOTS = 256
 const INGEST_LAG = INGEST_ERRORS + ERROR_CODES.length // lag + 1 per topic partition; 0 = not assigned here
 const ROW = INGEST_LAG + INGEST_LAG_SLOTS
 const TEXT_BYTES = 512 // per message slot: u16 length + UTF-8
-type ErrorKind = 'http' | 'ws' | 'ingest'
+export type ErrorKind = 'http' | 'ws' | 'ingest'
 const ERROR_BASE: Record<ErrorKind, number> = { http: HTTP_ERRORS, ws: WS_ERRORS, ingest: INGEST_ERRORS }
 const CODE_INDEX = new Map<string, number>(ERROR_CODES.map((c, i) => [c, i]))
 
@@ -60,11 +56,6 @@ export class StatusBoard {
     return new ShardRow(this.rows.subarray(s * ROW, (s + 1) * ROW), this.text.subarray(s * 2 * TEXT_BYTES, (s + 1) * 2 * TEXT_BYTES))
   }
 
-  /** One shard's number. */
-  field (s: number, field: number): number {
-    return this.rows[s * ROW + field]
-  }
-
   /** A number summed over every shard. */
   sum (field: number): number {
     let n = 0
@@ -72,26 +63,25 @@ export class StatusBoard {
     return n
   }
 
-  /** Errors by code over every shard, for the http or ws counters, or dead-lettered events. */
-  errors (kind: ErrorKind): Array<[string, number]> {
-    const base = ERROR_BASE[kind]
+  /** One shard's errors by code (the non-zero ones), for the http or ws counters or dead-lettered events. */
+  errorsOf (shard: number, kind: ErrorKind): Array<[string, number]> {
+    const base = shard * ROW + ERROR_BASE[kind]
     const out: Array<[string, number]> = []
-    for (let c = 0; c < ERROR_CODES.length; c++) {
-      let n = 0
-      for (let s = 0; s < this.shards; s++) n += this.rows[s * ROW + base + c]
-      if (n > 0) out.push([ERROR_CODES[c], n])
-    }
+    for (let c = 0; c < ERROR_CODES.length; c++) if (this.rows[base + c] > 0) out.push([ERROR_CODES[c], this.rows[base + c]])
     return out
   }
 
-  /** Ingest lag (messages behind the high watermark) per topic partition consumed by any shard. */
-  ingestLag (): Array<[number, number]> {
+  /** One shard's count of one error code. */
+  errorCountOf (shard: number, kind: ErrorKind, code: ErrorCode): number {
+    return this.rows[shard * ROW + ERROR_BASE[kind] + (CODE_INDEX.get(code) as number)]
+  }
+
+  /** Ingest lag (messages behind the high watermark) per topic partition this shard consumes. */
+  ingestLagOf (shard: number): Array<[number, number]> {
     const out: Array<[number, number]> = []
-    for (let s = 0; s < this.shards; s++) {
-      for (let p = 0; p < INGEST_LAG_SLOTS; p++) {
-        const v = this.rows[s * ROW + INGEST_LAG + p]
-        if (v > 0) out.push([p, v - 1])
-      }
+    for (let p = 0; p < INGEST_LAG_SLOTS; p++) {
+      const v = this.rows[shard * ROW + INGEST_LAG + p]
+      if (v > 0) out.push([p, v - 1])
     }
     return out
   }

@@ -2,6 +2,7 @@
 // Each frame is acked once, after every op in it is applied (ack=applied) or durable (ack=durable).
 // A frame that fails validation is answered with an error ack and touches no state; a frame that
 // cannot even be read (no seq to answer) closes the connection with 1007 and a reason.
+import { performance } from 'node:perf_hooks'
 import { CounterdError } from '../core/errors'
 import { isValidId } from '../core/keys'
 import { decodeBinaryFrame, encodeAckError, encodeAckOk } from '../core/binary-frame'
@@ -30,6 +31,7 @@ class FrameAck implements UnitOwner {
   parts = 0
   refusedOps = 0
   error: CounterdError | null = null
+  readonly t0 = performance.now()
 
   constructor (readonly ctx: FrontContext, readonly batcher: AckBatcher, readonly ws: WebSocket<StreamConn>, readonly conn: StreamConn,
     readonly seq: number, readonly binary: boolean, readonly ops: number) {}
@@ -47,6 +49,7 @@ class FrameAck implements UnitOwner {
         `${this.refusedOps} of ${this.ops} ops would take a value outside ±(2^53-1) and were not applied; the others were`)
     }
     if (this.error === null) this.ctx.metrics.add(F_INCREMENTS_ACKED, this.ops)
+    this.ctx.threadMetrics.streamAcked(this.t0)
     if (this.conn.open) this.batcher.add(this)
   }
 }

@@ -12,8 +12,9 @@ import type { FrontContext } from '../front/context'
 import { installCounterRoutes } from '../front/counter-routes'
 import { installFeatureRoutes } from '../front/feature-routes'
 import { Ingestor } from '../front/ingest'
+import { ThreadMetrics, timeRoutes } from '../front/metrics'
 import { installNodeRoutes } from '../front/node-routes'
-import { F_COMMITS, F_COUNTERS, F_DURABLE_RECORDS, F_INGEST_PARTITIONS, F_PENDING_OPS, StatusBoard } from '../front/status-board'
+import { F_INGEST_PARTITIONS, StatusBoard } from '../front/status-board'
 import { closeStreams, installStream, type StreamConn } from '../front/stream'
 import { closeApp, uws, type WebSocket } from '../front/uws'
 import { InflightGauge } from '../routing/inflight'
@@ -33,7 +34,9 @@ row.set(F_INGEST_PARTITIONS, -1) // no consumer here (yet)
 const sockets = new Set<WebSocket<StreamConn>>()
 // The router exists once storage is open; routes reach it only after admit() saw the node ready.
 const inflight = new InflightGauge(init.inflight, config.maxInflightOps)
-const ctx: FrontContext = { config, router: null as unknown as Router, metrics: row, board, inflight, logger }
+const cluster = config.kafkaBrokers !== ''
+const threadMetrics = new ThreadMetrics({ shard: index, board, row, inflight, log: cluster ? 'kafka' : 'wal', checkpoints: cluster ? 'redis' : 'snapshot', ingestTopic: config.ingestTopic })
+const ctx: FrontContext = { config, router: null as unknown as Router, metrics: row, threadMetrics, board, inflight, logger }
 let shard: Shard | null = null
 let listenSocket: unknown = null
 let healthTimer: NodeJS.Timeout | null = null
@@ -41,9 +44,10 @@ let ingestor: Ingestor | null = null
 
 const app = uws.App()
 installStream(app, ctx, sockets)
-installFeatureRoutes(app, ctx)
-installCounterRoutes(app, ctx)
-installNodeRoutes(app, ctx)
+const timed = timeRoutes(app, threadMetrics)
+installFeatureRoutes(timed, ctx)
+installCounterRoutes(timed, ctx)
+installNodeRoutes(timed, ctx)
 
 function send (msg: FromShard): void {
   port.postMessage(msg)
@@ -55,10 +59,6 @@ function publishHealth (): void {
   const s = shard.stats()
   row.setLog(s.logError)
   row.setHistory(s.history === undefined ? undefined : { ok: s.history.ok, error: s.history.error, pendingRows: s.history.pendingRows + s.history.unconfirmedRows })
-  row.set(F_COUNTERS, s.counters)
-  row.set(F_PENDING_OPS, s.pendingOps)
-  row.set(F_DURABLE_RECORDS, s.durableRecords)
-  row.set(F_COMMITS, s.commits)
 }
 
 function listen (p: number): void {
@@ -74,7 +74,7 @@ async function recover (): Promise<void> {
   const partitions: number[] = []
   for (let p = index; p < config.partitions; p += init.shards) partitions.push(p)
   const storage = await openStorage(config, index, init.shards, partitions, init.epoch, { logger })
-  const s = shard = new Shard({ index, shards: init.shards, config, storage, logger })
+  const s = shard = new Shard({ index, shards: init.shards, config, storage, logger, observer: threadMetrics })
   const router = new Router({
     index,
     shards: init.shards,
@@ -87,12 +87,15 @@ async function recover (): Promise<void> {
     },
     inflight,
     outboxLimit: config.shardRingBytes,
-    logger
+    logger,
+    observer: threadMetrics
   })
   router.handlers.set('sample', (a: { key: string, n: number }) => s.sample(a.key, a.n))
   router.handlers.set('replicas', (a: { key: string }) => s.replicas(a.key))
   router.handlers.set('top', (a: { type: string | null, k: number }) => s.top(a.type, a.k))
   router.handlers.set('export', () => s.exportTotals())
+  router.handlers.set('metrics', async () => await threadMetrics.snapshot())
+  threadMetrics.readStatsFrom(() => s.stats())
   router.handlers.set('merge', async (a: { records: DeltaRecord[] }) => await s.merge(a.records))
   // Resolves once everything this shard applied so far is durable (ingestion with ack=applied).
   router.handlers.set('barrier', async () => { await s.commit.barrier() })
@@ -146,6 +149,7 @@ async function drain (): Promise<void> {
 async function close (): Promise<void> {
   closeStreams(sockets)
   if (healthTimer !== null) clearInterval(healthTimer)
+  threadMetrics.close()
   await shard?.close()
   closeSockets()
   send({ t: 'closed' })

@@ -8,6 +8,7 @@
 //
 // A request is a unit: its ops (one per HTTP request, many per stream frame) are split into one
 // part per shard touched; the unit's owner (the front's pending request) hears from each part.
+import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import type { DurableWaiter } from '../../actors/group-commit'
 import { UnitResult, type Shard } from '../../actors/shard'
@@ -35,6 +36,11 @@ export interface UnitOwner {
   onPartDone: (err: CounterdError | null) => void
 }
 
+/** Told how long each part sent to another shard took to be answered (metrics). */
+export interface ForwardObserver {
+  forwarded: (seconds: number, read: boolean) => void
+}
+
 export type ControlHandler = (args: any) => unknown
 
 export interface Links {
@@ -56,6 +62,7 @@ export interface RouterOptions {
   /** Staged bytes per outbox beyond which new units are refused (overloaded). */
   outboxLimit: number
   logger: Logger
+  observer?: ForwardObserver
 }
 
 /** A local part waiting for the shard's group commit. */
@@ -109,6 +116,7 @@ export class Router {
   private slotOwner: Array<UnitOwner | null> = []
   private slotOps = new Int32Array(64)
   private slotRead = new Uint8Array(64)
+  private slotSent = new Float64Array(64) // performance.now() when the part left
   private readonly freeSlots: number[] = []
 
   private readonly held: Array<HeldReplies | null>
@@ -275,11 +283,13 @@ export class Router {
       if (s >= this.slotOps.length) {
         const ops2 = new Int32Array(this.slotOps.length * 2); ops2.set(this.slotOps); this.slotOps = ops2
         const read2 = new Uint8Array(this.slotRead.length * 2); read2.set(this.slotRead); this.slotRead = read2
+        const sent2 = new Float64Array(this.slotSent.length * 2); sent2.set(this.slotSent); this.slotSent = sent2
       }
     }
     this.slotOwner[s] = owner
     this.slotOps[s] = ops
     this.slotRead[s] = read ? 1 : 0
+    if (this.o.observer !== undefined) this.slotSent[s] = performance.now()
     return s
   }
 
@@ -448,6 +458,7 @@ export class Router {
     this.slotOwner[slot] = null
     this.freeSlots.push(slot)
     this.answered(this.slotRead[slot] === 1, this.slotOps[slot])
+    this.o.observer?.forwarded((performance.now() - this.slotSent[slot]) / 1000, this.slotRead[slot] === 1)
     if (err === null) owner.onApplied(from, values, n, refused, (flags & REPLY_DUP) !== 0)
     owner.onPartDone(err)
     return o

@@ -32,6 +32,7 @@ export interface HistoryStatus {
   pendingRows: number // rows waiting for the next flush
   unconfirmedRows: number // rows sent or being retried, not yet confirmed
   droppedRecords: number // records left out of history because the buffer was full
+  lagMs: number // how long the oldest row not yet confirmed by ClickHouse has waited (0: none)
 }
 
 export interface ClickHouseHistoryOptions {
@@ -94,6 +95,7 @@ export class ClickHouseHistory {
   private readonly parts = new Map<number, PartitionRows>()
   private readonly stored = new Map<number, number>() // partition → highest seq known to be in ClickHouse
   private pendingRows = 0
+  private behindSince: number | null = null // when the oldest unconfirmed row came in
   private frozen: FrozenBatch | null = null
   private flushing: Promise<void> | null = null
   private readonly queries = new Set<Promise<unknown>>()
@@ -177,6 +179,7 @@ export class ClickHouseHistory {
       if (cur === undefined) {
         keys.set(k, r.deltas[i])
         this.pendingRows++
+        this.behindSince ??= Date.now()
       } else {
         keys.set(k, cur + r.deltas[i])
       }
@@ -184,7 +187,7 @@ export class ClickHouseHistory {
   }
 
   status (): HistoryStatus {
-    const base = { pendingRows: this.pendingRows, unconfirmedRows: this.frozen?.rows ?? 0, droppedRecords: this.droppedRecords }
+    const base = { pendingRows: this.pendingRows, unconfirmedRows: this.frozen?.rows ?? 0, droppedRecords: this.droppedRecords, lagMs: this.behindSince === null ? 0 : Date.now() - this.behindSince }
     if (this.closed) return { ok: false, error: 'closed', ...base }
     if (this.lastError !== undefined) return { ok: false, error: this.lastError, ...base }
     const waited = this.insertingSince === null ? 0 : Date.now() - this.insertingSince
@@ -215,6 +218,7 @@ export class ClickHouseHistory {
     if (this.frozen === null) this.frozen = this.freeze()
     const batch = this.frozen
     if (batch === null) return
+    const insertStarted = Date.now()
     const watchdog = setTimeout(() => this.checkStall(), this.opts.stallMs)
     watchdog.unref()
     try {
@@ -235,6 +239,8 @@ export class ClickHouseHistory {
     }
     for (const [p, seq] of batch.ends) if ((this.stored.get(p) ?? -1) < seq) this.stored.set(p, seq)
     this.frozen = null
+    // Rows that came in during the insert are the oldest now; their exact arrival is not kept.
+    this.behindSince = this.pendingRows > 0 ? insertStarted : null
     if (this.lastError !== undefined || this.stalled) this.opts.logger?.info({ table: this.table }, 'history flushes succeed again')
     this.lastError = undefined
     this.stalled = false

@@ -36,6 +36,7 @@ export async function openStorage (config: Config, shard: number, shards: number
       hostIndex: shard,
       shards,
       epoch,
+      segmentBytes: config.walSegmentBytes,
       onTornTail: (file, good, total) => hooks.logger.warn({ file, goodBytes: good, ignoredBytes: total - good }, 'WAL segment has a torn tail; ignoring it')
     })
     return { log, checkpoints: new SnapshotStore(snapshotDir(config)), history, epoch, failing: () => undefined }

@@ -13,7 +13,6 @@ import type { DeltaRecord } from '../core/records'
 import type { DeltaLog } from './types'
 
 const SEGMENT_RE = /^h(\d+)(?:of(\d+))?-e(\d+)-(\d+)\.wal$/
-const MAX_SEGMENT_BYTES = 256 * 1024 * 1024
 const REPLAY_CHUNK = 4 * 1024 * 1024
 
 export interface SegmentName { file: string, host: number, shards: number, epoch: number, n: number } // shards 0: unknown
@@ -43,6 +42,8 @@ export interface WalOptions {
   hostIndex: number // the shard
   shards: number
   epoch: number
+  /** a new segment starts once the current one holds this many bytes */
+  segmentBytes: number
   onTornTail?: (file: string, goodBytes: number, totalBytes: number) => void
 }
 
@@ -85,7 +86,7 @@ export class WalLog implements DeltaLog {
 
   async append (records: DeltaRecord[]): Promise<void> {
     if (records.length === 0) return
-    if (this.current.bytes >= MAX_SEGMENT_BYTES) this.rotate()
+    if (this.current.bytes >= this.opts.segmentBytes) this.rotate()
     const seg = this.current
     const buf = encodeFrames(records)
     // Noted before writing: a checkpoint that completes meanwhile must not think this segment covered.

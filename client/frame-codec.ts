@@ -1,13 +1,14 @@
-// The binary WebSocket stream format, written independently of the server's decoder so the
-// benchmark also cross-checks the wire contract (README "WebSocket binary frames").
+// The client's side of the binary WebSocket stream format (docs/stream-protocol.md). Written
+// independently of the server's codec, so the tests and benchmarks that use it also cross-check
+// the wire contract; it imports nothing from the server.
 //
 // client → server (little-endian):
 //   u8 kind = 0x01 | u32 seq | u16 nOps (≥ 1) | nOps × op
 //   op = u8 typeLenAndSign (bits 0-5 type length 1..32, bit 7 = negative delta, bit 6 = 0)
 //        | type bytes | u8 idLen (1..128) | id bytes | |delta| as unsigned LEB128 (≤ 2^53-1)
 // server → client: ok = u8 0x81 | u32 seq; error = u8 0x82 | u32 seq | UTF-8 JSON {code,message}
-import { CounterdError } from '../src/core/errors'
-import { isValidId, isValidType } from '../src/core/keys'
+import { CounterdClientError } from './errors'
+import { isValidId, isValidType } from './keys'
 
 export const KIND_INCREMENTS = 0x01
 export const ACK_OK = 0x81
@@ -43,13 +44,13 @@ function varintLength (n: number): number {
 
 function checkOp (op: Op, index: number): void {
   const [type, id, delta] = op
-  if (!isValidType(type)) throw new CounterdError('invalid_type', `op ${index}: type ${JSON.stringify(type)} must match [a-z0-9_-]{1,32}`)
-  if (!isValidId(id)) throw new CounterdError('invalid_id', `op ${index}: id ${JSON.stringify(id)} must match [A-Za-z0-9_.:-]{1,128}`)
-  if (!Number.isSafeInteger(delta)) throw new CounterdError('invalid_delta', `op ${index}: delta ${String(delta)} must be a safe integer`)
+  if (!isValidType(type)) throw new CounterdClientError('invalid_type', `op ${index}: type ${JSON.stringify(type)} must match [a-z0-9_-]{1,32}`)
+  if (!isValidId(id)) throw new CounterdClientError('invalid_id', `op ${index}: id ${JSON.stringify(id)} must match [A-Za-z0-9_.:-]{1,128}`)
+  if (!Number.isSafeInteger(delta)) throw new CounterdClientError('invalid_delta', `op ${index}: delta ${String(delta)} must be a safe integer`)
 }
 
 function checkSeq (seq: number): void {
-  if (!Number.isInteger(seq) || seq < 0 || seq > 0xffffffff) throw new CounterdError('invalid_seq')
+  if (!Number.isInteger(seq) || seq < 0 || seq > 0xffffffff) throw new CounterdClientError('invalid_seq')
 }
 
 /** Bytes `encodeFrame` will produce for these ops. */
@@ -59,10 +60,10 @@ export function encodedFrameLength (ops: readonly Op[]): number {
   return len
 }
 
-/** Encodes one increments frame; throws CounterdError on anything the server would refuse. */
+/** Encodes one increments frame; throws CounterdClientError on anything the server would refuse. */
 export function encodeFrame (seq: number, ops: readonly Op[]): Buffer {
   checkSeq(seq)
-  if (ops.length < 1 || ops.length > MAX_OPS_PER_FRAME) throw new CounterdError('too_many_ops', `a frame holds 1..${MAX_OPS_PER_FRAME} ops, got ${ops.length}`)
+  if (ops.length < 1 || ops.length > MAX_OPS_PER_FRAME) throw new CounterdClientError('too_many_ops', `a frame holds 1..${MAX_OPS_PER_FRAME} ops, got ${ops.length}`)
   ops.forEach(checkOp)
   const buf = Buffer.allocUnsafe(encodedFrameLength(ops))
   buf[0] = KIND_INCREMENTS
@@ -89,8 +90,8 @@ export function setFrameSeq (frame: Buffer, seq: number): void {
   frame.writeUInt32LE(seq, SEQ_OFFSET)
 }
 
-function malformed (why: string): CounterdError {
-  return new CounterdError('malformed_frame', `frame could not be decoded: ${why}`)
+function malformed (why: string): CounterdClientError {
+  return new CounterdClientError('malformed_frame', `frame could not be decoded: ${why}`)
 }
 
 /** Decodes a client frame; the inverse of encodeFrame, strict about every field. */

@@ -1,10 +1,10 @@
-// The benchmark's binary stream encoder: decodes what it encodes, matches the byte layout of the
-// spec, and refuses what the server would refuse.
+// The client's binary stream codec (client/frame-codec.ts): decodes what it encodes, matches the byte
+// layout of the spec, and refuses what the server would refuse.
 import t from 'tap'
 import {
   ACK_ERROR, ACK_OK, decodeAck, decodeFrame, encodeAck, encodedFrameLength, encodeFrame,
   setFrameSeq, type Op
-} from '../bench/frame-codec'
+} from '../client/frame-codec'
 import { clientFrame } from '../bench/ws-raw-client'
 
 const MAX = Number.MAX_SAFE_INTEGER
@@ -59,7 +59,7 @@ t.test('encoder refuses what the server would refuse', async (t) => {
     ['seq past u32', () => encodeFrame(2 ** 32, [['p', '1', 1]]), 'invalid_seq']
   ]
   for (const [name, fn, code] of cases) {
-    t.throws(fn, { name: 'CounterdError', code }, name)
+    t.throws(fn, { name: 'CounterdClientError', code }, name)
   }
 })
 
@@ -77,7 +77,7 @@ t.test('decoder refuses malformed frames', async (t) => {
     ['varint longer than 8 bytes', nineByteVarint]
   ]
   for (const [name, buf] of cases) {
-    t.throws(() => decodeFrame(buf), { name: 'CounterdError', code: 'malformed_frame' }, name)
+    t.throws(() => decodeFrame(buf), { name: 'CounterdClientError', code: 'malformed_frame' }, name)
   }
 })
 
