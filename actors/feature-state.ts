@@ -20,15 +20,17 @@ export class FeatureState {
 
   constructor (readonly replica: string, readonly sampleSize: number) {}
 
-  /** An increment named its actor: the counter's unique count and sample see it. */
-  addActor (key: string, actor: string): void {
+  /** An increment named its actor: the counter's unique count and sample see it. True when the HLL changed. */
+  addActor (key: string, actor: string): boolean {
     let hll = this.hlls.get(key)
     if (hll === undefined) this.hlls.set(key, hll = new HyperLogLog())
-    if (hll.add(actor)) this.changedHlls.add(key)
+    const changed = hll.add(actor)
+    if (changed) this.changedHlls.add(key)
     let sample = this.samples.get(key)
     // Seeded by the key, so replaying the same actors after a restart makes the same choices.
     if (sample === undefined) this.samples.set(key, sample = new Reservoir({ size: this.sampleSize, seed: fnv1a32(key) }))
     sample.add(actor)
+    return changed
   }
 
   unique (key: string): number {

@@ -154,11 +154,16 @@ export class PartitionState {
     return this.add(e, delta, sealInto)
   }
 
-  /** Resets to 0, logged as the delta −value so the log stays a log of deltas. */
+  /**
+   * Resets to 0, logged as the delta −value so the log stays a log of deltas. Returns the value
+   * before (Redis DEL answers whether there was one).
+   */
   reset (buf: Uint8Array, off: number, len: number, h: number, sealInto: DeltaRecord[]): number {
     const e = this.table.find(buf, off, len, h)
-    if (e >= 0) this.add(e, -this.table.value(e), sealInto)
-    return 0
+    if (e < 0) return 0
+    const before = this.table.value(e)
+    this.add(e, -before, sealInto)
+    return before
   }
 
   private add (e: number, delta: number, sealInto: DeltaRecord[]): number {
@@ -332,6 +337,13 @@ export class PartitionState {
     this.features.addActor(key, actor)
     this.pendingFeatures.push({ kind: FEATURE_ACTOR, key, arg: actor })
     return v
+  }
+
+  /** An actor joins the counter's unique actors without changing its count: 1 if the HLL changed, else 0. */
+  addActor (key: string, actor: string): number {
+    const changed = this.features.addActor(key, actor)
+    this.pendingFeatures.push({ kind: FEATURE_ACTOR, key, arg: actor })
+    return changed ? 1 : 0
   }
 
   /** Returns the item's like count after; a like that was already there changes nothing. */

@@ -9,7 +9,7 @@ import type { Config } from '../config/loader'
 import { CounterdError } from '../src/core/errors'
 import { fnv1a32 } from '../src/core/keys'
 import {
-  OP_GET, OP_HAS_LIKED, OP_HEADER_BYTES, OP_INCR, OP_INCR_ACTOR, OP_LIKE, OP_LIKE_COUNT, OP_QUOTA_PEEK, OP_QUOTA_TAKE,
+  OP_ADD_ACTOR, OP_GET, OP_HAS_LIKED, OP_HEADER_BYTES, OP_INCR, OP_INCR_ACTOR, OP_LIKE, OP_LIKE_COUNT, OP_QUOTA_PEEK, OP_QUOTA_TAKE,
   OP_RATE, OP_RESET, OP_UNIQUE, OP_UNLIKE, opSize
 } from '../src/core/op-codec'
 import type { Checkpoint, DeltaRecord } from '../src/core/records'
@@ -192,6 +192,10 @@ export class Shard {
         const argLen = src[o + 8]
         v = s.incrementWithActor(src, keyOff, len, h, src.readDoubleLE(o), src.toString('latin1', o + 9, o + 9 + argLen), this.commit.sealedInto)
         o += 9 + argLen
+      } else if (kind === OP_ADD_ACTOR) {
+        const argLen = src[o]
+        v = s.addActor(src.toString('latin1', keyOff, keyOff + len), src.toString('latin1', o + 1, o + 1 + argLen))
+        o += 1 + argLen
       } else if (kind === OP_LIKE || kind === OP_UNLIKE) {
         const item = src.toString('latin1', keyOff, keyOff + len)
         const user = src.toString('latin1', o + 1, o + 1 + src[o])

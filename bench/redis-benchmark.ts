@@ -27,6 +27,8 @@ export interface RedisBenchOptions {
   tests?: string[]
   command?: string[]
   threads?: number
+  /** kill it and fail past this many ms (a run that stalls must not hang the whole benchmark) */
+  timeoutMs?: number
 }
 
 function splitCsvLine (line: string): string[] {
@@ -105,11 +107,18 @@ export async function runRedisBenchmark (o: RedisBenchOptions): Promise<RedisBen
     const p = spawn('redis-benchmark', args, { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     let err = ''
+    let timedOut = false
+    const timer = o.timeoutMs === undefined ? null : setTimeout(() => { timedOut = true; p.kill('SIGKILL') }, o.timeoutMs)
     p.stdout.on('data', (c: Buffer) => { out += c.toString() })
     p.stderr.on('data', (c: Buffer) => { err += c.toString() })
     p.on('error', reject)
     p.on('close', (code) => {
+      if (timer !== null) clearTimeout(timer)
       const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6
+      if (timedOut) {
+        reject(new Error(`redis-benchmark ${args.join(' ')} did not finish within ${String(o.timeoutMs)} ms: ${err.slice(-500)}`))
+        return
+      }
       if (code !== 0) {
         reject(new Error(`redis-benchmark ${args.join(' ')} exited ${String(code)}: ${err.slice(-500)}`))
         return

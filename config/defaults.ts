@@ -5,6 +5,7 @@ import os from 'node:os'
 export const DEFAULTS = {
   host: '127.0.0.1',
   port: 8080,
+  respPort: -1, // -1: no Redis-protocol listener; 0 picks a free port
   dataDir: './data',
   partitions: 64,
   workers: os.availableParallelism(), // shard threads; capped at PARTITIONS when not given
@@ -25,6 +26,10 @@ export const DEFAULTS = {
   shardRingBytes: 1024 * 1024, // each shared-memory ring between two shards (one per direction)
   retryAfterSeconds: 1,
   logLevel: 'info',
+  authFile: '', // API keys and their scopes (README "Security"); '' = open
+  metricsOpen: false, // with AUTH_FILE: /metrics without a key
+  tlsCertFile: '', // PEM certificate (chain): HTTPS and WSS on PORT; with tlsKeyFile
+  tlsKeyFile: '', // PEM private key of tlsCertFile
   // Cluster storage (docs/cluster-storage.md): both set → Kafka log + Redis checkpoints.
   kafkaBrokers: '', // host:port[,host:port…]
   kafkaTopic: 'counter-deltas',

@@ -23,6 +23,12 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, overrides: Con
   if (config.workers > config.partitions) {
     throw new ConfigError(`WORKERS (${config.workers}) must not exceed PARTITIONS (${config.partitions}): every worker holds at least one partition`)
   }
+  if ((config.tlsCertFile === '') !== (config.tlsKeyFile === '')) {
+    throw new ConfigError('TLS_CERT_FILE and TLS_KEY_FILE go together: set both (HTTPS and WSS) or neither')
+  }
+  if (config.respPort === config.port && config.port !== 0) {
+    throw new ConfigError(`RESP_PORT must differ from PORT (both are ${config.port}): the Redis protocol has its own listener`)
+  }
   if ((config.kafkaBrokers === '') !== (config.redisUrl === '')) {
     throw new ConfigError('KAFKA_BROKERS and REDIS_URL go together: cluster storage needs both (the log in Kafka, checkpoints in Redis); set both or neither')
   }

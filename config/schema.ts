@@ -58,6 +58,7 @@ const TOPIC_RE = /^[A-Za-z0-9._-]{1,249}$/
 export const SCHEMA: { [K in keyof Defaults]: { env: string, parse: Parser<Defaults[K]> } } = {
   host: { env: 'HOST', parse: nonEmpty },
   port: { env: 'PORT', parse: integer(0, 65535) },
+  respPort: { env: 'RESP_PORT', parse: integer(0, 65535) },
   dataDir: { env: 'DATA_DIR', parse: nonEmpty },
   partitions: { env: 'PARTITIONS', parse: integer(1, 65535) },
   workers: { env: 'WORKERS', parse: integer(1, 256) },
@@ -78,6 +79,10 @@ export const SCHEMA: { [K in keyof Defaults]: { env: string, parse: Parser<Defau
   shardRingBytes: { env: 'SHARD_RING_BYTES', parse: powerOfTwo(65536, 256 * 1024 * 1024) },
   retryAfterSeconds: { env: 'RETRY_AFTER_SECONDS', parse: integer(1, 3600) },
   logLevel: { env: 'LOG_LEVEL', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') },
+  authFile: { env: 'AUTH_FILE', parse: nonEmpty },
+  tlsCertFile: { env: 'TLS_CERT_FILE', parse: nonEmpty },
+  tlsKeyFile: { env: 'TLS_KEY_FILE', parse: nonEmpty },
+  metricsOpen: { env: 'METRICS_OPEN', parse: (raw, name) => oneOf('true', 'false')(raw, name) === 'true' },
   kafkaBrokers: { env: 'KAFKA_BROKERS', parse: pattern(BROKERS_RE, 'a comma-separated list of host:port') },
   kafkaTopic: { env: 'KAFKA_TOPIC', parse: pattern(TOPIC_RE, 'a Kafka topic name ([A-Za-z0-9._-]{1,249})') },
   redisUrl: { env: 'REDIS_URL', parse: pattern(/^rediss?:\/\/\S+$/, 'a redis:// URL or a comma-separated list of them') },

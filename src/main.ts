@@ -37,6 +37,7 @@ async function main (): Promise<void> {
   }
   process.once('SIGTERM', () => stop('SIGTERM'))
   process.once('SIGINT', () => stop('SIGINT'))
+  process.on('SIGHUP', () => node.reloadApiKeys())
 }
 
 void main()

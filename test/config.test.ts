@@ -10,6 +10,9 @@ t.test('defaults and overrides', async (t) => {
   t.equal(c.host, '127.0.0.1')
   t.equal(c.partitions, 64)
   t.equal(c.ackMode, 'durable')
+  t.equal(c.respPort, -1, 'no Redis-protocol listener unless RESP_PORT is set')
+  t.equal(loadConfig({ RESP_PORT: '6380' }).respPort, 6380)
+  t.equal(loadConfig({ RESP_PORT: '0', PORT: '0' }).respPort, 0, 'both may pick free ports')
   t.ok(Object.isFrozen(c), 'the filled config is frozen')
   const o = loadConfig({ PORT: '0', PARTITIONS: '16', WORKERS: '4', ACK_MODE: 'applied', FLUSH_INTERVAL_MS: '5', DATA_DIR: '/tmp/x' })
   t.same([o.port, o.partitions, o.workers, o.ackMode, o.flushIntervalMs, o.dataDir], [0, 16, 4, 'applied', 5, '/tmp/x'])
@@ -24,7 +27,10 @@ t.test('bad values are refused, naming the variable', async (t) => {
     [{ ACK_MODE: 'fast' }, /^ACK_MODE must be one of durable, applied, got "fast"$/],
     [{ FLUSH_INTERVAL_MS: '1.5' }, /^FLUSH_INTERVAL_MS must be an integer/],
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL must be one of/],
-    [{ PARTITIONS: '4', WORKERS: '8' }, /^WORKERS \(8\) must not exceed PARTITIONS \(4\)/]
+    [{ PARTITIONS: '4', WORKERS: '8' }, /^WORKERS \(8\) must not exceed PARTITIONS \(4\)/],
+    [{ RESP_PORT: '-1' }, /^RESP_PORT must be an integer from 0 to 65535, got "-1"$/],
+    [{ RESP_PORT: 'redis' }, /^RESP_PORT must be an integer from 0 to 65535/],
+    [{ RESP_PORT: '9000', PORT: '9000' }, /^RESP_PORT must differ from PORT \(both are 9000\)/]
   ]
   for (const [env, re] of cases) t.throws(() => loadConfig(env), { name: 'ConfigError', message: re }, JSON.stringify(env))
   t.ok(new ConfigError('x') instanceof Error)

@@ -33,6 +33,8 @@ const KINDS = {
   method_not_allowed: { status: 405, retriable: false, message: 'method not allowed on this route' },
   invalid_actor: { status: 400, retriable: false, message: 'actor must match [A-Za-z0-9_.:-]{1,128}' },
   invalid_user_id: { status: 400, retriable: false, message: 'user_id must match [A-Za-z0-9_.:-]{1,128}' },
+  unauthorized: { status: 401, retriable: false, message: 'an API key is required' },
+  forbidden: { status: 403, retriable: false, message: 'this API key may not do this' },
   rate_limited: { status: 429, retriable: true, message: 'too many likes from this user; retry after the time given' },
   overloaded: { status: 503, retriable: true, message: 'too much work in flight; retry later' },
   not_ready: { status: 503, retriable: true, message: 'the node is still recovering' },
@@ -45,6 +47,15 @@ const KINDS = {
   invalid_option: { status: 500, retriable: false, message: 'an option has an invalid value' },
   invalid_argument: { status: 400, retriable: false, message: 'an argument has an invalid value' },
   corrupt_state: { status: 500, retriable: false, message: 'encoded state could not be decoded' },
+  // The Redis-protocol front (src/front/resp.ts maps every code to a Redis error reply).
+  protocol_error: { status: 400, retriable: false, message: 'the Redis protocol stream could not be read' },
+  unknown_command: { status: 400, retriable: false, message: 'unknown command' },
+  wrong_arity: { status: 400, retriable: false, message: 'wrong number of arguments' },
+  syntax_error: { status: 400, retriable: false, message: 'syntax error' },
+  wrong_type: { status: 400, retriable: false, message: 'counterd keys hold counters; this command works on another kind of value' },
+  auth_not_configured: { status: 400, retriable: false, message: 'AUTH called without any password configured' },
+  wrong_password: { status: 400, retriable: false, message: 'invalid username-password pair or user is disabled' },
+  unsupported_protocol: { status: 400, retriable: false, message: 'unsupported protocol version' },
   // Ingested events (src/core/ingest-event.ts): the reasons a message goes to the dead-letter topic.
   invalid_event: { status: 400, retriable: false, message: 'the event does not have the expected shape' },
   invalid_event_id: { status: 400, retriable: false, message: 'event_id must be 1 to 128 printable ASCII characters or a non-negative integer' }

@@ -13,6 +13,7 @@ export const OP_RESET = 2
 export const OP_INCR_ACTOR = 4 // f64 delta, then the actor
 export const OP_LIKE = 5 // key = item "type:id", arg = user
 export const OP_UNLIKE = 6 // as OP_LIKE
+export const OP_ADD_ACTOR = 13 // arg = actor: joins the counter's unique actors (and sample), count unchanged; 1 if the HLL changed, else 0
 // Reads: answered at once with one number each.
 export const OP_GET = 3 // the value
 export const OP_HAS_LIKED = 7 // key = item, arg = user; 1 or 0
@@ -26,8 +27,8 @@ export const OP_QUOTA_PEEK = 12 // key = user: tokens left
 export const OP_NAMES = ['', 'increment', 'reset', 'get', 'increment_actor', 'like', 'unlike', 'has_liked', 'like_count', 'unique', 'rate', 'quota_take', 'quota_peek']
 
 /** Whether an op kind carries an f64 delta after its key, and a length-prefixed argument after that. */
-export const OP_HAS_DELTA = [false, true, false, false, true, false, false, false, false, false, false, false, false]
-export const OP_HAS_ARG = [false, false, false, false, true, true, true, true, false, false, false, true, false]
+export const OP_HAS_DELTA = [false, true, false, false, true, false, false, false, false, false, false, false, false, false]
+export const OP_HAS_ARG = [false, false, false, false, true, true, true, true, false, false, false, true, false, true]
 
 /** Bytes of the op starting at `o`. */
 export function opSize (buf: Uint8Array, o: number): number {
@@ -106,6 +107,35 @@ export class ByteSink {
     if (OP_HAS_ARG[kind]) {
       buf[o] = a.length
       o += 1 + buf.write(a, o + 1, 'latin1')
+    }
+    this.len = o
+  }
+
+  /**
+   * An op whose key (and argument, when argStart ≥ 0) are copied straight from a request's bytes
+   * (the Redis-protocol front parses commands in place): plain byte stores only.
+   */
+  opFromBytes (kind: number, hash: number, src: Uint8Array, keyStart: number, keyLen: number, delta: number, argStart: number, argLen: number): void {
+    this.reserve(OP_HEADER_BYTES + keyLen + 9 + argLen)
+    const buf = this.buf
+    let o = this.len
+    buf[o] = kind
+    buf[o + 1] = keyLen
+    buf[o + 2] = hash
+    buf[o + 3] = hash >>> 8
+    buf[o + 4] = hash >>> 16
+    buf[o + 5] = hash >>> 24
+    o += OP_HEADER_BYTES
+    for (let k = keyStart, end = keyStart + keyLen; k < end; k++) buf[o++] = src[k]
+    if (OP_HAS_DELTA[kind]) {
+      F64[0] = delta
+      buf[o] = F64_BYTES[0]; buf[o + 1] = F64_BYTES[1]; buf[o + 2] = F64_BYTES[2]; buf[o + 3] = F64_BYTES[3]
+      buf[o + 4] = F64_BYTES[4]; buf[o + 5] = F64_BYTES[5]; buf[o + 6] = F64_BYTES[6]; buf[o + 7] = F64_BYTES[7]
+      o += 8
+    }
+    if (OP_HAS_ARG[kind]) {
+      buf[o++] = argStart < 0 ? 0 : argLen
+      if (argStart >= 0) for (let k = argStart, end = argStart + argLen; k < end; k++) buf[o++] = src[k]
     }
     this.len = o
   }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { Config } from '../../config/loader'
 import { CounterdError } from '../core/errors'
 import type { InflightGauge } from '../routing/inflight'
+import type { ApiKeyVerifier } from '../core/api-keys'
 import type { Router } from '../routing/router'
 import type { ThreadMetrics } from './metrics'
 import { PHASE_DRAINING, PHASE_READY, type ShardRow, type StatusBoard } from './status-board'
@@ -13,6 +14,8 @@ export interface FrontContext {
   router: Router
   /** This shard's row of the board: the front counts requests, frames and errors into it. */
   metrics: ShardRow
+  /** API keys (AUTH_FILE), replaced on SIGHUP; null: the node is open. */
+  auth: ApiKeyVerifier | null
   /** This thread's prom-client registry and hot-path histograms. */
   threadMetrics: ThreadMetrics
   board: StatusBoard

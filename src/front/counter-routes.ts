@@ -9,7 +9,7 @@ import { isValidDelta } from '../core/frame-ops'
 import { OP_GET, OP_INCR, OP_INCR_ACTOR, OP_RATE, OP_RESET, OP_UNIQUE } from '../core/op-codec'
 import { failRequest, parseJsonBody, readBody, readJsonBody } from './body'
 import { admit, overloaded, type FrontContext } from './context'
-import { FieldReply, KeysReply, ValueReply } from './pending'
+import { FieldReply, KeysReply, ResetReply, ValueReply } from './pending'
 import { replyJson, type Abortable } from './replies'
 import { F_HTTP_REQUESTS } from './status-board'
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws'
@@ -158,7 +158,7 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
     metrics.add(F_HTTP_REQUESTS)
     const type = req.getParameter(0)
     const id = req.getParameter(1)
-    const pending = new ValueReply(ctx, res, type, id)
+    const pending = new ResetReply(ctx, res, type, id)
     res.onAborted(() => { pending.aborted = true })
     const bad = validateTypeId(type, id) ?? admit(ctx)
     if (bad !== null) { fail(res, pending, bad); return }

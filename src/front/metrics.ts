@@ -10,8 +10,8 @@ import { OP_NAMES } from '../core/op-codec'
 import type { InflightGauge } from '../routing/inflight'
 import type { ForwardObserver } from '../routing/router'
 import {
-  F_HTTP_REQUESTS, F_INCREMENTS_ACKED, F_INGEST_DUPLICATES, F_INGEST_EVENTS, F_INGEST_PARTITIONS, F_WS_CONNECTIONS, F_WS_FRAMES, F_WS_OPS,
-  PHASE_READY, type ShardRow, type StatusBoard
+  F_HTTP_REQUESTS, F_INCREMENTS_ACKED, F_INGEST_DUPLICATES, F_INGEST_EVENTS, F_INGEST_PARTITIONS, F_RESP_COMMANDS, F_RESP_CONNECTIONS, F_WS_CONNECTIONS,
+  F_WS_FRAMES, F_WS_OPS, PHASE_READY, type ShardRow, type StatusBoard
 } from './status-board'
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws'
 
@@ -113,6 +113,8 @@ export class ThreadMetrics implements ShardObserver, ForwardObserver {
     this.commits = new Counter({ name: 'counterd_commits_total', help: 'Group commits (log appends) completed', registers })
     this.durableRecords = new Counter({ name: 'counterd_durable_records_total', help: 'Log records confirmed durable', registers })
     gauge('counterd_ws_connections', 'Open WebSocket stream connections', () => row.nums[F_WS_CONNECTIONS])
+    gauge('counterd_resp_connections', 'Open Redis-protocol connections', () => row.nums[F_RESP_CONNECTIONS])
+    counter('counterd_resp_commands_total', 'Redis-protocol commands handled', () => row.nums[F_RESP_COMMANDS])
     gauge('counterd_counters', 'Counters held (non-zero)', () => this.stats?.counters ?? 0)
     gauge('counterd_pending_ops', 'Ops applied and not yet handed to the log', () => this.stats?.pendingOps ?? 0)
     gauge('counterd_inflight_ops', 'Write ops accepted by the node and not yet answered', () => inflight.writes, 'first')

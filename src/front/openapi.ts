@@ -2,6 +2,7 @@
 // tests hold the running node to (test/openapi.test.ts validates the document, then checks real
 // answers of every route against it), so a route or a reply shape changed here must change there.
 import { ERROR_CODES } from '../core/errors'
+import { scopeOf } from './auth'
 
 type Json = Record<string, unknown>
 
@@ -240,6 +241,18 @@ function build (): Json {
     }
   }
 
+  // With AUTH_FILE every route but the open ones needs a key with its scope (README "Security").
+  for (const [p, item] of Object.entries(paths) as Array<[string, Json]>) {
+    for (const [method, op] of Object.entries(item) as Array<[string, Json]>) {
+      if (method === 'parameters') continue
+      const scope = scopeOf(`${method === 'delete' ? 'DELETE' : method.toUpperCase()} ${p.replace(/\{([a-z]+)\}/g, ':$1')}`, false)
+      if (scope === null) continue
+      op.security = [{ bearer: [scope] }]
+      op.description = `Needs a key with the ${scope} scope when the node has AUTH_FILE${scope === 'admin' && p === '/metrics' ? ' (not with METRICS_OPEN=true)' : ''}.`
+      Object.assign(op.responses as Json, errors(401, 403))
+    }
+  }
+
   const errorResponse = (status: number, description: string, headers?: Json): Json =>
     ({ description, ...(headers === undefined ? {} : { headers }), content: json(ref('schemas', 'Error')) })
 
@@ -262,8 +275,13 @@ function build (): Json {
         ErrorBody: object({ code: { type: 'string', enum: [...ERROR_CODES] }, message: { type: 'string' } }),
         Error: object({ error: ref('schemas', 'ErrorBody') })
       },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'An API key from AUTH_FILE: Authorization: Bearer <key> (the stream also takes ?token=<key>)' }
+      },
       responses: {
         E400: errorResponse(400, 'a bad argument, id, body or header (see the error code); nothing was applied'),
+        E401: errorResponse(401, 'unauthorized: no API key, or an unknown one'),
+        E403: errorResponse(403, 'forbidden: the key lacks the scope this route needs'),
         E404: errorResponse(404, 'not_found'),
         E413: errorResponse(413, 'payload_too_large: the body is over MAX_BODY_BYTES; the connection is closed'),
         E429: errorResponse(429, 'rate_limited', Retry),

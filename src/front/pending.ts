@@ -50,6 +50,13 @@ export class ValueReply extends PendingRequest {
   }
 }
 
+/** DELETE: answered `{"type","id","value":0}` (the op's value is the one before the reset). */
+export class ResetReply extends ValueReply {
+  override onApplied (): void {
+    this.value = 0
+  }
+}
+
 /** A one-op request answered as {…fields, [field]: value} (likes, unique counts, rates). */
 export class FieldReply extends PendingRequest {
   value = NaN

@@ -10,6 +10,7 @@ import { decodeJsonFrame } from '../core/json-frame'
 import { FrameOps } from '../core/frame-ops'
 import { OP_INCR, OP_INCR_ACTOR } from '../core/op-codec'
 import type { UnitOwner } from '../routing/router'
+import { authorize, bearerOf } from './auth'
 import { admit, overloaded, type FrontContext } from './context'
 import { F_INCREMENTS_ACKED, F_WS_CONNECTIONS, F_WS_FRAMES, F_WS_OPS } from './status-board'
 import { uws, type HttpRequest, type HttpResponse, type TemplatedApp, type WebSocket } from './uws'
@@ -119,6 +120,12 @@ export function installStream (app: TemplatedApp, ctx: FrontContext, sockets: Se
       const key = req.getHeader('sec-websocket-key')
       const protocol = req.getHeader('sec-websocket-protocol')
       const extensions = req.getHeader('sec-websocket-extensions')
+      const refused = authorize(ctx.auth, bearerOf(req.getHeader('authorization')) || (req.getQuery('token') ?? ''), 'write')
+      if (refused !== null) {
+        metrics.countError('http', refused.code)
+        res.cork(() => res.writeStatus(refused.status === 401 ? '401 Unauthorized' : '403 Forbidden').writeHeader('content-type', 'application/json').end(JSON.stringify(refused.toJSON())))
+        return
+      }
       if (clientId !== '' && (clientId.length > 64 || !isValidId(clientId))) {
         const err = new CounterdError('invalid_client_id')
         res.cork(() => res.writeStatus('400 Bad Request').writeHeader('content-type', 'application/json').end(JSON.stringify(err.toJSON())))

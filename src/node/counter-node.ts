@@ -5,9 +5,11 @@
 // It serves no request itself.
 import fs from 'node:fs'
 import path from 'node:path'
+import tls from 'node:tls'
 import { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
 import { isClusterStorage, type Config } from '../../config/loader'
+import { parseApiKeyFile, type ApiKeyTable } from '../core/api-keys'
 import { withDeadline } from '../core/deadline'
 import { fromWire } from '../core/errors'
 import { PHASE_DRAINING, PHASE_READY, StatusBoard } from '../front/status-board'
@@ -59,6 +61,7 @@ export class CounterNode {
   private closing: Promise<void> | null = null
   private stopped = false
   port = 0
+  respPort = -1
 
   private constructor (
     readonly config: Config,
@@ -74,6 +77,14 @@ export class CounterNode {
     const lockFile = takeLock(config.dataDir)
     try {
       if (!isClusterStorage(config)) checkPartitions(config.dataDir, config.partitions)
+    } catch (err) {
+      fs.rmSync(lockFile, { force: true })
+      throw err
+    }
+    let auth: ApiKeyTable | null
+    try {
+      checkTls(config)
+      auth = loadApiKeys(config, logger)
     } catch (err) {
       fs.rmSync(lockFile, { force: true })
       throw err
@@ -107,7 +118,8 @@ export class CounterNode {
         rings: { out: rings[s], in: rings.map((row) => row[s]) },
         bells,
         board: boardMemory,
-        inflight
+        inflight,
+        auth
       }
       const worker = new Worker(path.join(__dirname, 'shard-thread.js'), { workerData: init })
       // A shard thread that dies takes partition state with it: the node cannot go on serving.
@@ -121,24 +133,43 @@ export class CounterNode {
     return node
   }
 
+  /** Reads AUTH_FILE again (SIGHUP); a file that does not parse leaves the keys as they were. */
+  reloadApiKeys (): void {
+    let table: ApiKeyTable | null
+    try {
+      table = loadApiKeys(this.config, this.logger)
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, 'AUTH_FILE not reloaded; the keys in use stay')
+      return
+    }
+    for (const s of this.shards) s.worker.postMessage({ t: 'auth', table } satisfies ToShard)
+    this.logger.info({ keys: table?.keys.length ?? 0 }, 'AUTH_FILE reloaded')
+  }
+
   /**
    * Every shard listens on the same port (uWS sets SO_REUSEPORT; the kernel spreads connections).
    * uWS does not share an ephemeral port, so for PORT=0 the supervisor picks a free port first.
+   * The Redis protocol (RESP_PORT) has one listener, on shard 0: Node 20's net module cannot set
+   * SO_REUSEPORT and uWS has no raw TCP server, so shard 0 takes every RESP connection and reaches
+   * the other shards' counters through its router, like any request for another shard.
    */
   private async listen (): Promise<void> {
-    const { host } = this.config
+    const { host, respPort } = this.config
     for (let attempt = 1; ; attempt++) {
       const port = this.config.port !== 0 ? this.config.port : await freePort(host)
-      if ((await this.shards[0].ask({ t: 'listen', port }, 'listening')).port === port) {
+      const first = await this.shards[0].ask({ t: 'listen', port, respPort }, 'listening')
+      if (first.port === port) {
+        if (respPort >= 0 && first.respPort < 0) throw new Error(`cannot listen for the Redis protocol on ${host}:${respPort} (RESP_PORT)`)
         this.port = port
+        this.respPort = first.respPort
         break
       }
       // A free port may be taken between the probe and the listen: try another.
       if (this.config.port !== 0 || attempt === 10) throw new Error(`cannot listen on ${host}:${port}`)
     }
-    const others = await Promise.all(this.shards.slice(1).map(async (s) => await s.ask({ t: 'listen', port: this.port }, 'listening')))
+    const others = await Promise.all(this.shards.slice(1).map(async (s) => await s.ask({ t: 'listen', port: this.port, respPort: -1 }, 'listening')))
     if (others.some((m) => m.port !== this.port)) throw new Error(`cannot listen on ${host}:${this.port} from every shard`)
-    this.logger.info({ host, port: this.port }, 'listening')
+    this.logger.info({ host, ...(this.respPort >= 0 ? { respPort: this.respPort } : {}), port: this.port }, 'listening')
   }
 
   private async recover (): Promise<void> {
@@ -251,4 +282,33 @@ function writeDurably (dataDir: string, name: string, text: string): void {
   const dir = fs.openSync(dataDir, 'r')
   fs.fsyncSync(dir)
   fs.closeSync(dir)
+}
+
+/** AUTH_FILE's keys, checked whole (a bad file stops the start with exit 2); null: no AUTH_FILE. */
+function loadApiKeys (config: Config, logger: Logger): ApiKeyTable | null {
+  if (config.authFile === '') {
+    logger.warn('AUTH_FILE is not set: every client may read and write every counter')
+    return null
+  }
+  let table: ApiKeyTable
+  try {
+    table = parseApiKeyFile(fs.readFileSync(config.authFile, 'utf8'))
+  } catch (err) {
+    throw new StartError(`AUTH_FILE ${config.authFile}: ${(err as Error).message}`)
+  }
+  if (table.plain > 0) logger.warn({ plainKeys: table.plain }, 'AUTH_FILE holds keys in plain text; store "sha256:<hex>" instead')
+  if (new Set(table.keys.map(k => k.namespace)).size > 1) {
+    logger.warn('AUTH_FILE names several namespaces, but namespaces do not isolate counters yet: every key reaches every counter its scopes allow')
+  }
+  return table
+}
+
+/** The certificate and key must load and belong together, or the node does not start (exit 2). */
+function checkTls (config: Config): void {
+  if (config.tlsCertFile === '') return
+  try {
+    tls.createSecureContext({ cert: fs.readFileSync(config.tlsCertFile), key: fs.readFileSync(config.tlsKeyFile) })
+  } catch (err) {
+    throw new StartError(`TLS_CERT_FILE ${config.tlsCertFile} and TLS_KEY_FILE ${config.tlsKeyFile} cannot serve TLS: ${(err as Error).message}`)
+  }
 }

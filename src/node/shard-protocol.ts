@@ -1,6 +1,7 @@
 // Messages between the supervisor (main thread) and a shard thread: the lifecycle only (start,
 // readiness, drain, close). Requests never pass here; they reach a shard through its own uWS
 // app or through the shared-memory rings between shards.
+import type { ApiKeyTable } from '../core/api-keys'
 import type { RecoverStats } from '../../actors/shard'
 import type { Config } from '../../config/loader'
 import type { WireError } from '../core/errors'
@@ -16,18 +17,21 @@ export interface ShardInit {
   bells: SharedArrayBuffer[]
   board: SharedArrayBuffer
   inflight: SharedArrayBuffer
+  /** API keys from AUTH_FILE; null: the node is open */
+  auth: ApiKeyTable | null
 }
 
 export type ToShard =
-  | { t: 'listen', port: number } // listen on HOST:port (with the others: SO_REUSEPORT)
+  | { t: 'listen', port: number, respPort: number } // listen on HOST:port (with the others: SO_REUSEPORT); respPort ≥ 0: also the Redis protocol (shard 0 only)
   | { t: 'recover' } // open storage, load checkpoints, replay the log
   | { t: 'serve' } // the node is ready: checkpoint what was recovered, then on the interval
   | { t: 'drain' } // stop listening; answer every accepted request
   | { t: 'close' } // close streams, final commit and checkpoint, close storage, close every socket
   | { t: 'abort' } // the node is exiting on a fatal error: close every socket now
+  | { t: 'auth', table: ApiKeyTable | null } // AUTH_FILE was read again (SIGHUP): use these keys from now on
 
 export type FromShard =
-  | { t: 'listening', port: number } // -1: the port is taken
+  | { t: 'listening', port: number, respPort: number } // -1: the port is taken (respPort −1: not asked, or taken)
   | { t: 'recovered', stats: RecoverStats }
   | { t: 'checkpointed' } // the checkpoint after recovery is saved
   | { t: 'drained' }

@@ -5,8 +5,10 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import pino from 'pino'
 import { Shard } from '../../actors/shard'
+import { ApiKeyVerifier } from '../core/api-keys'
 import { withDeadline } from '../core/deadline'
 import { asCounterdError } from '../core/errors'
+import { guardRoutes } from '../front/auth'
 import type { DeltaRecord } from '../core/records'
 import type { FrontContext } from '../front/context'
 import { installCounterRoutes } from '../front/counter-routes'
@@ -14,7 +16,8 @@ import { installFeatureRoutes } from '../front/feature-routes'
 import { Ingestor } from '../front/ingest'
 import { ThreadMetrics, timeRoutes } from '../front/metrics'
 import { installNodeRoutes } from '../front/node-routes'
-import { F_INGEST_PARTITIONS, StatusBoard } from '../front/status-board'
+import { F_COUNTERS, F_INGEST_PARTITIONS, StatusBoard } from '../front/status-board'
+import { RespFront } from '../front/resp'
 import { closeStreams, installStream, type StreamConn } from '../front/stream'
 import { closeApp, uws, type WebSocket } from '../front/uws'
 import { InflightGauge } from '../routing/inflight'
@@ -36,15 +39,19 @@ const sockets = new Set<WebSocket<StreamConn>>()
 const inflight = new InflightGauge(init.inflight, config.maxInflightOps)
 const cluster = config.kafkaBrokers !== ''
 const threadMetrics = new ThreadMetrics({ shard: index, board, row, inflight, log: cluster ? 'kafka' : 'wal', checkpoints: cluster ? 'redis' : 'snapshot', ingestTopic: config.ingestTopic })
-const ctx: FrontContext = { config, router: null as unknown as Router, metrics: row, threadMetrics, board, inflight, logger }
+const ctx: FrontContext = { config, router: null as unknown as Router, metrics: row, threadMetrics, auth: init.auth === null ? null : new ApiKeyVerifier(init.auth), board, inflight, logger }
 let shard: Shard | null = null
 let listenSocket: unknown = null
+let listenPort = -1
+let resp: RespFront | null = null
 let healthTimer: NodeJS.Timeout | null = null
 let ingestor: Ingestor | null = null
 
-const app = uws.App()
+// With TLS_CERT_FILE (checked by the supervisor before any shard starts) the same routes speak HTTPS and WSS.
+const app = config.tlsCertFile === '' ? uws.App() : uws.SSLApp({ cert_file_name: config.tlsCertFile, key_file_name: config.tlsKeyFile })
 installStream(app, ctx, sockets)
-const timed = timeRoutes(app, threadMetrics)
+// Timing outermost, so refused requests are timed too; then the key check; then the route.
+const timed = guardRoutes(timeRoutes(app, threadMetrics), ctx)
 installFeatureRoutes(timed, ctx)
 installCounterRoutes(timed, ctx)
 installNodeRoutes(timed, ctx)
@@ -59,13 +66,19 @@ function publishHealth (): void {
   const s = shard.stats()
   row.setLog(s.logError)
   row.setHistory(s.history === undefined ? undefined : { ok: s.history.ok, error: s.history.error, pendingRows: s.history.pendingRows + s.history.unconfirmedRows })
+  row.set(F_COUNTERS, s.counters)
 }
 
-function listen (p: number): void {
+function listen (p: number, respPort: number): void {
   app.listen(config.host, p, (socket) => {
-    if (socket === false) { send({ t: 'listening', port: -1 }); return }
+    if (socket === false) { send({ t: 'listening', port: -1, respPort: -1 }); return }
     listenSocket = socket
-    send({ t: 'listening', port: uws.us_socket_local_port(socket) })
+    listenPort = uws.us_socket_local_port(socket)
+    if (respPort < 0) { send({ t: 'listening', port: listenPort, respPort: -1 }); return }
+    const front = new RespFront(ctx, () => listenPort)
+    front.listen(config.host, respPort).then(
+      (port) => { resp = front; send({ t: 'listening', port: listenPort, respPort: port }) },
+      (err) => { logger.error({ err }, 'cannot listen for the Redis protocol'); send({ t: 'listening', port: listenPort, respPort: -1 }) })
   })
 }
 
@@ -141,6 +154,7 @@ async function drain (): Promise<void> {
   }
   if (listenSocket !== null) uws.us_listen_socket_close(listenSocket as never)
   listenSocket = null
+  resp?.stopListening()
   const deadline = Date.now() + 30_000
   while (shard !== null && !ctx.router.idle && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
   send({ t: 'drained' })
@@ -161,6 +175,7 @@ async function close (): Promise<void> {
  */
 function closeSockets (): void {
   listenSocket = null
+  resp?.closeAll()
   closeApp(app)
 }
 
@@ -179,11 +194,12 @@ port.on('message', (msg: ToShard) => {
     send({ t: 'failed', stage, error: e.toWire(), ...(e.code === 'partitions_mismatch' ? { exitCode: 2 } : {}) })
   }
   switch (msg.t) {
-    case 'listen': listen(msg.port); break
+    case 'listen': listen(msg.port, msg.respPort); break
     case 'recover': recover().catch(failed('recover')); break
     case 'serve': serve().catch((err) => logger.error({ err }, 'checkpoint after recovery failed; will retry at the next interval')); break
     case 'drain': void drain(); break
     case 'close': close().catch(failed('close')); break
     case 'abort': closeSockets(); send({ t: 'aborted' }); break
+    case 'auth': ctx.auth = msg.table === null ? null : new ApiKeyVerifier(msg.table); break
   }
 })

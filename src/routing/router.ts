@@ -158,6 +158,15 @@ export class Router {
     return this.inflightOps === 0 && this.inflightReads === 0 && this.controls.size === 0
   }
 
+  /**
+   * Whether some outbox holds more than half its limit. A front that can wait (a Redis pipeline:
+   * stop reading the connection) should, rather than send units that may be refused.
+   */
+  get congested (): boolean {
+    for (const box of this.outboxes) if (box !== null && box.staged > box.limit / 2) return true
+    return false
+  }
+
   /** Starts taking records from the other shards. */
   start (): void {
     this.pump()
@@ -200,6 +209,11 @@ export class Router {
   /** An op on "type:id" (`key`, FNV-1a hash `hash`), with a delta and an argument as its kind wants. */
   op (kind: number, hash: number, key: string, delta = 0, arg: string | null = null): void {
     this.sinkFor(hash % this.partitions).op(kind, hash, key, delta, arg)
+  }
+
+  /** An op whose key and argument are copied straight from request bytes (the Redis-protocol front). */
+  opFromBytes (kind: number, hash: number, src: Uint8Array, keyStart: number, keyLen: number, delta: number, argStart: number, argLen: number): void {
+    this.sinkFor(hash % this.partitions).opFromBytes(kind, hash, src, keyStart, keyLen, delta, argStart, argLen)
   }
 
   /** An increment whose key is copied straight from a binary stream frame (the stream's hot path). */

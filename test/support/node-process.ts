@@ -10,6 +10,8 @@ export const MAIN = path.join(__dirname, '..', '..', 'src', 'main.js')
 
 export interface NodeProcess {
   port: number
+  /** the Redis-protocol port when RESP_PORT was set, else -1 */
+  respPort: number
   base: string
   dataDir: string
   proc: ChildProcess
@@ -43,6 +45,7 @@ export async function startNode (t: TeardownHost, opts: StartOptions = {}): Prom
     proc.stderr?.on('data', (c: Buffer) => { out += c.toString('utf8') })
     void exited.then((code) => reject(new Error(`counterd exited with ${code} before listening:\n${out}`)))
   })
+  const respPort = Number(/"respPort":(\d+),"port":\d+,"msg":"listening"/.exec(out)?.[1] ?? -1)
   const base = `http://127.0.0.1:${port}`
   const kill9 = async (): Promise<void> => {
     if (proc.exitCode !== null || proc.signalCode !== null) return
@@ -51,6 +54,7 @@ export async function startNode (t: TeardownHost, opts: StartOptions = {}): Prom
   }
   const node: NodeProcess = {
     port,
+    respPort,
     base,
     dataDir,
     proc,

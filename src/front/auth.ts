@@ -1,0 +1,77 @@
+// Who may call what (AUTH_FILE): every route needs a key with its scope — read, write or admin —
+// given as `Authorization: Bearer <key>` (the stream also takes `?token=`). Without AUTH_FILE
+// the node is open. The check wraps the route handlers once, at install, so no route can forget it.
+import type { ApiKeyVerifier, Scope } from '../core/api-keys'
+import { CounterdError } from '../core/errors'
+import { failRequest } from './body'
+import type { FrontContext } from './context'
+import type { HttpRequest, HttpResponse, TemplatedApp } from './uws'
+
+const OPEN: ReadonlySet<string> = new Set(['GET /health', 'GET /ready', 'GET /', 'GET /openapi.json'])
+
+const SCOPE_OF: Readonly<Record<string, Scope>> = {
+  'POST /v1/counter/:type/:id/increment': 'write',
+  'DELETE /v1/counter/:type/:id': 'write',
+  'POST /v1/like': 'write',
+  'POST /v1/unlike': 'write',
+  'GET /v1/stream': 'write', // checked at the upgrade (stream.ts)
+  'GET /v1/counter/:type/:id': 'read',
+  'GET /v1/counter/:type/:id/unique': 'read',
+  'GET /v1/counter/:type/:id/rate': 'read',
+  'GET /v1/counter/:type/:id/sample': 'read',
+  'GET /v1/counter/:type/:id/history': 'read',
+  'POST /v1/counters/query': 'read',
+  'GET /v1/count': 'read',
+  'GET /v1/has-liked': 'read',
+  'POST /v1/counts': 'read',
+  'GET /v1/top': 'read',
+  'GET /v1/quota': 'read',
+  'GET /v1/replication/state': 'admin',
+  'POST /v1/replication/merge': 'admin',
+  'GET /metrics': 'admin'
+}
+
+/** The scope a route needs, or null for an open one. A route nobody listed needs admin. */
+export function scopeOf (route: string, metricsOpen: boolean): Scope | null {
+  if (OPEN.has(route) || route.startsWith('ANY ')) return null
+  if (route === 'GET /metrics' && metricsOpen) return null
+  return SCOPE_OF[route] ?? 'admin'
+}
+
+/** null when `key` may act with `scope`; else the error to answer (nothing is done). */
+export function authorize (verifier: ApiKeyVerifier | null, key: string, scope: Scope): CounterdError | null {
+  if (verifier === null) return null
+  const entry = key === '' ? null : verifier.find(key)
+  if (entry === null) return new CounterdError('unauthorized', key === '' ? 'an API key is required: Authorization: Bearer <key>' : 'unknown API key')
+  if (!entry.scopes.includes(scope)) return new CounterdError('forbidden', `this key lacks the ${scope} scope`)
+  return null
+}
+
+/** The key in `Authorization: Bearer <key>`, or ''. */
+export function bearerOf (header: string): string {
+  return header.startsWith('Bearer ') ? header.slice(7).trim() : ''
+}
+
+/** The app as the route installers see it: each get/post/del handler checks the key first. */
+export function guardRoutes (app: TemplatedApp, ctx: FrontContext): TemplatedApp {
+  const methods: Record<string, string> = { get: 'GET', post: 'POST', del: 'DELETE', any: 'ANY' }
+  const guarded: TemplatedApp = new Proxy(app, {
+    get (target, prop, receiver) {
+      const method = typeof prop === 'string' ? methods[prop] : undefined
+      if (method === undefined) return Reflect.get(target, prop, receiver)
+      return (pattern: string, handler: (res: HttpResponse, req: HttpRequest) => void) => {
+        const scope = scopeOf(`${method} ${pattern}`, ctx.config.metricsOpen)
+        const register = Reflect.get(target, prop, receiver) as (p: string, h: (res: HttpResponse, req: HttpRequest) => void) => TemplatedApp
+        register(pattern, scope === null
+          ? handler
+          : (res: HttpResponse, req: HttpRequest) => {
+              const refused = authorize(ctx.auth, bearerOf(req.getHeader('authorization')), scope)
+              if (refused === null) { handler(res, req); return }
+              failRequest(ctx, res, { aborted: false }, refused)
+            })
+        return guarded
+      }
+    }
+  })
+  return guarded
+}
