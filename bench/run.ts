@@ -1,7 +1,7 @@
 // `npm run bench [-- --quick] [-- --suite NAME]`: measures counterd next to its peers on this
 // machine, in this run, and writes bench/results/latest.json and latest.md.
 //
-//   --quick          fewer rounds and shorter runs (the whole run stays under 3 minutes)
+//   --quick          fewer rounds and shorter runs (the whole run takes about 4 minutes)
 //   --suite NAME     run only this suite (repeat or comma-separate); results of the others are kept
 //   --profile        run counterd under node --cpu-prof and summarise the profiles in the results
 //   --rounds N       rounds per suite (default 3, quick 1)
@@ -23,13 +23,14 @@ import type { BenchContext, Suite, SuiteResult } from './suite'
 import { httpIncrements } from './suites/http-increments'
 import { httpReads } from './suites/http-reads'
 import { httpWrk } from './suites/http-wrk'
+import { ingest } from './suites/ingest'
 import { memory } from './suites/memory'
 import { naiveBaseline } from './suites/naive-baseline'
 import { recovery } from './suites/recovery'
 import { resp } from './suites/resp'
 import { wsStream } from './suites/ws-stream'
 
-export const SUITES: Suite[] = [httpIncrements, httpReads, httpWrk, wsStream, memory, recovery, naiveBaseline, resp]
+export const SUITES: Suite[] = [httpIncrements, httpReads, httpWrk, wsStream, memory, recovery, naiveBaseline, resp, ingest]
 
 interface Args {
   quick: boolean

@@ -38,7 +38,14 @@ export const DEFAULTS = {
   historyFlushMs: 5000,
   replicaId: 'main', // this deployment's (region's) id in every counter's PN-counter
   sampleSize: 16, // actors kept per counter's reservoir sample
-  likesPerMinute: 100 // per user, per node: like/unlike token bucket refill (and burst)
+  likesPerMinute: 100, // per user, per node: like/unlike token bucket refill (and burst)
+  // Event ingestion from Kafka (README "Event ingestion"): a topic set → shard 0 consumes it.
+  ingestTopic: '', // '' = off
+  ingestGroup: 'counterd-ingest',
+  ingestBrokers: '', // '' = KAFKA_BROKERS (the loader fills it in)
+  ingestDeadLetterTopic: '', // '' = `${ingestTopic}.dead-letter` (the loader fills it in)
+  ingestSessionTimeoutMs: 10_000, // how long the group waits for a vanished member before moving its partitions
+  ingestConsumers: 0 // shard threads that run a consumer (shards 0 … n−1), each a member of the group; 0 = every shard (the loader fills it in)
 }
 
 export type Defaults = typeof DEFAULTS

@@ -32,7 +32,33 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, overrides: Con
   if ((config.kafkaBrokers === '') !== (config.redisUrl === '')) {
     throw new ConfigError('KAFKA_BROKERS and REDIS_URL go together: cluster storage needs both (the log in Kafka, checkpoints in Redis); set both or neither')
   }
+  resolveIngest(config)
   return Object.freeze(config)
+}
+
+/**
+ * Event ingestion: brokers default to KAFKA_BROKERS, the dead-letter topic to `<topic>.dead-letter`.
+ * Neither topic may be the delta log's own (counterd would consume its own records).
+ */
+function resolveIngest (config: Defaults): void {
+  if (config.ingestTopic === '') return
+  if (config.ingestConsumers === 0) config.ingestConsumers = config.workers
+  if (config.ingestConsumers > config.workers) {
+    throw new ConfigError(`INGEST_CONSUMERS (${config.ingestConsumers}) must not exceed WORKERS (${config.workers}): each consumer runs in its own shard thread`)
+  }
+  if (config.ingestBrokers === '') config.ingestBrokers = config.kafkaBrokers
+  if (config.ingestBrokers === '') {
+    throw new ConfigError('INGEST_TOPIC needs brokers: set INGEST_BROKERS (or KAFKA_BROKERS, which it defaults to)')
+  }
+  if (config.ingestDeadLetterTopic === '') config.ingestDeadLetterTopic = `${config.ingestTopic}.dead-letter`
+  if (config.ingestDeadLetterTopic === config.ingestTopic) {
+    throw new ConfigError(`INGEST_DEAD_LETTER_TOPIC must differ from INGEST_TOPIC (${config.ingestTopic}): a dead letter would be consumed again`)
+  }
+  if (config.kafkaBrokers !== '') {
+    for (const [name, topic] of [['INGEST_TOPIC', config.ingestTopic], ['INGEST_DEAD_LETTER_TOPIC', config.ingestDeadLetterTopic]]) {
+      if (topic === config.kafkaTopic) throw new ConfigError(`${name} must differ from KAFKA_TOPIC (${topic}): that topic is counterd's own delta log`)
+    }
+  }
 }
 
 /** Cluster storage (Kafka log + Redis checkpoints) rather than the embedded WAL and snapshot files. */

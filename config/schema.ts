@@ -52,6 +52,9 @@ function nonEmpty (raw: string, name: string): string {
   return raw
 }
 
+const BROKERS_RE = /^[^\s:,]+:\d{1,5}(,[^\s:,]+:\d{1,5})*$/
+const TOPIC_RE = /^[A-Za-z0-9._-]{1,249}$/
+
 export const SCHEMA: { [K in keyof Defaults]: { env: string, parse: Parser<Defaults[K]> } } = {
   host: { env: 'HOST', parse: nonEmpty },
   port: { env: 'PORT', parse: integer(0, 65535) },
@@ -80,12 +83,18 @@ export const SCHEMA: { [K in keyof Defaults]: { env: string, parse: Parser<Defau
   tlsCertFile: { env: 'TLS_CERT_FILE', parse: nonEmpty },
   tlsKeyFile: { env: 'TLS_KEY_FILE', parse: nonEmpty },
   metricsOpen: { env: 'METRICS_OPEN', parse: (raw, name) => oneOf('true', 'false')(raw, name) === 'true' },
-  kafkaBrokers: { env: 'KAFKA_BROKERS', parse: pattern(/^[^\s:,]+:\d{1,5}(,[^\s:,]+:\d{1,5})*$/, 'a comma-separated list of host:port') },
-  kafkaTopic: { env: 'KAFKA_TOPIC', parse: pattern(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name ([A-Za-z0-9._-]{1,249})') },
+  kafkaBrokers: { env: 'KAFKA_BROKERS', parse: pattern(BROKERS_RE, 'a comma-separated list of host:port') },
+  kafkaTopic: { env: 'KAFKA_TOPIC', parse: pattern(TOPIC_RE, 'a Kafka topic name ([A-Za-z0-9._-]{1,249})') },
   redisUrl: { env: 'REDIS_URL', parse: pattern(/^rediss?:\/\/\S+$/, 'a redis:// URL or a comma-separated list of them') },
   clickhouseUrl: { env: 'CLICKHOUSE_URL', parse: pattern(/^https?:\/\/\S+$/, 'an http(s):// URL of ClickHouse') },
   historyFlushMs: { env: 'HISTORY_FLUSH_MS', parse: integer(100, 3_600_000) },
   replicaId: { env: 'REPLICA_ID', parse: pattern(/^[A-Za-z0-9_.:-]{1,64}$/, 'a replica id matching [A-Za-z0-9_.:-]{1,64}') },
   sampleSize: { env: 'SAMPLE_SIZE', parse: integer(1, 1000) },
-  likesPerMinute: { env: 'LIKES_PER_MINUTE', parse: integer(1, 1_000_000) }
+  likesPerMinute: { env: 'LIKES_PER_MINUTE', parse: integer(1, 1_000_000) },
+  ingestTopic: { env: 'INGEST_TOPIC', parse: pattern(TOPIC_RE, 'a Kafka topic name ([A-Za-z0-9._-]{1,249})') },
+  ingestGroup: { env: 'INGEST_GROUP', parse: pattern(/^[A-Za-z0-9._-]{1,249}$/, 'a consumer group id ([A-Za-z0-9._-]{1,249})') },
+  ingestBrokers: { env: 'INGEST_BROKERS', parse: pattern(BROKERS_RE, 'a comma-separated list of host:port') },
+  ingestDeadLetterTopic: { env: 'INGEST_DEAD_LETTER_TOPIC', parse: pattern(TOPIC_RE, 'a Kafka topic name ([A-Za-z0-9._-]{1,249})') },
+  ingestSessionTimeoutMs: { env: 'INGEST_SESSION_TIMEOUT_MS', parse: integer(1000, 300_000) },
+  ingestConsumers: { env: 'INGEST_CONSUMERS', parse: integer(0, 256) }
 }

@@ -36,6 +36,29 @@ t.test('bad values are refused, naming the variable', async (t) => {
   t.ok(new ConfigError('x') instanceof Error)
 })
 
+t.test('event ingestion settings', async (t) => {
+  const off = loadConfig({})
+  t.same([off.ingestTopic, off.ingestGroup, off.ingestBrokers, off.ingestDeadLetterTopic], ['', 'counterd-ingest', '', ''], 'off by default')
+  const embedded = loadConfig({ INGEST_TOPIC: 'likes', INGEST_BROKERS: 'k1:9092,k2:9092', WORKERS: '3' })
+  t.same([embedded.ingestBrokers, embedded.ingestDeadLetterTopic, embedded.ingestConsumers], ['k1:9092,k2:9092', 'likes.dead-letter', 3],
+    'an embedded node names its brokers; the dead-letter topic follows the topic; a consumer per shard')
+  const cluster = loadConfig({ INGEST_TOPIC: 'likes', KAFKA_BROKERS: 'k:9092', REDIS_URL: 'redis://r:6379', INGEST_GROUP: 'g.1', INGEST_DEAD_LETTER_TOPIC: 'dlq', INGEST_CONSUMERS: '2', WORKERS: '2' })
+  t.same([cluster.ingestBrokers, cluster.ingestGroup, cluster.ingestDeadLetterTopic, cluster.ingestConsumers], ['k:9092', 'g.1', 'dlq', 2], 'brokers default to KAFKA_BROKERS')
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ INGEST_TOPIC: 'likes' }, /^INGEST_TOPIC needs brokers: set INGEST_BROKERS \(or KAFKA_BROKERS/],
+    [{ INGEST_TOPIC: 'a topic' }, /^INGEST_TOPIC must be a Kafka topic name/],
+    [{ INGEST_TOPIC: 'likes', INGEST_BROKERS: 'k1' }, /^INGEST_BROKERS must be a comma-separated list of host:port, got "k1"$/],
+    [{ INGEST_GROUP: 'g/1' }, /^INGEST_GROUP must be a consumer group id/],
+    [{ INGEST_DEAD_LETTER_TOPIC: 'x y' }, /^INGEST_DEAD_LETTER_TOPIC must be a Kafka topic name/],
+    [{ INGEST_TOPIC: 'likes', INGEST_BROKERS: 'k:1', INGEST_DEAD_LETTER_TOPIC: 'likes' }, /^INGEST_DEAD_LETTER_TOPIC must differ from INGEST_TOPIC/],
+    [{ INGEST_TOPIC: 'counter-deltas', KAFKA_BROKERS: 'k:9092', REDIS_URL: 'redis://r:6379' }, /^INGEST_TOPIC must differ from KAFKA_TOPIC \(counter-deltas\)/],
+    [{ INGEST_TOPIC: 'likes', INGEST_BROKERS: 'k:1', INGEST_CONSUMERS: '3', WORKERS: '2' }, /^INGEST_CONSUMERS \(3\) must not exceed WORKERS \(2\)/],
+    [{ INGEST_CONSUMERS: '-1' }, /^INGEST_CONSUMERS must be an integer from 0 to 256/],
+    [{ INGEST_SESSION_TIMEOUT_MS: '10' }, /^INGEST_SESSION_TIMEOUT_MS must be an integer from 1000/]
+  ]
+  for (const [env, re] of cases) t.throws(() => loadConfig(env), { name: 'ConfigError', message: re }, JSON.stringify(env))
+})
+
 t.test('the node exits 2 with the message on a bad setting', async (t) => {
   const r = spawnSync(process.execPath, [MAIN], { env: { ...process.env, ACK_MODE: 'sometimes' }, encoding: 'utf8' })
   t.equal(r.status, 2)

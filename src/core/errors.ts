@@ -55,7 +55,10 @@ const KINDS = {
   wrong_type: { status: 400, retriable: false, message: 'counterd keys hold counters; this command works on another kind of value' },
   auth_not_configured: { status: 400, retriable: false, message: 'AUTH called without any password configured' },
   wrong_password: { status: 400, retriable: false, message: 'invalid username-password pair or user is disabled' },
-  unsupported_protocol: { status: 400, retriable: false, message: 'unsupported protocol version' }
+  unsupported_protocol: { status: 400, retriable: false, message: 'unsupported protocol version' },
+  // Ingested events (src/core/ingest-event.ts): the reasons a message goes to the dead-letter topic.
+  invalid_event: { status: 400, retriable: false, message: 'the event does not have the expected shape' },
+  invalid_event_id: { status: 400, retriable: false, message: 'event_id must be 1 to 128 printable ASCII characters or a non-negative integer' }
 } satisfies Record<string, ErrorKind>
 
 export type ErrorCode = keyof typeof KINDS

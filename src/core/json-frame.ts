@@ -1,6 +1,7 @@
 // The JSON stream format: {"seq":17,"ops":[["post","123",1],["video","9",5,"user-42"]]}; the delta
 // may be left out ("[type, id]" means +1); a fourth element names the actor (unique counts, samples). Acked {"seq":17,"ok":true} or {"seq":17,"error":{...}}.
 import { CounterdError } from './errors'
+import { jsonIdString } from './json-ids'
 import { fnv1a32, isValidId, isValidType } from './keys'
 import { isValidDelta, type FrameOps } from './frame-ops'
 
@@ -31,14 +32,22 @@ export function decodeJsonFrame (text: string, out: FrameOps): CounterdError | n
     if (!Array.isArray(op) || op.length < 2 || op.length > 4) {
       return new CounterdError('malformed_frame', `op ${i} must be [type, id], [type, id, delta] or [type, id, delta, actor]`)
     }
-    const [type, id, by = 1, actor] = op as unknown[]
-    if (typeof type !== 'string' || !isValidType(type)) return new CounterdError('invalid_type', `op ${i}: type must match [a-z0-9_-]{1,32}`)
-    if (typeof id !== 'string' || !isValidId(id)) return new CounterdError('invalid_id', `op ${i}: id must match [A-Za-z0-9_.:-]{1,128}`)
+    const [typeV, idV, by = 1, actorV] = op as unknown[]
+    // Strings are the common case: checked inline; anything else goes through the shared rule.
+    const type = typeof typeV === 'string' && isValidType(typeV) ? typeV : jsonIdString(typeV, 'type', `op ${i}: type`)
+    if (type instanceof CounterdError) return type
+    const id = typeof idV === 'string' && isValidId(idV) ? idV : jsonIdString(idV, 'id', `op ${i}: id`)
+    if (id instanceof CounterdError) return id
     if (!isValidDelta(by)) return new CounterdError('invalid_delta', `op ${i}: delta must be an integer between -(2^53-1) and 2^53-1`)
-    if (actor !== undefined && (typeof actor !== 'string' || !isValidId(actor))) return new CounterdError('invalid_actor', `op ${i}: actor must match [A-Za-z0-9_.:-]{1,128}`)
+    let actor: string | null = null
+    if (actorV !== undefined) {
+      const a = jsonIdString(actorV, 'actor', `op ${i}: actor`)
+      if (a instanceof CounterdError) return a
+      actor = a
+    }
     const key = type + ':' + id
     out.keys[i] = key
-    out.actors[i] = actor === undefined ? null : actor
+    out.actors[i] = actor
     out.delta[i] = by
     out.hash[i] = fnv1a32(key)
   }

@@ -3,6 +3,7 @@
 // validates everything before any op reaches the router, and answers errors as
 // {"error":{code,message}}.
 import { CounterdError } from '../core/errors'
+import { jsonIdString } from '../core/json-ids'
 import { fnv1a32, isValidId, isValidType, splitKey } from '../core/keys'
 import { isValidDelta } from '../core/frame-ops'
 import { OP_GET, OP_INCR, OP_INCR_ACTOR, OP_RATE, OP_RESET, OP_UNIQUE } from '../core/op-codec'
@@ -79,8 +80,9 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
         }
         const named = (parsed as { actor?: unknown }).actor
         if (named !== undefined) {
-          if (typeof named !== 'string' || !isValidId(named)) { fail(res, pending, new CounterdError('invalid_actor')); return }
-          actor = named
+          const a = jsonIdString(named, 'actor', 'actor')
+          if (a instanceof CounterdError) { fail(res, pending, a); return }
+          actor = a
         }
       }
       const refused = admit(ctx)

@@ -2,6 +2,7 @@
 // Same rules as counter-routes.ts: copy from req at once, onAborted first, validate everything
 // before any op.
 import { CounterdError } from '../core/errors'
+import { jsonIdString } from '../core/json-ids'
 import { fnv1a32, isValidId, isValidType } from '../core/keys'
 import { OP_HAS_LIKED, OP_LIKE, OP_LIKE_COUNT, OP_QUOTA_PEEK, OP_QUOTA_TAKE, OP_UNLIKE } from '../core/op-codec'
 import { decodeFrames, decodeRecord, encodeFrames } from '../core/record-codec'
@@ -18,11 +19,16 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from './uws'
 
 interface LikeTarget { user: string, type: string, id: string }
 
+/** The user and item a body or query names; ids may be JSON numbers (src/core/json-ids.ts). */
 function likeTarget (user: unknown, type: unknown, id: unknown, needUser: boolean): LikeTarget | CounterdError {
-  if (typeof type !== 'string' || !isValidType(type)) return new CounterdError('invalid_type', 'item_type must match [a-z0-9_-]{1,32}')
-  if (typeof id !== 'string' || !isValidId(id)) return new CounterdError('invalid_id', 'item_id must match [A-Za-z0-9_.:-]{1,128}')
-  if (needUser && (typeof user !== 'string' || !isValidId(user))) return new CounterdError('invalid_user_id')
-  return { user: typeof user === 'string' ? user : '', type, id }
+  const t = jsonIdString(type, 'type', 'item_type')
+  if (t instanceof CounterdError) return t
+  const i = jsonIdString(id, 'id', 'item_id')
+  if (i instanceof CounterdError) return i
+  if (!needUser) return { user: '', type: t, id: i }
+  const u = jsonIdString(user, 'user', 'user_id')
+  if (u instanceof CounterdError) return u
+  return { user: u, type: t, id: i }
 }
 
 /**

@@ -10,7 +10,8 @@ import { OP_NAMES } from '../core/op-codec'
 import type { InflightGauge } from '../routing/inflight'
 import type { ForwardObserver } from '../routing/router'
 import {
-  F_HTTP_REQUESTS, F_INCREMENTS_ACKED, F_RESP_COMMANDS, F_RESP_CONNECTIONS, F_WS_CONNECTIONS, F_WS_FRAMES, F_WS_OPS, PHASE_READY, type ShardRow, type StatusBoard
+  F_HTTP_REQUESTS, F_INCREMENTS_ACKED, F_INGEST_DUPLICATES, F_INGEST_EVENTS, F_INGEST_PARTITIONS, F_RESP_COMMANDS, F_RESP_CONNECTIONS, F_WS_CONNECTIONS,
+  F_WS_FRAMES, F_WS_OPS, PHASE_READY, type ShardRow, type StatusBoard
 } from './status-board'
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws'
 
@@ -53,6 +54,8 @@ export interface ThreadMetricsOptions {
   log: string
   /** 'snapshot' or 'redis': where checkpoints go */
   checkpoints: string
+  /** The topic events are ingested from ('' or absent: no ingestion, no ingest metrics). */
+  ingestTopic?: string
 }
 
 export class ThreadMetrics implements ShardObserver, ForwardObserver {
@@ -124,7 +127,7 @@ export class ThreadMetrics implements ShardObserver, ForwardObserver {
     gauge('counterd_history_lag_seconds', 'How long the oldest history row not yet in ClickHouse has waited', () => (this.stats?.history?.lagMs ?? 0) / 1000, 'max')
     counter('counterd_history_dropped_records_total', 'Log records left out of history because its buffer was full', () => this.stats?.history?.droppedRecords ?? 0)
 
-    const byCode = (name: string, help: string, kind: 'http' | 'ws'): void => {
+    const byCode = (name: string, help: string, kind: 'http' | 'ws' | 'ingest'): void => {
       const c: Counter<'code'> = new Counter({
         name, help, labelNames: ['code'], registers,
         collect: () => {
@@ -151,6 +154,23 @@ export class ThreadMetrics implements ShardObserver, ForwardObserver {
       name: 'counterd_checkpoint_age_seconds', help: 'Time since the shard last saved a checkpoint (since start before the first)', labelNames: ['shard'], registers,
       collect: () => { const at = this.stats?.lastCheckpointAt ?? 0; age.labels(shard).set(at === 0 ? process.uptime() : (Date.now() - at) / 1000) }
     })
+    const topic = o.ingestTopic ?? ''
+    if (topic !== '') {
+      // Event ingestion (src/front/ingest.ts), from this shard's row: its consumer writes them.
+      counter('counterd_ingest_events_total', 'Ingested events applied and durable (a redelivery is not counted again)', () => row.nums[F_INGEST_EVENTS])
+      counter('counterd_ingest_duplicates_total', 'Ingested events recognised as already applied (redeliveries)', () => row.nums[F_INGEST_DUPLICATES])
+      byCode('counterd_ingest_dead_letters_total', 'Ingested events sent to the dead-letter topic, by reason', 'ingest')
+      gauge('counterd_ingest_consumers', 'Ingest consumers this node runs (group members)', () => row.nums[F_INGEST_PARTITIONS] >= 0 ? 1 : 0)
+      gauge('counterd_ingest_consumers_assigned', 'Ingest consumers holding at least one partition', () => row.nums[F_INGEST_PARTITIONS] > 0 ? 1 : 0)
+      // One series per partition; a partition is consumed by one shard, so summing shards is exact.
+      const lagGauge: Gauge<'topic' | 'partition'> = new Gauge({
+        name: 'counterd_ingest_lag_messages', help: 'Messages behind the high watermark, per partition of the ingest topic this node consumes', labelNames: ['topic', 'partition'], registers,
+        collect: () => {
+          lagGauge.reset()
+          for (const [p, n] of board.ingestLagOf(o.shard)) lagGauge.labels(topic, String(p)).set(n)
+        }
+      })
+    }
     // Event-loop delay per shard thread, over the time since the previous scrape.
     this.loopDelay = monitorEventLoopDelay({ resolution: 10 })
     this.loopDelay.enable()

@@ -20,11 +20,20 @@ export const F_HISTORY = 7 // 0 none, 1 ok, 2 failing (text in the history error
 export const F_COUNTERS = 8 // counters held by the shard (the Redis front's DBSIZE and INFO read the sum)
 export const F_RESP_CONNECTIONS = 9
 export const F_RESP_COMMANDS = 10
-const FIXED = 11
+export const F_INGEST_EVENTS = 11 // ingested events applied (durable), redeliveries not counted
+export const F_INGEST_DUPLICATES = 12 // ingested events already applied (a redelivery): counted once before
+export const F_INGEST_PARTITIONS = 13 // topic partitions assigned to this shard's consumer (-1: it runs none)
+const FIXED = 14
 const HTTP_ERRORS = FIXED
 const WS_ERRORS = HTTP_ERRORS + ERROR_CODES.length
-const ROW = WS_ERRORS + ERROR_CODES.length
+const INGEST_ERRORS = WS_ERRORS + ERROR_CODES.length // dead-lettered events by reason
+/** Kafka partitions of the ingest topic whose lag a row can show (0 … INGEST_LAG_SLOTS−1). */
+export const INGEST_LAG_SLOTS = 256
+const INGEST_LAG = INGEST_ERRORS + ERROR_CODES.length // lag + 1 per topic partition; 0 = not assigned here
+const ROW = INGEST_LAG + INGEST_LAG_SLOTS
 const TEXT_BYTES = 512 // per message slot: u16 length + UTF-8
+export type ErrorKind = 'http' | 'ws' | 'ingest'
+const ERROR_BASE: Record<ErrorKind, number> = { http: HTTP_ERRORS, ws: WS_ERRORS, ingest: INGEST_ERRORS }
 const CODE_INDEX = new Map<string, number>(ERROR_CODES.map((c, i) => [c, i]))
 
 export class StatusBoard {
@@ -57,17 +66,27 @@ export class StatusBoard {
     return n
   }
 
-  /** One shard's errors by code (the non-zero ones), for the http or ws counters. */
-  errorsOf (shard: number, kind: 'http' | 'ws'): Array<[string, number]> {
-    const base = shard * ROW + (kind === 'http' ? HTTP_ERRORS : WS_ERRORS)
+  /** One shard's errors by code (the non-zero ones), for the http or ws counters or dead-lettered events. */
+  errorsOf (shard: number, kind: ErrorKind): Array<[string, number]> {
+    const base = shard * ROW + ERROR_BASE[kind]
     const out: Array<[string, number]> = []
     for (let c = 0; c < ERROR_CODES.length; c++) if (this.rows[base + c] > 0) out.push([ERROR_CODES[c], this.rows[base + c]])
     return out
   }
 
   /** One shard's count of one error code. */
-  errorCountOf (shard: number, kind: 'http' | 'ws', code: ErrorCode): number {
-    return this.rows[shard * ROW + (kind === 'http' ? HTTP_ERRORS : WS_ERRORS) + (CODE_INDEX.get(code) as number)]
+  errorCountOf (shard: number, kind: ErrorKind, code: ErrorCode): number {
+    return this.rows[shard * ROW + ERROR_BASE[kind] + (CODE_INDEX.get(code) as number)]
+  }
+
+  /** Ingest lag (messages behind the high watermark) per topic partition this shard consumes. */
+  ingestLagOf (shard: number): Array<[number, number]> {
+    const out: Array<[number, number]> = []
+    for (let p = 0; p < INGEST_LAG_SLOTS; p++) {
+      const v = this.rows[shard * ROW + INGEST_LAG + p]
+      if (v > 0) out.push([p, v - 1])
+    }
+    return out
   }
 
   /** The first failing shard's log error, or undefined when every log works. */
@@ -99,9 +118,14 @@ export class ShardRow {
   add (field: number, n = 1): void { this.nums[field] += n }
   set (field: number, v: number): void { this.nums[field] = v }
 
-  countError (kind: 'http' | 'ws', code: ErrorCode | string): void {
+  countError (kind: ErrorKind, code: ErrorCode | string): void {
     const c = CODE_INDEX.get(code)
-    if (c !== undefined) this.nums[(kind === 'http' ? HTTP_ERRORS : WS_ERRORS) + c]++
+    if (c !== undefined) this.nums[ERROR_BASE[kind] + c]++
+  }
+
+  /** Lag of ingest topic partition p as consumed by this shard; null: not consumed here (any more). */
+  setIngestLag (p: number, lag: number | null): void {
+    if (p < INGEST_LAG_SLOTS) this.nums[INGEST_LAG + p] = lag === null ? 0 : lag + 1
   }
 
   get logError (): string { return this.readText(0) }

@@ -6,15 +6,17 @@ import { parentPort, workerData } from 'node:worker_threads'
 import pino from 'pino'
 import { Shard } from '../../actors/shard'
 import { ApiKeyVerifier } from '../core/api-keys'
+import { withDeadline } from '../core/deadline'
 import { asCounterdError } from '../core/errors'
 import { guardRoutes } from '../front/auth'
 import type { DeltaRecord } from '../core/records'
 import type { FrontContext } from '../front/context'
 import { installCounterRoutes } from '../front/counter-routes'
 import { installFeatureRoutes } from '../front/feature-routes'
+import { Ingestor } from '../front/ingest'
 import { ThreadMetrics, timeRoutes } from '../front/metrics'
 import { installNodeRoutes } from '../front/node-routes'
-import { F_COUNTERS, StatusBoard } from '../front/status-board'
+import { F_COUNTERS, F_INGEST_PARTITIONS, StatusBoard } from '../front/status-board'
 import { RespFront } from '../front/resp'
 import { closeStreams, installStream, type StreamConn } from '../front/stream'
 import { closeApp, uws, type WebSocket } from '../front/uws'
@@ -31,17 +33,19 @@ const logger = pino({ level: config.logLevel, base: { shard: index } })
 const board = new StatusBoard(init.board, init.shards)
 const row = board.row(index)
 row.setLog(undefined)
+row.set(F_INGEST_PARTITIONS, -1) // no consumer here (yet)
 const sockets = new Set<WebSocket<StreamConn>>()
 // The router exists once storage is open; routes reach it only after admit() saw the node ready.
 const inflight = new InflightGauge(init.inflight, config.maxInflightOps)
 const cluster = config.kafkaBrokers !== ''
-const threadMetrics = new ThreadMetrics({ shard: index, board, row, inflight, log: cluster ? 'kafka' : 'wal', checkpoints: cluster ? 'redis' : 'snapshot' })
+const threadMetrics = new ThreadMetrics({ shard: index, board, row, inflight, log: cluster ? 'kafka' : 'wal', checkpoints: cluster ? 'redis' : 'snapshot', ingestTopic: config.ingestTopic })
 const ctx: FrontContext = { config, router: null as unknown as Router, metrics: row, threadMetrics, auth: init.auth === null ? null : new ApiKeyVerifier(init.auth), board, inflight, logger }
 let shard: Shard | null = null
 let listenSocket: unknown = null
 let listenPort = -1
 let resp: RespFront | null = null
 let healthTimer: NodeJS.Timeout | null = null
+let ingestor: Ingestor | null = null
 
 // With TLS_CERT_FILE (checked by the supervisor before any shard starts) the same routes speak HTTPS and WSS.
 const app = config.tlsCertFile === '' ? uws.App() : uws.SSLApp({ cert_file_name: config.tlsCertFile, key_file_name: config.tlsKeyFile })
@@ -106,6 +110,8 @@ async function recover (): Promise<void> {
   router.handlers.set('metrics', async () => await threadMetrics.snapshot())
   threadMetrics.readStatsFrom(() => s.stats())
   router.handlers.set('merge', async (a: { records: DeltaRecord[] }) => await s.merge(a.records))
+  // Resolves once everything this shard applied so far is durable (ingestion with ack=applied).
+  router.handlers.set('barrier', async () => { await s.commit.barrier() })
   router.handlers.set('history', async (a: { key: string, from: number, to: number, step: 'minute' | 'hour' | 'day' }) => await s.history(a.key, a.from, a.to, a.step))
   ctx.router = router
   router.start()
@@ -119,12 +125,33 @@ async function recover (): Promise<void> {
 async function serve (): Promise<void> {
   const s = shard as Shard
   s.startCheckpoints()
+  // Event ingestion runs in the first INGEST_CONSUMERS shard threads (default one): each is a
+  // member of the group, and its router reaches every shard (README, "Event ingestion").
+  if (config.ingestTopic !== '' && index < config.ingestConsumers) {
+    ingestor = new Ingestor(ctx, {
+      clientId: `counterd-ingest-${process.pid}-${index}`,
+      brokers: config.ingestBrokers.split(','),
+      topic: config.ingestTopic,
+      group: config.ingestGroup,
+      deadLetterTopic: config.ingestDeadLetterTopic,
+      sessionTimeoutMs: config.ingestSessionTimeoutMs
+    })
+    ingestor.start()
+  }
   // A checkpoint of everything recovered lets the node drop the log it replayed.
   await s.checkpoint(true)
   send({ t: 'checkpointed' })
 }
 
 async function drain (): Promise<void> {
+  // Ingestion stops first: its batches taken are finished and committed while every shard serves.
+  // Bounded: a Kafka that does not answer must not hold the drain (what is not committed is read
+  // again by the next consumer and recognised).
+  if (ingestor !== null) {
+    const stopping = ingestor
+    await withDeadline(15_000, 'ingestion did not stop', async () => await stopping.stop())
+      .catch((err) => logger.error({ err }, 'stopping ingestion failed'))
+  }
   if (listenSocket !== null) uws.us_listen_socket_close(listenSocket as never)
   listenSocket = null
   resp?.stopListening()
