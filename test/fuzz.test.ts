@@ -1,4 +1,4 @@
-// Property and fuzz tests of every parser that takes outside input: binary and JSON stream frames,
+// Property and fuzz tests of every parser that takes outside input: binary and JSON stream frames, ingested events,
 // the Redis protocol, HTTP JSON bodies, replication bodies (WAL-framed records), and the HTTP
 // front as a whole against a real node. Each input gets a coded error or a correct result: never
 // a crash, never a changed counter on error. FUZZ_RUNS cases per parser (default 10 000).
@@ -13,6 +13,7 @@ import { isValidId, isValidType } from '../src/core/keys'
 import { decodeFrames, decodeRecord, encodeFrames, RecordFormatError } from '../src/core/record-codec'
 import type { DeltaRecord } from '../src/core/records'
 import { parseJsonBody } from '../src/front/body'
+import { decodeEvent } from '../src/core/ingest-event'
 import { INCOMPLETE, parseCommand, RespCommand } from '../src/core/resp-codec'
 import { startNode } from './support/node-process'
 
@@ -199,6 +200,35 @@ t.test('Redis protocol: commands parse back; random and damaged streams give com
       if (o === buf.length) return true
     }
     return false
+  }), { numRuns: RUNS })
+})
+
+t.test('ingested events: valid events decode to what they say; anything else is a coded error', async () => {
+  const idValue = fc.oneof(idArb, fc.integer({ min: 0, max: 1_000_000 }))
+  const valid = fc.record({
+    event_id: fc.stringMatching(/^[A-Za-z0-9_.:-]{1,64}$/),
+    user_id: idValue,
+    item_id: idValue,
+    item_type: fc.oneof(typeArb, fc.integer({ min: 0, max: 99 })),
+    action: fc.constantFrom('like', 'unlike', 'view'),
+    timestamp: fc.constant('2024-01-15T10:30:00Z')
+  })
+  fc.assert(fc.property(valid, (e) => {
+    const ev = decodeEvent(JSON.stringify(e))
+    if (ev instanceof CounterdError) return false
+    return ev.action === e.action && ev.key === `${String(e.item_type)}:${String(e.item_id)}` && ev.eventId === e.event_id && (ev.action === 'view' ? ev.by === 1 : ev.user === String(e.user_id))
+  }), { numRuns: RUNS })
+  const anything = fc.oneof(
+    fc.uint8Array({ maxLength: 120 }).map(b => Buffer.from(b)),
+    fc.jsonValue({ maxDepth: 3 }).map(v => JSON.stringify(v) ?? 'null'),
+    fc.record({ event_id: fc.jsonValue({ maxDepth: 1 }), user_id: fc.jsonValue({ maxDepth: 1 }), item_id: fc.jsonValue({ maxDepth: 1 }), item_type: fc.jsonValue({ maxDepth: 1 }), action: fc.oneof(fc.constantFrom('like', 'unlike', 'view', 'increment'), fc.string()), by: fc.jsonValue({ maxDepth: 0 }) }, { requiredKeys: [] }).map(v => JSON.stringify(v))
+  )
+  fc.assert(fc.property(anything, (raw) => {
+    let ev: ReturnType<typeof decodeEvent>
+    try { ev = decodeEvent(raw) } catch { return false }
+    if (ev instanceof CounterdError) return CODES.has(ev.code)
+    const colon = ev.key.indexOf(':')
+    return isValidType(ev.key.slice(0, colon)) && isValidId(ev.key.slice(colon + 1)) && Number.isSafeInteger(ev.by)
   }), { numRuns: RUNS })
 })
 
