@@ -204,7 +204,7 @@ t.test('replay rebuilds the same buckets: from the log, and from a snapshot plus
   }
 })
 
-t.test('snapshot history section: a reset counter's minutes kept, truncation refused', async (t) => {
+t.test('snapshot history section: a reset counter keeps its minutes; truncation is refused', async (t) => {
   const s = state()
   const out: DeltaRecord[] = []
   s.increment(...args('post:7'), 5, out)
