@@ -13,6 +13,8 @@ t.test('defaults and overrides', async (t) => {
   t.ok(Object.isFrozen(c), 'the filled config is frozen')
   const o = loadConfig({ PORT: '0', PARTITIONS: '16', WORKERS: '4', ACK_MODE: 'applied', FLUSH_INTERVAL_MS: '5', DATA_DIR: '/tmp/x' })
   t.same([o.port, o.partitions, o.workers, o.ackMode, o.flushIntervalMs, o.dataDir], [0, 16, 4, 'applied', 5, '/tmp/x'])
+  t.equal(c.historyRetentionMinutes, 1440, 'a day of per-minute history by default')
+  t.equal(loadConfig({ HISTORY_RETENTION_MINUTES: '0' }).historyRetentionMinutes, 0, '0 turns it off')
 })
 
 t.test('bad values are refused, naming the variable', async (t) => {
@@ -24,6 +26,8 @@ t.test('bad values are refused, naming the variable', async (t) => {
     [{ ACK_MODE: 'fast' }, /^ACK_MODE must be one of durable, applied, got "fast"$/],
     [{ FLUSH_INTERVAL_MS: '1.5' }, /^FLUSH_INTERVAL_MS must be an integer/],
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL must be one of/],
+    [{ HISTORY_RETENTION_MINUTES: '-5' }, /^HISTORY_RETENTION_MINUTES must be an integer from 0 to 43200, got "-5"$/],
+    [{ HISTORY_RETENTION_MINUTES: '1 day' }, /^HISTORY_RETENTION_MINUTES must be an integer/],
     [{ PARTITIONS: '4', WORKERS: '8' }, /^WORKERS \(8\) must not exceed PARTITIONS \(4\)/]
   ]
   for (const [env, re] of cases) t.throws(() => loadConfig(env), { name: 'ConfigError', message: re }, JSON.stringify(env))

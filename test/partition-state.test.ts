@@ -15,7 +15,7 @@ import { rng } from './support/load'
 const T0 = 1_800_000_000_000
 
 function state (o: { replica?: string, trackDirty?: boolean } = {}): PartitionState {
-  return new PartitionState({ partition: 3, epoch: 2, replica: o.replica ?? 'eu', dedupWindowMs: 3_600_000, dedupMaxEntries: 10_000, trackDirty: o.trackDirty ?? false, sampleSize: 4 })
+  return new PartitionState({ partition: 3, epoch: 2, replica: o.replica ?? 'eu', dedupWindowMs: 3_600_000, dedupMaxEntries: 10_000, trackDirty: o.trackDirty ?? false, sampleSize: 4, historyMinutes: 1440 })
 }
 
 function args (key: string): [Buffer, number, number, number] {
