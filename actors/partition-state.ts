@@ -15,6 +15,9 @@
 // per entry. A node of one replica that only increments never allocates either.
 // The net delta of a counter since the last seal is not kept per entry either: the first change
 // after a seal lists the entry in `touched` with its value then, and the seal logs value − that.
+// Per-minute history (without ClickHouse) is not kept per entry either: each sealed or replayed
+// record adds its net deltas to the minute of its ts (minute-history.ts), so a counter costs
+// nothing there until it changes, and then a pair per minute it changed in.
 import {
   EncodedRecord, RecordFormatError, decodeTail, dedupSize, featuresSize, recordHeaderSize, writeDedupEntries, writeFeatures, writeRecordHeader,
   type PayloadLayout
