@@ -32,6 +32,14 @@ export interface ClosedMinute {
 }
 
 let radixCounts: Uint32Array | null = null // per thread: the sort's bucket counts
+// Per thread: the sort's second buffers and a gather buffer, kept up to SCRATCH_KEEP pairs (larger
+// ones are made per sort). Transient arrays of every size left holes in the heap that stay in the
+// resident set, so the common sizes reuse these.
+const SCRATCH_KEEP = 1 << 16
+let scratchE: Uint32Array | null = null
+let scratchD: Float64Array | null = null
+let gatherE: Uint32Array | null = null
+let gatherD: Float64Array | null = null
 
 /** Sorts n (entry, delta) pairs by entry in place (LSD radix on the entries; stable). */
 export function sortPairs (e: Uint32Array, d: Float64Array, n: number): void {
@@ -51,8 +59,15 @@ export function sortPairs (e: Uint32Array, d: Float64Array, n: number): void {
   const c = radixCounts ??= new Uint32Array(RADIX)
   let se: Uint32Array = e
   let sd: Float64Array = d
-  let te: Uint32Array = new Uint32Array(n)
-  let td: Float64Array = new Float64Array(n)
+  let te: Uint32Array
+  let td: Float64Array
+  if (n <= SCRATCH_KEEP) {
+    te = scratchE ??= new Uint32Array(SCRATCH_KEEP)
+    td = scratchD ??= new Float64Array(SCRATCH_KEEP)
+  } else {
+    te = new Uint32Array(n)
+    td = new Float64Array(n)
+  }
   for (let shift = 0; shift === 0 || (shift < 32 && (max >>> shift) !== 0); shift += RADIX_BITS) {
     c.fill(0)
     for (let i = 0; i < n; i++) c[(se[i] >>> shift) & (RADIX - 1)]++
@@ -81,10 +96,12 @@ function mergeRuns (e: Uint32Array, d: Float64Array, n: number): number {
   return out
 }
 
+function fitsInt32 (d: number): boolean { return d <= INT32_MAX && d >= -INT32_MAX }
+
 function closedOf (minute: number, e: Uint32Array, d: Float64Array, n: number): ClosedMinute {
   let small = true
-  for (let i = 0; i < n; i++) if (d[i] > INT32_MAX || d[i] < -INT32_MAX) { small = false; break }
-  return { minute, entries: e.slice(0, n), deltas: small ? Int32Array.from(d.subarray(0, n)) : d.slice(0, n) }
+  for (let i = 0; i < n; i++) if (!fitsInt32(d[i])) { small = false; break }
+  return { minute, entries: e.slice(0, n), deltas: small ? new Int32Array(d.subarray(0, n)) : d.slice(0, n) }
 }
 
 /** Index of `e` in sorted entries, or −1. */
@@ -101,20 +118,32 @@ function find (entries: Uint32Array, e: number): number {
   return -1
 }
 
+/**
+ * One flag bit per entry the history may use to know which entries already have a pair in the
+ * open minute (the partition's KeyTable lends one). With it a minute where each counter changed
+ * once is never sorted before it closes, and compaction waits until half the pairs are repeats.
+ */
+export interface EntryMarks {
+  hasFlag: (e: number, flag: number) => boolean
+  setFlag: (e: number, flag: number) => void
+  clearFlag: (e: number, flag: number) => void
+}
+
 export class MinuteHistory {
   /** Closed minutes, oldest first. */
   readonly closed: ClosedMinute[] = []
   private openMinute = -1 // −1: none yet
   private openE: Uint32Array[] = []
-  private openD: Float64Array[] = []
+  private openD: Array<Int32Array | Float64Array> = [] // i32 until a delta does not fit
   private openN = 0 // pairs in the open minute
+  private repeats = 0 // pairs of entries that already had one (known only with marks)
   private compactAt = MIN_COMPACT
   // Pairs of a record older than the open minute (a clock that stepped back): merged at end().
   private lateMinute = -1
   private lateE: number[] = []
   private lateD: number[] = []
 
-  constructor (readonly retention: number) {}
+  constructor (readonly retention: number, private readonly marks: EntryMarks | null = null, private readonly flag = 0) {}
 
   /** The newest minute holding data (−1: none). */
   get newest (): number { return this.openMinute }
@@ -150,19 +179,27 @@ export class MinuteHistory {
     if (c === this.openE.length) {
       const size = c === 0 ? FIRST_CHUNK : CHUNK
       this.openE.push(new Uint32Array(size))
-      this.openD.push(new Float64Array(size))
+      this.openD.push(new Int32Array(size))
     } else if (at === this.openE[c].length) {
       // Only the first chunk starts short (a partition with little history stays small): grow it.
       const e2 = new Uint32Array(Math.min(CHUNK, at * 4))
-      const d2 = new Float64Array(e2.length)
+      const old = this.openD[c]
+      const d2 = old instanceof Int32Array ? new Int32Array(e2.length) : new Float64Array(e2.length)
       e2.set(this.openE[c])
-      d2.set(this.openD[c])
+      d2.set(old)
       this.openE[c] = e2
       this.openD[c] = d2
     }
+    let ds = this.openD[c]
+    if (!fitsInt32(d) && ds instanceof Int32Array) ds = this.openD[c] = Float64Array.from(ds)
     this.openE[c][at] = e
-    this.openD[c][at] = d
+    ds[at] = d
     this.openN = n + 1
+    const marks = this.marks
+    if (marks !== null) {
+      if (marks.hasFlag(e, this.flag)) this.repeats++
+      else marks.setFlag(e, this.flag)
+    }
   }
 
   end (): void {
@@ -170,7 +207,7 @@ export class MinuteHistory {
       this.mergeLate()
       return
     }
-    if (this.openN >= this.compactAt) this.compactOpen()
+    if (this.marks !== null ? this.repeats >= Math.max(MIN_COMPACT, this.openN - this.repeats) : this.openN >= this.compactAt) this.compactOpen()
   }
 
   /** Net change of entry e per minute, for minutes in [fromMin, toMin): calls out(minute, delta). */
@@ -192,7 +229,7 @@ export class MinuteHistory {
     }
   }
 
-  /** Every minute kept, oldest first, the open one compacted: (minute, entries sorted, deltas, n). */
+  /** Every minute kept, oldest first (the open one compacted): (minute, entries sorted, deltas, n). */
   forEachMinute (cb: (minute: number, entries: Uint32Array, deltas: Int32Array | Float64Array, n: number) => void): void {
     for (const m of this.closed) cb(m.minute, m.entries, m.deltas, m.entries.length)
     if (this.openN > 0) {
@@ -202,7 +239,7 @@ export class MinuteHistory {
     }
   }
 
-  /** Pairs kept (the memory they take is 8 to 12 bytes each, besides the open minute's chunks). */
+  /** Pairs kept (4 + 4 or 8 bytes each, besides the open minute's last chunk). */
   get pairs (): number {
     let n = this.openN
     for (const m of this.closed) n += m.entries.length
@@ -217,11 +254,18 @@ export class MinuteHistory {
     if (k > 0) this.closed.splice(0, k)
   }
 
+  /** The open minute's pairs in one pair of arrays (a thread scratch up to SCRATCH_KEEP pairs). */
   private gatherOpen (): { e: Uint32Array, d: Float64Array } {
     const n = this.openN
-    if (this.openE.length === 1) return { e: this.openE[0], d: this.openD[0] }
-    const e = new Uint32Array(n)
-    const d = new Float64Array(n)
+    let e: Uint32Array
+    let d: Float64Array
+    if (n <= SCRATCH_KEEP) {
+      e = gatherE ??= new Uint32Array(SCRATCH_KEEP)
+      d = gatherD ??= new Float64Array(SCRATCH_KEEP)
+    } else {
+      e = new Uint32Array(n)
+      d = new Float64Array(n)
+    }
     for (let c = 0; c < this.openE.length; c++) {
       const len = Math.min(this.openE[c].length, n - c * CHUNK)
       if (len <= 0) break
@@ -234,26 +278,39 @@ export class MinuteHistory {
   /** Sorts the open minute's pairs and sums each counter's: the minute stays open. */
   private compactOpen (): void {
     const { e, d } = this.gatherOpen()
+    this.clearMarks(e, this.openN) // set again below for the entries that keep a pair
     sortPairs(e, d, this.openN)
     const n = mergeRuns(e, d, this.openN)
-    // Back into chunks: whole chunks for the pairs left, the rest given up.
-    if (this.openE.length > 1) {
-      const chunks = n === 0 ? 0 : 1 + Math.floor((n - 1) / CHUNK)
-      this.openE.length = Math.max(chunks, 1)
-      this.openD.length = Math.max(chunks, 1)
-      for (let c = 0; c < chunks; c++) {
-        const len = Math.min(CHUNK, n - c * CHUNK)
-        this.openE[c].set(e.subarray(c * CHUNK, c * CHUNK + len))
-        this.openD[c].set(d.subarray(c * CHUNK, c * CHUNK + len))
-      }
+    // Back into the chunks (the ones no longer needed are given up); a chunk is i32 again if it can be.
+    const chunks = n === 0 ? 0 : 1 + ((n - 1) >>> CHUNK_BITS)
+    this.openE.length = chunks
+    this.openD.length = chunks
+    for (let c = 0; c < chunks; c++) {
+      const from = c * CHUNK
+      const len = Math.min(this.openE[c].length, n - from)
+      this.openE[c].set(e.subarray(from, from + len))
+      let wide = false
+      for (let i = from; i < from + len; i++) if (!fitsInt32(d[i])) { wide = true; break }
+      if (!wide && !(this.openD[c] instanceof Int32Array)) this.openD[c] = new Int32Array(this.openE[c].length)
+      else if (wide && this.openD[c] instanceof Int32Array) this.openD[c] = new Float64Array(this.openE[c].length)
+      this.openD[c].set(d.subarray(from, from + len))
     }
+    if (this.marks !== null) for (let i = 0; i < n; i++) this.marks.setFlag(e[i], this.flag)
     this.openN = n
+    this.repeats = 0
     this.compactAt = Math.max(MIN_COMPACT, 2 * n)
+  }
+
+  private clearMarks (e: Uint32Array, n: number): void {
+    const marks = this.marks
+    if (marks === null) return
+    for (let i = 0; i < n; i++) marks.clearFlag(e[i], this.flag)
   }
 
   private closeOpen (): void {
     if (this.openN > 0) {
       const { e, d } = this.gatherOpen()
+      this.clearMarks(e, this.openN)
       sortPairs(e, d, this.openN)
       const n = mergeRuns(e, d, this.openN)
       if (n > 0) this.closed.push(closedOf(this.openMinute, e, d, n))
@@ -261,6 +318,7 @@ export class MinuteHistory {
     this.openE = []
     this.openD = []
     this.openN = 0
+    this.repeats = 0
     this.compactAt = MIN_COMPACT
   }
 
