@@ -8,9 +8,10 @@
 //   closed minutes: entries sorted ascending (u32) with their deltas (i32 when every delta of the
 //     minute fits, else f64) in exact-size arrays: 8 or 12 bytes per counter per minute; a query
 //     finds a counter in a minute by binary search.
-//   the open (newest) minute: pairs appended as records are sealed, in chunks (no array grown by
-//     copying), so a counter sealed in many records has many pairs until the minute is compacted
-//     (sorted, summed per counter, zeros dropped) — whenever its pairs double, and when it closes.
+//   the open (newest) minute: pairs appended as records are sealed, in chunks of 1024 (no array
+//     grown by copying; deltas i32 while they fit), so a counter sealed in many records has many
+//     pairs until the minute is compacted (sorted, summed per counter, zeros dropped): once half
+//     its pairs are repeats (an entry flag lent by the table tells a repeat), and when it closes.
 // Worst case per counter that changes every minute: `retention` pairs, 1440 × 12 B ≈ 17 KiB at the
 // default retention (11.3 KiB while each minute's net change fits in 32 bits).
 // Entry indexes are the partition's KeyTable entries (never reused while the process lives);
