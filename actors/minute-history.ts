@@ -22,6 +22,7 @@ const CHUNK_BITS = 10
 const CHUNK = 1 << CHUNK_BITS // pairs per chunk of the open minute (the first starts smaller)
 const MIN_COMPACT = 4096 // the open minute is first compacted at this many pairs
 const INT32_MAX = 0x7fffffff
+const RECENT_BITS = 10 // a repeat finds its pair through a direct-mapped cache of this many bits
 const RADIX_BITS = 11
 const RADIX = 1 << RADIX_BITS
 
@@ -139,6 +140,10 @@ export class MinuteHistory {
   private openN = 0 // pairs in the open minute
   private repeats = 0 // pairs of entries that already had one (known only with marks)
   private compactAt = MIN_COMPACT
+  // Where recently pushed entries' pairs sit in the open minute (position + 1, checked against the
+  // entry there): a counter sealed again and again (a hot one) adds to its pair instead of
+  // appending, so busy minutes are seldom sorted. Made with the first repeat.
+  private recent: Int32Array | null = null
   // Pairs of a record older than the open minute (a clock that stepped back): merged at end().
   private lateMinute = -1
   private lateE: number[] = []
@@ -174,6 +179,25 @@ export class MinuteHistory {
       return
     }
     if (d === 0) return
+    const marks = this.marks
+    let slot = -1
+    if (marks !== null) {
+      slot = Math.imul(e, 0x9e3779b1) >>> (32 - RECENT_BITS)
+      if (marks.hasFlag(e, this.flag)) {
+        const pos = (this.recent as Int32Array)[slot] - 1
+        if (pos >= 0 && pos < this.openN && this.openE[pos >>> CHUNK_BITS][pos & (CHUNK - 1)] === e) {
+          const c = pos >>> CHUNK_BITS
+          let ds = this.openD[c]
+          const sum = ds[pos & (CHUNK - 1)] + d
+          if (!fitsInt32(sum) && ds instanceof Int32Array) ds = this.openD[c] = Float64Array.from(ds)
+          ds[pos & (CHUNK - 1)] = sum
+          return
+        }
+        this.repeats++
+      } else {
+        marks.setFlag(e, this.flag)
+      }
+    }
     const n = this.openN
     const c = n >>> CHUNK_BITS
     const at = n & (CHUNK - 1)
@@ -196,11 +220,7 @@ export class MinuteHistory {
     this.openE[c][at] = e
     ds[at] = d
     this.openN = n + 1
-    const marks = this.marks
-    if (marks !== null) {
-      if (marks.hasFlag(e, this.flag)) this.repeats++
-      else marks.setFlag(e, this.flag)
-    }
+    if (slot >= 0) (this.recent ??= new Int32Array(1 << RECENT_BITS))[slot] = n + 1
   }
 
   end (): void {
