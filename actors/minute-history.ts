@@ -8,10 +8,11 @@
 //   closed minutes: entries sorted ascending (u32) with their deltas (i32 when every delta of the
 //     minute fits, else f64) in exact-size arrays: 8 or 12 bytes per counter per minute; a query
 //     finds a counter in a minute by binary search.
-//   the open (newest) minute: pairs appended as records are sealed, in chunks of 1024 (no array
-//     grown by copying; deltas i32 while they fit), so a counter sealed in many records has many
-//     pairs until the minute is compacted (sorted, summed per counter, zeros dropped): once half
-//     its pairs are repeats (an entry flag lent by the table tells a repeat), and when it closes.
+//   the open (newest) minute: a 256-slot direct-mapped accumulator (a hot counter adds to its
+//     slot) in front of pairs appended in chunks of 1024 (no array grown by copying; deltas i32
+//     while they fit). A counter pushed out of the accumulator again and again has several pairs
+//     until the minute is compacted (sorted, summed per counter, zeros dropped): once half its
+//     pairs are repeats (an entry flag lent by the table tells a repeat), and when it closes.
 // Worst case per counter that changes every minute: `retention` pairs, 1440 × 12 B ≈ 17 KiB at the
 // default retention (11.3 KiB while each minute's net change fits in 32 bits).
 // Entry indexes are the partition's KeyTable entries (never reused while the process lives);
@@ -22,7 +23,7 @@ const CHUNK_BITS = 10
 const CHUNK = 1 << CHUNK_BITS // pairs per chunk of the open minute (the first starts smaller)
 const MIN_COMPACT = 4096 // the open minute is first compacted at this many pairs
 const INT32_MAX = 0x7fffffff
-const RECENT_BITS = 10 // a repeat finds its pair through a direct-mapped cache of this many bits
+const ACC_BITS = 8 // slots of the open minute's accumulator: 2^8 × 12 bytes
 const RADIX_BITS = 11
 const RADIX = 1 << RADIX_BITS
 
@@ -140,10 +141,12 @@ export class MinuteHistory {
   private openN = 0 // pairs in the open minute
   private repeats = 0 // pairs of entries that already had one (known only with marks)
   private compactAt = MIN_COMPACT
-  // Where recently pushed entries' pairs sit in the open minute (position + 1, checked against the
-  // entry there): a counter sealed again and again (a hot one) adds to its pair instead of
-  // appending, so busy minutes are seldom sorted. Made with the first repeat.
-  private recent: Int32Array | null = null
+  // A small direct-mapped accumulator in front of the open minute's pairs (entry + 1, 0: empty):
+  // a counter sealed again and again (a hot one) adds to its slot, in a few cache lines, rather than
+  // appending a pair, so busy minutes are seldom sorted; a counter pushed out of its slot appends
+  // its sum. Emptied into the pairs before anything reads them.
+  private accE: Uint32Array | null = null
+  private accD: Float64Array | null = null
   // Pairs of a record older than the open minute (a clock that stepped back): merged at end().
   private lateMinute = -1
   private lateE: number[] = []
@@ -178,25 +181,37 @@ export class MinuteHistory {
       this.lateD.push(d)
       return
     }
+    const accE = this.accE ??= new Uint32Array(1 << ACC_BITS)
+    const accD = this.accD ??= new Float64Array(1 << ACC_BITS)
+    const slot = Math.imul(e, 0x9e3779b1) >>> (32 - ACC_BITS)
+    const held = accE[slot]
+    if (held === e + 1) {
+      accD[slot] += d
+      return
+    }
+    if (held !== 0) this.append(held - 1, accD[slot])
+    accE[slot] = e + 1
+    accD[slot] = d
+  }
+
+  /** Moves what the accumulator holds into the open minute's pairs. */
+  private flushAcc (): void {
+    const accE = this.accE
+    const accD = this.accD
+    if (accE === null || accD === null) return
+    for (let i = 0; i < accE.length; i++) {
+      if (accE[i] === 0) continue
+      this.append(accE[i] - 1, accD[i])
+      accE[i] = 0
+    }
+  }
+
+  private append (e: number, d: number): void {
     if (d === 0) return
     const marks = this.marks
-    let slot = -1
     if (marks !== null) {
-      slot = Math.imul(e, 0x9e3779b1) >>> (32 - RECENT_BITS)
-      if (marks.hasFlag(e, this.flag)) {
-        const pos = (this.recent as Int32Array)[slot] - 1
-        if (pos >= 0 && pos < this.openN && this.openE[pos >>> CHUNK_BITS][pos & (CHUNK - 1)] === e) {
-          const c = pos >>> CHUNK_BITS
-          let ds = this.openD[c]
-          const sum = ds[pos & (CHUNK - 1)] + d
-          if (!fitsInt32(sum) && ds instanceof Int32Array) ds = this.openD[c] = Float64Array.from(ds)
-          ds[pos & (CHUNK - 1)] = sum
-          return
-        }
-        this.repeats++
-      } else {
-        marks.setFlag(e, this.flag)
-      }
+      if (marks.hasFlag(e, this.flag)) this.repeats++
+      else marks.setFlag(e, this.flag)
     }
     const n = this.openN
     const c = n >>> CHUNK_BITS
@@ -220,7 +235,6 @@ export class MinuteHistory {
     this.openE[c][at] = e
     ds[at] = d
     this.openN = n + 1
-    if (slot >= 0) (this.recent ??= new Int32Array(1 << RECENT_BITS))[slot] = n + 1
   }
 
   end (): void {
@@ -233,6 +247,7 @@ export class MinuteHistory {
 
   /** Net change of entry e per minute, for minutes in [fromMin, toMin): calls out(minute, delta). */
   series (e: number, fromMin: number, toMin: number, out: (minute: number, delta: number) => void): void {
+    this.flushAcc()
     for (const m of this.closed) {
       if (m.minute < fromMin || m.minute >= toMin) continue
       const i = find(m.entries, e)
@@ -252,6 +267,7 @@ export class MinuteHistory {
 
   /** Every minute kept, oldest first (the open one compacted): (minute, entries sorted, deltas, n). */
   forEachMinute (cb: (minute: number, entries: Uint32Array, deltas: Int32Array | Float64Array, n: number) => void): void {
+    this.flushAcc()
     for (const m of this.closed) cb(m.minute, m.entries, m.deltas, m.entries.length)
     if (this.openN > 0) {
       this.compactOpen()
@@ -262,6 +278,7 @@ export class MinuteHistory {
 
   /** Pairs kept (4 + 4 or 8 bytes each, besides the open minute's last chunk). */
   get pairs (): number {
+    this.flushAcc()
     let n = this.openN
     for (const m of this.closed) n += m.entries.length
     return n
@@ -298,6 +315,7 @@ export class MinuteHistory {
 
   /** Sorts the open minute's pairs and sums each counter's: the minute stays open. */
   private compactOpen (): void {
+    this.flushAcc()
     const { e, d } = this.gatherOpen()
     this.clearMarks(e, this.openN) // set again below for the entries that keep a pair
     sortPairs(e, d, this.openN)
@@ -329,6 +347,7 @@ export class MinuteHistory {
   }
 
   private closeOpen (): void {
+    this.flushAcc()
     if (this.openN > 0) {
       const { e, d } = this.gatherOpen()
       this.clearMarks(e, this.openN)
