@@ -99,6 +99,36 @@ function mergeRuns (e: Uint32Array, d: Float64Array, n: number): number {
   return out
 }
 
+let dense: Float64Array | null = null // per thread: sums by entry, all 0 between uses
+
+/**
+ * Sorts n pairs by entry, sums each entry's deltas and drops zero sums, in place; returns the
+ * count left. When the entries are dense (as a partition's counters are: 0 … count − 1) they are
+ * summed straight into a per-thread array indexed by entry and read back in order, which costs
+ * one pass less than the radix sort and no scatter.
+ */
+export function sumPairs (e: Uint32Array, d: Float64Array, n: number): number {
+  let max = 0
+  for (let i = 0; i < n; i++) if (e[i] > max) max = e[i]
+  if (n < 48 || max > 4 * n + 4096) {
+    sortPairs(e, d, n)
+    return mergeRuns(e, d, n)
+  }
+  let sums = dense
+  if (sums === null || sums.length <= max) sums = dense = new Float64Array(Math.max(max + 1, 2 * (sums?.length ?? 0)))
+  for (let i = 0; i < n; i++) sums[e[i]] += d[i]
+  let out = 0
+  for (let k = 0; k <= max; k++) {
+    const v = sums[k]
+    if (v === 0) continue
+    e[out] = k
+    d[out] = v
+    sums[k] = 0
+    out++
+  }
+  return out
+}
+
 function fitsInt32 (d: number): boolean { return d <= INT32_MAX && d >= -INT32_MAX }
 
 function closedOf (minute: number, e: Uint32Array, d: Float64Array, n: number): ClosedMinute {
@@ -318,8 +348,7 @@ export class MinuteHistory {
     this.flushAcc()
     const { e, d } = this.gatherOpen()
     this.clearMarks(e, this.openN) // set again below for the entries that keep a pair
-    sortPairs(e, d, this.openN)
-    const n = mergeRuns(e, d, this.openN)
+    const n = sumPairs(e, d, this.openN)
     // Back into the chunks (the ones no longer needed are given up); a chunk is i32 again if it can be.
     const chunks = n === 0 ? 0 : 1 + ((n - 1) >>> CHUNK_BITS)
     this.openE.length = chunks
@@ -351,8 +380,7 @@ export class MinuteHistory {
     if (this.openN > 0) {
       const { e, d } = this.gatherOpen()
       this.clearMarks(e, this.openN)
-      sortPairs(e, d, this.openN)
-      const n = mergeRuns(e, d, this.openN)
+      const n = sumPairs(e, d, this.openN)
       if (n > 0) this.closed.push(closedOf(this.openMinute, e, d, n))
     }
     this.openE = []
@@ -376,8 +404,7 @@ export class MinuteHistory {
     for (let i = 0; i < this.lateE.length; i++, k++) { e[k] = this.lateE[i]; d[k] = this.lateD[i] }
     this.lateE = []
     this.lateD = []
-    sortPairs(e, d, n)
-    const left = mergeRuns(e, d, n)
+    const left = sumPairs(e, d, n)
     const seg = left > 0 ? closedOf(m, e, d, left) : null
     if (old !== null) {
       if (seg !== null) this.closed[at] = seg

@@ -5,7 +5,7 @@
 // seal(), so nothing here waits for a real minute.
 import { crc32 } from 'node:zlib'
 import t from 'tap'
-import { MinuteHistory, sortPairs } from '../actors/minute-history'
+import { MinuteHistory, sortPairs, sumPairs } from '../actors/minute-history'
 import { PartitionState } from '../actors/partition-state'
 import type { HistoryStep } from '../src/core/history'
 import { fnv1a32 } from '../src/core/keys'
@@ -247,6 +247,28 @@ t.test('sortPairs sorts by entry and keeps each delta with its entry', async (t)
     for (let i = 0; i < n; i++) if (d[i] !== e[i] * 3 + 0.5) ok = false
     t.ok(ok, `n ${n}: deltas moved with their entries`)
   }
+})
+
+t.test('sumPairs: sorted, summed per entry, zero sums dropped (dense and sparse entries)', async (t) => {
+  const rand = rng(10)
+  for (const [n, max] of [[10, 5], [100, 50], [5000, 3000], [5000, 10_000_000], [100_000, 20_000]]) {
+    const e = new Uint32Array(n)
+    const d = new Float64Array(n)
+    const want = new Map<number, number>()
+    for (let i = 0; i < n; i++) {
+      e[i] = Math.floor(rand() * max)
+      d[i] = Math.floor(rand() * 7) - 3
+      want.set(e[i], (want.get(e[i]) ?? 0) + d[i])
+    }
+    const left = sumPairs(e, d, n)
+    const expected = [...want].filter(([, v]) => v !== 0).sort((a, b) => a[0] - b[0])
+    t.same(Array.from({ length: left }, (_, i) => [e[i], d[i]]), expected, `n ${n}, entries below ${max}`)
+  }
+  // The per-thread sums are all 0 again afterwards: a second use is not disturbed by the first.
+  const e = Uint32Array.from([3, 3, 1])
+  const d = Float64Array.from([1, 1, 5])
+  t.equal(sumPairs(e, d, 3), 2)
+  t.same([...e.subarray(0, 2), ...d.subarray(0, 2)], [1, 3, 5, 2])
 })
 
 t.test('MinuteHistory on its own: open minute queried before and after compaction', async (t) => {
