@@ -11,8 +11,8 @@
 //   the open (newest) minute: a 256-slot direct-mapped accumulator (a hot counter adds to its
 //     slot) in front of pairs appended in chunks of 1024 (no array grown by copying; deltas i32
 //     while they fit). A counter pushed out of the accumulator again and again has several pairs
-//     until the minute is compacted (sorted, summed per counter, zeros dropped): once half its
-//     pairs are repeats (an entry flag lent by the table tells a repeat), and when it closes.
+//     until the minute is compacted (summed per counter in entry order, zeros dropped): each time
+//     its pairs double, and when it closes.
 // Worst case per counter that changes every minute: `retention` pairs, 1440 × 12 B ≈ 17 KiB at the
 // default retention (11.3 KiB while each minute's net change fits in 32 bits).
 // Entry indexes are the partition's KeyTable entries (never reused while the process lives);
@@ -151,17 +151,6 @@ function find (entries: Uint32Array, e: number): number {
   return -1
 }
 
-/**
- * One flag bit per entry the history may use to know which entries already have a pair in the
- * open minute (the partition's KeyTable lends one). With it a minute where each counter changed
- * once is never sorted before it closes, and compaction waits until half the pairs are repeats.
- */
-export interface EntryMarks {
-  hasFlag: (e: number, flag: number) => boolean
-  setFlag: (e: number, flag: number) => void
-  clearFlag: (e: number, flag: number) => void
-}
-
 export class MinuteHistory {
   /** Closed minutes, oldest first. */
   readonly closed: ClosedMinute[] = []
@@ -169,12 +158,11 @@ export class MinuteHistory {
   private openE: Uint32Array[] = []
   private openD: Array<Int32Array | Float64Array> = [] // i32 until a delta does not fit
   private openN = 0 // pairs in the open minute
-  private repeats = 0 // pairs of entries that already had one (known only with marks)
   private compactAt = MIN_COMPACT
   // A small direct-mapped accumulator in front of the open minute's pairs (entry + 1, 0: empty):
   // a counter sealed again and again (a hot one) adds to its slot, in a few cache lines, rather than
-  // appending a pair, so busy minutes are seldom sorted; a counter pushed out of its slot appends
-  // its sum. Emptied into the pairs before anything reads them.
+  // appending a pair, so busy minutes are seldom compacted; a counter pushed out of its slot
+  // appends its sum. Emptied into the pairs before anything reads them.
   private accE: Uint32Array | null = null
   private accD: Float64Array | null = null
   // Pairs of a record older than the open minute (a clock that stepped back): merged at end().
@@ -182,7 +170,7 @@ export class MinuteHistory {
   private lateE: number[] = []
   private lateD: number[] = []
 
-  constructor (readonly retention: number, private readonly marks: EntryMarks | null = null, private readonly flag = 0) {}
+  constructor (readonly retention: number) {}
 
   /** The newest minute holding data (−1: none). */
   get newest (): number { return this.openMinute }
@@ -224,55 +212,12 @@ export class MinuteHistory {
     accD[slot] = d
   }
 
-  /** Moves what the accumulator holds into the open minute's pairs. */
-  private flushAcc (): void {
-    const accE = this.accE
-    const accD = this.accD
-    if (accE === null || accD === null) return
-    for (let i = 0; i < accE.length; i++) {
-      if (accE[i] === 0) continue
-      this.append(accE[i] - 1, accD[i])
-      accE[i] = 0
-    }
-  }
-
-  private append (e: number, d: number): void {
-    if (d === 0) return
-    const marks = this.marks
-    if (marks !== null) {
-      if (marks.hasFlag(e, this.flag)) this.repeats++
-      else marks.setFlag(e, this.flag)
-    }
-    const n = this.openN
-    const c = n >>> CHUNK_BITS
-    const at = n & (CHUNK - 1)
-    if (c === this.openE.length) {
-      const size = c === 0 ? FIRST_CHUNK : CHUNK
-      this.openE.push(new Uint32Array(size))
-      this.openD.push(new Int32Array(size))
-    } else if (at === this.openE[c].length) {
-      // Only the first chunk starts short (a partition with little history stays small): grow it.
-      const e2 = new Uint32Array(Math.min(CHUNK, at * 4))
-      const old = this.openD[c]
-      const d2 = old instanceof Int32Array ? new Int32Array(e2.length) : new Float64Array(e2.length)
-      e2.set(this.openE[c])
-      d2.set(old)
-      this.openE[c] = e2
-      this.openD[c] = d2
-    }
-    let ds = this.openD[c]
-    if (!fitsInt32(d) && ds instanceof Int32Array) ds = this.openD[c] = Float64Array.from(ds)
-    this.openE[c][at] = e
-    ds[at] = d
-    this.openN = n + 1
-  }
-
   end (): void {
     if (this.lateMinute >= 0) {
       this.mergeLate()
       return
     }
-    if (this.marks !== null ? this.repeats >= Math.max(MIN_COMPACT, this.openN - this.repeats) : this.openN >= this.compactAt) this.compactOpen()
+    if (this.openN >= this.compactAt) this.compactOpen()
   }
 
   /** Net change of entry e per minute, for minutes in [fromMin, toMin): calls out(minute, delta). */
@@ -297,10 +242,9 @@ export class MinuteHistory {
 
   /** Every minute kept, oldest first (the open one compacted): (minute, entries sorted, deltas, n). */
   forEachMinute (cb: (minute: number, entries: Uint32Array, deltas: Int32Array | Float64Array, n: number) => void): void {
-    this.flushAcc()
     for (const m of this.closed) cb(m.minute, m.entries, m.deltas, m.entries.length)
+    this.compactOpen()
     if (this.openN > 0) {
-      this.compactOpen()
       const { e, d } = this.gatherOpen()
       cb(this.openMinute, e, d, this.openN)
     }
@@ -312,6 +256,44 @@ export class MinuteHistory {
     let n = this.openN
     for (const m of this.closed) n += m.entries.length
     return n
+  }
+
+  /** Moves what the accumulator holds into the open minute's pairs. */
+  private flushAcc (): void {
+    const accE = this.accE
+    const accD = this.accD
+    if (accE === null || accD === null) return
+    for (let i = 0; i < accE.length; i++) {
+      if (accE[i] === 0) continue
+      this.append(accE[i] - 1, accD[i])
+      accE[i] = 0
+    }
+  }
+
+  private append (e: number, d: number): void {
+    if (d === 0) return
+    const n = this.openN
+    const c = n >>> CHUNK_BITS
+    const at = n & (CHUNK - 1)
+    if (c === this.openE.length) {
+      const size = c === 0 ? FIRST_CHUNK : CHUNK
+      this.openE.push(new Uint32Array(size))
+      this.openD.push(new Int32Array(size))
+    } else if (at === this.openE[c].length) {
+      // Only the first chunk starts short (a partition with little history stays small): grow it.
+      const e2 = new Uint32Array(Math.min(CHUNK, at * 4))
+      const old = this.openD[c]
+      const d2 = old instanceof Int32Array ? new Int32Array(e2.length) : new Float64Array(e2.length)
+      e2.set(this.openE[c])
+      d2.set(old)
+      this.openE[c] = e2
+      this.openD[c] = d2
+    }
+    let ds = this.openD[c]
+    if (!fitsInt32(d) && ds instanceof Int32Array) ds = this.openD[c] = Float64Array.from(ds)
+    this.openE[c][at] = e
+    ds[at] = d
+    this.openN = n + 1
   }
 
   /** Drops minutes at or before `newest − retention`. */
@@ -343,50 +325,81 @@ export class MinuteHistory {
     return { e, d }
   }
 
-  /** Sorts the open minute's pairs and sums each counter's: the minute stays open. */
+  /**
+   * Sums the open minute's pairs per counter, in entry order, zeros dropped: the minute stays open.
+   * Entries are dense (a partition's counters are 0 … count − 1), so this usually sums straight
+   * from the chunks into a per-thread array indexed by entry and writes the sums back in order.
+   */
   private compactOpen (): void {
     this.flushAcc()
-    const { e, d } = this.gatherOpen()
-    this.clearMarks(e, this.openN) // set again below for the entries that keep a pair
-    const n = sumPairs(e, d, this.openN)
-    // Back into the chunks (the ones no longer needed are given up); a chunk is i32 again if it can be.
-    const chunks = n === 0 ? 0 : 1 + ((n - 1) >>> CHUNK_BITS)
+    const n = this.openN
+    let max = 0
+    for (let c = 0; c < this.openE.length; c++) {
+      const es = this.openE[c]
+      const len = Math.min(es.length, n - c * CHUNK)
+      for (let i = 0; i < len; i++) if (es[i] > max) max = es[i]
+    }
+    let out: number
+    if (n >= 48 && max <= 4 * n + 4096) {
+      let sums = dense
+      if (sums === null || sums.length <= max) sums = dense = new Float64Array(Math.max(max + 1, 2 * (sums?.length ?? 0)))
+      for (let c = 0; c < this.openE.length; c++) {
+        const es = this.openE[c]
+        const ds = this.openD[c]
+        const len = Math.min(es.length, n - c * CHUNK)
+        for (let i = 0; i < len; i++) sums[es[i]] += ds[i]
+      }
+      out = 0
+      for (let k = 0; k <= max; k++) {
+        const v = sums[k]
+        if (v === 0) continue
+        sums[k] = 0
+        const c = out >>> CHUNK_BITS
+        const at = out & (CHUNK - 1)
+        this.openE[c][at] = k
+        let ds = this.openD[c]
+        if (!fitsInt32(v) && ds instanceof Int32Array) ds = this.openD[c] = Float64Array.from(ds)
+        ds[at] = v
+        out++
+      }
+    } else {
+      const { e, d } = this.gatherOpen()
+      out = sumPairs(e, d, n)
+      for (let i = 0; i < out; i++) {
+        const c = i >>> CHUNK_BITS
+        const at = i & (CHUNK - 1)
+        this.openE[c][at] = e[i]
+        let ds = this.openD[c]
+        if (!fitsInt32(d[i]) && ds instanceof Int32Array) ds = this.openD[c] = Float64Array.from(ds)
+        ds[at] = d[i]
+      }
+    }
+    // The chunks no longer needed are given up.
+    const chunks = out === 0 ? 0 : 1 + ((out - 1) >>> CHUNK_BITS)
     this.openE.length = chunks
     this.openD.length = chunks
-    for (let c = 0; c < chunks; c++) {
-      const from = c * CHUNK
-      const len = Math.min(this.openE[c].length, n - from)
-      this.openE[c].set(e.subarray(from, from + len))
-      let wide = false
-      for (let i = from; i < from + len; i++) if (!fitsInt32(d[i])) { wide = true; break }
-      if (!wide && !(this.openD[c] instanceof Int32Array)) this.openD[c] = new Int32Array(this.openE[c].length)
-      else if (wide && this.openD[c] instanceof Int32Array) this.openD[c] = new Float64Array(this.openE[c].length)
-      this.openD[c].set(d.subarray(from, from + len))
-    }
-    if (this.marks !== null) for (let i = 0; i < n; i++) this.marks.setFlag(e[i], this.flag)
-    this.openN = n
-    this.repeats = 0
-    this.compactAt = Math.max(MIN_COMPACT, 2 * n)
-  }
-
-  private clearMarks (e: Uint32Array, n: number): void {
-    const marks = this.marks
-    if (marks === null) return
-    for (let i = 0; i < n; i++) marks.clearFlag(e[i], this.flag)
+    this.openN = out
+    this.compactAt = Math.max(MIN_COMPACT, 2 * out)
   }
 
   private closeOpen (): void {
-    this.flushAcc()
-    if (this.openN > 0) {
-      const { e, d } = this.gatherOpen()
-      this.clearMarks(e, this.openN)
-      const n = sumPairs(e, d, this.openN)
-      if (n > 0) this.closed.push(closedOf(this.openMinute, e, d, n))
+    this.compactOpen()
+    const n = this.openN
+    if (n > 0) {
+      const entries = new Uint32Array(n)
+      let small = true
+      for (let c = 0; c < this.openD.length; c++) if (!(this.openD[c] instanceof Int32Array)) small = false
+      const deltas = small ? new Int32Array(n) : new Float64Array(n)
+      for (let c = 0; c < this.openE.length; c++) {
+        const len = Math.min(this.openE[c].length, n - c * CHUNK)
+        entries.set(this.openE[c].subarray(0, len), c * CHUNK)
+        deltas.set(this.openD[c].subarray(0, len), c * CHUNK)
+      }
+      this.closed.push({ minute: this.openMinute, entries, deltas })
     }
     this.openE = []
     this.openD = []
     this.openN = 0
-    this.repeats = 0
     this.compactAt = MIN_COMPACT
   }
 

@@ -638,8 +638,7 @@ export class PartitionState {
   /** The minute history, ready for a record's pairs at `ts` (push, then end), or null: none kept. */
   private historyAt (ts: number): MinuteHistory | null {
     if (this.historyMinutes === 0) return null
-    // The DIRTY flag serves only incremental checkpoint stores (Redis), which never keep history here.
-    const h = this.minutes ??= new MinuteHistory(this.historyMinutes, this.trackDirty ? null : this.table, DIRTY)
+    const h = this.minutes ??= new MinuteHistory(this.historyMinutes)
     return h.begin(ts) ? h : null
   }
 
