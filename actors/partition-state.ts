@@ -681,8 +681,13 @@ export class PartitionState {
     const order: number[] = []
     let keyBytes = 0
     let size = 4 + 4
+    const wide = (deltas: Int32Array | Float64Array, n: number): boolean => {
+      if (deltas instanceof Int32Array) return false
+      for (let i = 0; i < n; i++) if (deltas[i] > 0x7fffffff || deltas[i] < -0x7fffffff) return true
+      return false
+    }
     h.forEachMinute((_m, entries, deltas, n) => {
-      size += 8 + 4 + 1 + n * (4 + (deltas instanceof Int32Array ? 4 : 8))
+      size += 8 + 4 + 1 + n * (4 + (wide(deltas, n) ? 8 : 4))
       for (let i = 0; i < n; i++) {
         const e = entries[i]
         if (index[e] >= 0) continue
@@ -701,10 +706,10 @@ export class PartitionState {
       minutes++
       o = buf.writeDoubleLE(m, o)
       o = buf.writeUInt32LE(n, o)
-      const wide = !(deltas instanceof Int32Array)
-      o = buf.writeUInt8(wide ? 8 : 4, o)
+      const w = wide(deltas, n)
+      o = buf.writeUInt8(w ? 8 : 4, o)
       for (let i = 0; i < n; i++) o = buf.writeUInt32LE(index[entries[i]], o)
-      for (let i = 0; i < n; i++) o = wide ? buf.writeDoubleLE(deltas[i], o) : buf.writeInt32LE(deltas[i], o)
+      for (let i = 0; i < n; i++) o = w ? buf.writeDoubleLE(deltas[i], o) : buf.writeInt32LE(deltas[i], o)
     })
     buf.writeUInt32LE(minutes, countAt)
     return buf.subarray(0, o)
