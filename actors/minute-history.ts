@@ -9,8 +9,8 @@
 //     minute fits, else f64) in exact-size arrays: 8 or 12 bytes per counter per minute; a query
 //     finds a counter in a minute by binary search.
 //   the open (newest) minute: a 256-slot direct-mapped accumulator (a hot counter adds to its
-//     slot) in front of pairs appended in chunks of 1024 (no array grown by copying; deltas i32
-//     while they fit). A counter pushed out of the accumulator again and again has several pairs
+//     slot) in front of pairs appended in 16 KiB chunks of 2048 from the thread's chunk pool (no
+//     array grown by copying, no holes among transient buffers; deltas i32 while they fit). A counter pushed out of the accumulator again and again has several pairs
 //     until the minute is compacted (summed per counter in entry order, zeros dropped): each time
 //     its pairs double, and when it closes.
 // Worst case per counter that changes every minute: `retention` pairs, 1440 × 12 B ≈ 17 KiB at the
@@ -18,9 +18,12 @@
 // Entry indexes are the partition's KeyTable entries (never reused while the process lives);
 // snapshots store keys instead (PartitionState encodes them).
 
+import { chunkPool } from './key-table'
+
 const FIRST_CHUNK = 64
-const CHUNK_BITS = 10
+const CHUNK_BITS = 11
 const CHUNK = 1 << CHUNK_BITS // pairs per chunk of the open minute (the first starts smaller)
+const CHUNK_BYTES = 16384 // a full chunk: CHUNK entries (u32) then CHUNK deltas (i32), from the thread's chunk pool
 const MIN_COMPACT = 4096 // the open minute is first compacted at this many pairs
 const INT32_MAX = 0x7fffffff
 const ACC_BITS = 8 // slots of the open minute's accumulator: 2^8 × 12 bytes
@@ -157,6 +160,7 @@ export class MinuteHistory {
   private openMinute = -1 // −1: none yet
   private openE: Uint32Array[] = []
   private openD: Array<Int32Array | Float64Array> = [] // i32 until a delta does not fit
+  private openRaw: Array<Uint8Array | null> = [] // a full chunk's memory, given back to the pool when dropped
   private openN = 0 // pairs in the open minute
   private compactAt = MIN_COMPACT
   // A small direct-mapped accumulator in front of the open minute's pairs (entry + 1, 0: empty):
@@ -276,24 +280,55 @@ export class MinuteHistory {
     const c = n >>> CHUNK_BITS
     const at = n & (CHUNK - 1)
     if (c === this.openE.length) {
-      const size = c === 0 ? FIRST_CHUNK : CHUNK
-      this.openE.push(new Uint32Array(size))
-      this.openD.push(new Int32Array(size))
+      if (c === 0) {
+        this.openE.push(new Uint32Array(FIRST_CHUNK))
+        this.openD.push(new Int32Array(FIRST_CHUNK))
+        this.openRaw.push(null)
+      } else {
+        this.addFullChunk()
+      }
     } else if (at === this.openE[c].length) {
       // Only the first chunk starts short (a partition with little history stays small): grow it.
-      const e2 = new Uint32Array(Math.min(CHUNK, at * 4))
-      const old = this.openD[c]
-      const d2 = old instanceof Int32Array ? new Int32Array(e2.length) : new Float64Array(e2.length)
-      e2.set(this.openE[c])
-      d2.set(old)
-      this.openE[c] = e2
-      this.openD[c] = d2
+      const oldE = this.openE[c]
+      const oldD = this.openD[c]
+      if (at * 4 < CHUNK) {
+        this.openE[c] = new Uint32Array(at * 4)
+        this.openD[c] = oldD instanceof Int32Array ? new Int32Array(at * 4) : new Float64Array(at * 4)
+      } else {
+        this.openE.pop(); this.openD.pop(); this.openRaw.pop()
+        this.addFullChunk()
+        if (!(oldD instanceof Int32Array)) this.openD[c] = new Float64Array(CHUNK)
+      }
+      this.openE[c].set(oldE)
+      this.openD[c].set(oldD)
     }
     let ds = this.openD[c]
     if (!fitsInt32(d) && ds instanceof Int32Array) ds = this.openD[c] = Float64Array.from(ds)
     this.openE[c][at] = e
     ds[at] = d
     this.openN = n + 1
+  }
+
+  /**
+   * A full-size chunk from the thread's chunk pool (the key tables' 1 MiB slabs): long-lived 4 KiB
+   * arrays among the service's transient buffers left holes in the resident set.
+   */
+  private addFullChunk (): void {
+    const raw = chunkPool.take()
+    this.openRaw.push(raw)
+    this.openE.push(new Uint32Array(raw.buffer, raw.byteOffset, CHUNK))
+    this.openD.push(new Int32Array(raw.buffer, raw.byteOffset + CHUNK_BYTES / 2, CHUNK))
+  }
+
+  /** Keeps the first `chunks` chunks of the open minute, giving the others back. */
+  private keepChunks (chunks: number): void {
+    for (let c = chunks; c < this.openRaw.length; c++) {
+      const raw = this.openRaw[c]
+      if (raw !== null) chunkPool.give(raw)
+    }
+    this.openE.length = chunks
+    this.openD.length = chunks
+    this.openRaw.length = chunks
   }
 
   /** Drops minutes at or before `newest − retention`. */
@@ -375,9 +410,7 @@ export class MinuteHistory {
       }
     }
     // The chunks no longer needed are given up.
-    const chunks = out === 0 ? 0 : 1 + ((out - 1) >>> CHUNK_BITS)
-    this.openE.length = chunks
-    this.openD.length = chunks
+    this.keepChunks(out === 0 ? 0 : 1 + ((out - 1) >>> CHUNK_BITS))
     this.openN = out
     this.compactAt = Math.max(MIN_COMPACT, 2 * out)
   }
@@ -397,8 +430,7 @@ export class MinuteHistory {
       }
       this.closed.push({ minute: this.openMinute, entries, deltas })
     }
-    this.openE = []
-    this.openD = []
+    this.keepChunks(0)
     this.openN = 0
     this.compactAt = MIN_COMPACT
   }
