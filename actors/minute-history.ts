@@ -10,11 +10,13 @@
 //     finds a counter in a minute by binary search.
 //   the open (newest) minute: a 256-slot direct-mapped accumulator (a hot counter adds to its
 //     slot) in front of pairs appended in 16 KiB chunks of 2048 from the thread's chunk pool (no
-//     array grown by copying, no holes among transient buffers; deltas i32 while they fit). A counter pushed out of the accumulator again and again has several pairs
-//     until the minute is compacted (summed per counter in entry order, zeros dropped): each time
-//     its pairs double, and when it closes.
+//     array grown by copying, no holes among transient buffers; deltas i32 while they fit). A
+//     counter pushed out of the accumulator again and again has several pairs until the minute
+//     is compacted (summed per counter in entry order, zeros dropped): each time its pairs
+//     double, and when it closes.
 // Worst case per counter that changes every minute: `retention` pairs, 1440 × 12 B ≈ 17 KiB at the
-// default retention (11.3 KiB while each minute's net change fits in 32 bits).
+// default retention (11.3 KiB while each minute's net change fits in 32 bits), plus at most two
+// pairs of the open minute until it is compacted.
 // Entry indexes are the partition's KeyTable entries (never reused while the process lives);
 // snapshots store keys instead (PartitionState encodes them).
 
