@@ -264,6 +264,13 @@ export class MinuteHistory {
     return n
   }
 
+  /** Gives the open minute's chunks back to the pool; the history must not be used afterwards. */
+  dispose (): void {
+    this.keepChunks(0)
+    this.openN = 0
+    this.closed.length = 0
+  }
+
   /** Moves what the accumulator holds into the open minute's pairs. */
   private flushAcc (): void {
     const accE = this.accE

@@ -823,6 +823,8 @@ export class PartitionState {
    */
   dispose (): void {
     this.table.dispose()
+    this.minutes?.dispose()
+    this.minutes = null
     this.ns = null
     this.ps = null
     this.touchedCount = 0
