@@ -15,6 +15,9 @@
 // per entry. A node of one replica that only increments never allocates either.
 // The net delta of a counter since the last seal is not kept per entry either: the first change
 // after a seal lists the entry in `touched` with its value then, and the seal logs value − that.
+// Per-minute history (without ClickHouse) is not kept per entry either: each sealed or replayed
+// record adds its net deltas to the minute of its ts (minute-history.ts), so a counter costs
+// nothing there until it changes, and then a pair per minute it changed in.
 import {
   EncodedRecord, RecordFormatError, decodeTail, dedupSize, featuresSize, recordHeaderSize, writeDedupEntries, writeFeatures, writeRecordHeader,
   type PayloadLayout
@@ -23,8 +26,10 @@ import {
   DEDUP_IDEMPOTENCY, DEDUP_STREAM, FEATURE_ACTOR, FEATURE_LIKE, FEATURE_UNLIKE, packedCheckpoint,
   type Checkpoint, type DedupEntry, type DeltaRecord, type FeatureOp, type PackedCounters
 } from '../src/core/records'
+import { STEP_SECONDS, minuteRange, type HistoryPoint, type HistoryStep } from '../src/core/history'
 import { FeatureState } from './feature-state'
 import { FLAG_A, FLAG_B, KeyTable, RECORD_CHUNK_BITS, hashBytes } from './key-table'
+import { MinuteHistory } from './minute-history'
 
 /** Recent rates decay with this time constant: a rate is "per second over about the last minute". */
 const RATE_TAU_MS = 60_000
@@ -47,6 +52,8 @@ export interface PartitionOptions {
   dedupMaxEntries: number
   trackDirty: boolean
   sampleSize: number
+  /** Minutes of per-minute history kept by the partition (0 or absent: none; ClickHouse has it). */
+  historyMinutes?: number
 }
 
 export const MAX_VALUE = Number.MAX_SAFE_INTEGER
@@ -101,6 +108,9 @@ export class PartitionState {
   readonly idempotency: DedupTable // key + '\n' + Idempotency-Key → value returned
   seq = 0 // seq of the last record sealed (or recovered)
   nonZero = 0 // counters whose value is not 0
+  readonly historyMinutes: number
+  // Net change per counter per minute, from the records' deltas and ts; made on the first record.
+  private minutes: MinuteHistory | null = null
 
   // Per entry, parallel to the table's records (see the top of this file).
   private rateLandmark = Date.now() // ms
@@ -131,6 +141,7 @@ export class PartitionState {
     this.streams = new DedupTable(o.dedupWindowMs, o.dedupMaxEntries)
     this.idempotency = new DedupTable(o.dedupWindowMs, o.dedupMaxEntries)
     this.trackDirty = o.trackDirty
+    this.historyMinutes = o.historyMinutes ?? 0
     if (o.trackDirty) this.dirtyList = new Int32Array(64)
     // The table grows a chunk at a time; these (rarely there) grow by half, so copies stay few.
     this.table.onGrow = (n) => {
@@ -465,7 +476,14 @@ export class PartitionState {
         partition: this.partition, epoch: this.epoch, seq: ++this.seq, ts: now, replica, keys, dedup: [],
         deltas: vals.map((c) => c.delta), ps: vals.map((c) => c.p), ns: vals.map((c) => c.n)
       })
-      for (const k of keys) { const e = this.table.entryOf(k, false); if (e >= 0) this.markDirty(e) }
+      const hist = this.historyAt(now)
+      for (let i = 0; i < keys.length; i++) {
+        const e = this.table.entryOf(keys[i], false)
+        if (e < 0) continue
+        this.markDirty(e)
+        hist?.push(e, vals[i].delta)
+      }
+      hist?.end()
     }
     this.pendingForeign.clear()
   }
@@ -481,6 +499,7 @@ export class PartitionState {
     const seq = ++this.seq
     let o = writeRecordHeader(buf, 0, this.partition, this.epoch, seq, now, this.replica, false, n)
     const w = this.rateWeight(now)
+    const hist = this.historyAt(now)
     for (let i = 0; i < n; i++) {
       const e = list[i]
       o = t.copyKey(e, buf, o)
@@ -490,7 +509,9 @@ export class PartitionState {
       this.countOwn(e, d, w, d)
       base[i] = v // sealed: nothing pending for e any more
       this.markDirty(e)
+      if (hist !== null) hist.push(e, d)
     }
+    hist?.end()
     o = writeDedupEntries(buf, o, this.pendingDedup)
     writeFeatures(buf, o, this.pendingFeatures)
     this.clearTouched()
@@ -512,15 +533,23 @@ export class PartitionState {
     }
     const keys = r.keys
     const replica = r.replica ?? this.replica
+    const hist = this.historyAt(r.ts)
     if (replica === this.replica) {
       const w = this.rateWeight(r.ts)
-      for (let i = 0; i < keys.length; i++) this.replayOwn(this.table.entryOf(keys[i], true), r.deltas[i], w)
+      for (let i = 0; i < keys.length; i++) {
+        const e = this.table.entryOf(keys[i], true)
+        this.replayOwn(e, r.deltas[i], w)
+        hist?.push(e, r.deltas[i])
+      }
     } else if (r.ps !== undefined && r.ns !== undefined) {
       for (let i = 0; i < keys.length; i++) {
         this.features.applyRemote(keys[i], replica, r.ps[i], r.ns[i])
-        this.addForeign(this.table.entryOf(keys[i], true), r.deltas[i])
+        const e = this.table.entryOf(keys[i], true)
+        this.addForeign(e, r.deltas[i])
+        hist?.push(e, r.deltas[i])
       }
     }
+    hist?.end()
     for (const f of r.features ?? []) this.features.apply(f)
     this.restoreDedup(r.dedup)
     this.seq = r.seq
@@ -533,15 +562,19 @@ export class PartitionState {
     const t = this.table
     const stride = L.totals ? 24 : 8
     const w = this.rateWeight(ts)
+    const hist = this.historyAt(ts)
     const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
     for (let i = 0; i < L.nKeys; i++) {
       const len = buf[o]
       const off = o + 1
       if (off + len + stride > buf.length) throw new RecordFormatError(`record truncated at byte ${o}`)
       const e = t.findOrInsert(buf, off, len, hashBytes(buf, off, len))
-      this.replayOwn(e, view.getFloat64(off + len, true), w)
+      const d = view.getFloat64(off + len, true)
+      this.replayOwn(e, d, w)
+      if (hist !== null) hist.push(e, d)
       o = off + len + stride
     }
+    hist?.end()
     const { dedup, features } = decodeTail(buf, o, buf.length, L.version)
     for (const f of features) this.features.apply(f)
     this.restoreDedup(dedup)
@@ -584,6 +617,7 @@ export class PartitionState {
       }
     }
     if (cp.features !== undefined) this.features.load(cp.features)
+    if (cp.history !== undefined) this.loadHistory(cp.history)
     this.restoreDedup(cp.dedup)
     this.seq = cp.seq
   }
@@ -611,6 +645,124 @@ export class PartitionState {
     if (n !== 0 || this.ns !== null) (this.ns ?? this.allocNs())[e] = n
     if (this.ps === null && (p !== value - this.pendingOf(e) + n || p > MAX_VALUE || n > MAX_VALUE)) this.makePExplicit()
     if (this.ps !== null) this.ps[e] = p
+  }
+
+  /** The minute history, ready for a record's pairs at `ts` (push, then end), or null: none kept. */
+  private historyAt (ts: number): MinuteHistory | null {
+    if (this.historyMinutes === 0) return null
+    const h = this.minutes ??= new MinuteHistory(this.historyMinutes)
+    return h.begin(ts) ? h : null
+  }
+
+  /**
+   * Net change of a counter per step in [fromMs, toMs) from the minutes kept: the minutes older
+   * than the retention before `now` are not answered (even while still held), so an answer does
+   * not depend on when old minutes were dropped.
+   */
+  history (buf: Uint8Array, off: number, len: number, h: number, fromMs: number, toMs: number, step: HistoryStep, now: number): HistoryPoint[] {
+    const e = this.table.find(buf, off, len, h)
+    if (e < 0 || this.minutes === null) return []
+    let { first, end } = minuteRange(fromMs, toMs)
+    first = Math.max(first, Math.floor(now / 60_000) - this.historyMinutes + 1)
+    const stepMin = STEP_SECONDS[step] / 60
+    const buckets = new Map<number, number>()
+    this.minutes.series(e, first, end, (minute, delta) => {
+      const b = Math.floor(minute / stepMin) * stepMin
+      buckets.set(b, (buckets.get(b) ?? 0) + delta)
+    })
+    const out: HistoryPoint[] = []
+    for (const [b, v] of buckets) if (v !== 0) out.push({ ts: b * 60_000, value: v })
+    return out.sort((a, b) => a.ts - b.ts)
+  }
+
+  /** (minute, pairs) held, for tests and memory probes. */
+  get historyPairs (): number {
+    return this.minutes?.pairs ?? 0
+  }
+
+  /**
+   * The minute history as snapshot bytes: keys are stored rather than entries (entries are
+   * renumbered by a load). u32 nKeys | nKeys × (u8 len | key) | u32 nMinutes | nMinutes ×
+   * (f64 minute | u32 n | u8 width (4: i32 deltas, 8: f64) | n × u32 key index | n × delta).
+   */
+  private encodeHistory (): Buffer | undefined {
+    const h = this.minutes
+    if (h === null) return undefined
+    const t = this.table
+    const index = new Int32Array(t.count).fill(-1)
+    const order: number[] = []
+    let keyBytes = 0
+    let size = 4 + 4
+    const wide = (deltas: Int32Array | Float64Array, n: number): boolean => {
+      if (deltas instanceof Int32Array) return false
+      for (let i = 0; i < n; i++) if (deltas[i] > 0x7fffffff || deltas[i] < -0x7fffffff) return true
+      return false
+    }
+    h.forEachMinute((_m, entries, deltas, n) => {
+      size += 8 + 4 + 1 + n * (4 + (wide(deltas, n) ? 8 : 4))
+      for (let i = 0; i < n; i++) {
+        const e = entries[i]
+        if (index[e] >= 0) continue
+        index[e] = order.length
+        order.push(e)
+        keyBytes += 1 + t.keyLength(e)
+      }
+    })
+    const buf = Buffer.allocUnsafe(size + keyBytes)
+    let o = buf.writeUInt32LE(order.length, 0)
+    for (const e of order) o = t.copyKey(e, buf, o)
+    const countAt = o
+    o += 4
+    let minutes = 0
+    h.forEachMinute((m, entries, deltas, n) => {
+      minutes++
+      o = buf.writeDoubleLE(m, o)
+      o = buf.writeUInt32LE(n, o)
+      const w = wide(deltas, n)
+      o = buf.writeUInt8(w ? 8 : 4, o)
+      for (let i = 0; i < n; i++) o = buf.writeUInt32LE(index[entries[i]], o)
+      for (let i = 0; i < n; i++) o = w ? buf.writeDoubleLE(deltas[i], o) : buf.writeInt32LE(deltas[i], o)
+    })
+    buf.writeUInt32LE(minutes, countAt)
+    return buf.subarray(0, o)
+  }
+
+  /** Loads history snapshot bytes (encodeHistory) into an empty history. */
+  private loadHistory (buf: Buffer): void {
+    if (this.historyMinutes === 0) return // kept by ClickHouse now: the old minutes are dropped
+    const fail = (): never => { throw new RecordFormatError('snapshot history section is truncated') }
+    const t = this.table
+    if (buf.length < 8) fail()
+    const nKeys = buf.readUInt32LE(0)
+    let o = 4
+    const entries = new Uint32Array(nKeys)
+    for (let i = 0; i < nKeys; i++) {
+      if (o >= buf.length || o + 1 + buf[o] > buf.length) fail()
+      const len = buf[o]
+      entries[i] = t.findOrInsert(buf, o + 1, len, hashBytes(buf, o + 1, len))
+      o += 1 + len
+    }
+    if (o + 4 > buf.length) fail()
+    const nMinutes = buf.readUInt32LE(o); o += 4
+    this.minutes = null
+    for (let k = 0; k < nMinutes; k++) {
+      if (o + 13 > buf.length) fail()
+      const m = buf.readDoubleLE(o)
+      const n = buf.readUInt32LE(o + 8)
+      const width = buf[o + 12]
+      o += 13
+      if ((width !== 4 && width !== 8) || o + n * (4 + width) > buf.length) fail()
+      const hist = this.historyAt(m * 60_000)
+      const at = o + n * 4
+      for (let i = 0; i < n; i++) {
+        const ki = buf.readUInt32LE(o + i * 4)
+        if (ki >= nKeys) fail()
+        hist?.push(entries[ki], width === 4 ? buf.readInt32LE(at + i * 4) : buf.readDoubleLE(at + i * 8))
+      }
+      hist?.end()
+      o = at + n * width
+    }
+    if (o !== buf.length) throw new RecordFormatError(`snapshot history section has ${buf.length - o} trailing bytes`)
   }
 
   /** String-keyed read (recovery, tests). */
@@ -668,10 +820,13 @@ export class PartitionState {
     this.idempotency.evict(now)
     this.streams.toEntries(DEDUP_STREAM, dedup)
     this.idempotency.toEntries(DEDUP_IDEMPOTENCY, dedup)
-    return packedCheckpoint({
+    const fields: Parameters<typeof packedCheckpoint>[0] = {
       partition: this.partition, epoch: this.epoch, seq: this.seq, ts: now, dedup,
       features: this.features.encode(), hlls: this.features.takeChangedHlls()
-    }, { count: n, keys, values, ps, ns })
+    }
+    const history = this.encodeHistory()
+    if (history !== undefined) fields.history = history
+    return packedCheckpoint(fields, { count: n, keys, values, ps, ns })
   }
 
   /**
@@ -680,6 +835,8 @@ export class PartitionState {
    */
   dispose (): void {
     this.table.dispose()
+    this.minutes?.dispose()
+    this.minutes = null
     this.ns = null
     this.ps = null
     this.touchedCount = 0

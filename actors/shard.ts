@@ -5,8 +5,9 @@
 // synchronous but storage I/O.
 import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
-import type { Config } from '../config/loader'
+import { isClusterStorage, type Config } from '../config/loader'
 import { CounterdError } from '../src/core/errors'
+import { MAX_HISTORY_POINTS, STEP_SECONDS, type HistoryPoint, type HistoryStep } from '../src/core/history'
 import { fnv1a32 } from '../src/core/keys'
 import {
   OP_ADD_ACTOR, OP_GET, OP_HAS_LIKED, OP_HEADER_BYTES, OP_INCR, OP_INCR_ACTOR, OP_LIKE, OP_LIKE_COUNT, OP_QUOTA_PEEK, OP_QUOTA_TAKE,
@@ -92,6 +93,9 @@ export class Shard {
 
   constructor (o: ShardOptions) {
     const { config } = o
+    // Without ClickHouse each partition keeps its own minutes, in its snapshots and log (embedded
+    // mode only: Redis checkpoints do not carry them, so in cluster mode only ClickHouse has history).
+    const historyMinutes = o.storage.history === null && !isClusterStorage(config) ? config.historyRetentionMinutes : 0
     this.index = o.index
     this.config = config
     this.storage = o.storage
@@ -106,7 +110,8 @@ export class Shard {
         dedupWindowMs: config.dedupWindowMs,
         dedupMaxEntries: config.dedupMaxEntries,
         trackDirty: o.storage.checkpoints.incremental,
-        sampleSize: config.sampleSize
+        sampleSize: config.sampleSize,
+        historyMinutes
       })
     }
     this.unitMark = new Int32Array(config.partitions)
@@ -290,9 +295,23 @@ export class Shard {
     return changed
   }
 
-  async history (key: string, from: number, to: number, step: 'minute' | 'hour' | 'day'): Promise<Array<{ ts: number, value: number }>> {
-    if (this.storage.history === null) throw new CounterdError('not_found', 'history is not enabled on this node: set CLICKHOUSE_URL')
-    return await this.storage.history.query(key, from, to, step)
+  /** ClickHouse answers when configured; else the partition's own minutes (the last HISTORY_RETENTION_MINUTES). */
+  async history (key: string, from: number, to: number, step: HistoryStep): Promise<HistoryPoint[]> {
+    if (this.storage.history !== null) return await this.storage.history.query(key, from, to, step)
+    const h = fnv1a32(key)
+    const s = this.stateOf(h % this.config.partitions)
+    if (s.historyMinutes === 0) {
+      throw new CounterdError('not_found', isClusterStorage(this.config)
+        ? 'history in cluster storage mode needs CLICKHOUSE_URL'
+        : 'history is off on this node (HISTORY_RETENTION_MINUTES=0); set it, or CLICKHOUSE_URL')
+    }
+    if (!Object.prototype.hasOwnProperty.call(STEP_SECONDS, step)) throw new CounterdError('invalid_argument', 'step must be one of minute, hour, day')
+    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to <= from) {
+      throw new CounterdError('invalid_argument', 'from and to must be integers (ms since the Unix epoch) with 0 <= from < to')
+    }
+    if ((to - from) / 1000 / STEP_SECONDS[step] > MAX_HISTORY_POINTS) throw new CounterdError('invalid_argument', `the range holds more than ${MAX_HISTORY_POINTS} ${step}s`)
+    const buf = Buffer.from(key, 'latin1')
+    return s.history(buf, 0, buf.length, h, from, to, step, Date.now())
   }
 
   stats (): ShardStats {

@@ -88,6 +88,7 @@ export const SCHEMA: { [K in keyof Defaults]: { env: string, parse: Parser<Defau
   redisUrl: { env: 'REDIS_URL', parse: pattern(/^rediss?:\/\/\S+$/, 'a redis:// URL or a comma-separated list of them') },
   clickhouseUrl: { env: 'CLICKHOUSE_URL', parse: pattern(/^https?:\/\/\S+$/, 'an http(s):// URL of ClickHouse') },
   historyFlushMs: { env: 'HISTORY_FLUSH_MS', parse: integer(100, 3_600_000) },
+  historyRetentionMinutes: { env: 'HISTORY_RETENTION_MINUTES', parse: integer(0, 43_200) },
   replicaId: { env: 'REPLICA_ID', parse: pattern(/^[A-Za-z0-9_.:-]{1,64}$/, 'a replica id matching [A-Za-z0-9_.:-]{1,64}') },
   sampleSize: { env: 'SAMPLE_SIZE', parse: integer(1, 1000) },
   likesPerMinute: { env: 'LIKES_PER_MINUTE', parse: integer(1, 1_000_000) },

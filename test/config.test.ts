@@ -16,6 +16,8 @@ t.test('defaults and overrides', async (t) => {
   t.ok(Object.isFrozen(c), 'the filled config is frozen')
   const o = loadConfig({ PORT: '0', PARTITIONS: '16', WORKERS: '4', ACK_MODE: 'applied', FLUSH_INTERVAL_MS: '5', DATA_DIR: '/tmp/x' })
   t.same([o.port, o.partitions, o.workers, o.ackMode, o.flushIntervalMs, o.dataDir], [0, 16, 4, 'applied', 5, '/tmp/x'])
+  t.equal(c.historyRetentionMinutes, 1440, 'a day of per-minute history by default')
+  t.equal(loadConfig({ HISTORY_RETENTION_MINUTES: '0' }).historyRetentionMinutes, 0, '0 turns it off')
 })
 
 t.test('bad values are refused, naming the variable', async (t) => {
@@ -30,7 +32,9 @@ t.test('bad values are refused, naming the variable', async (t) => {
     [{ PARTITIONS: '4', WORKERS: '8' }, /^WORKERS \(8\) must not exceed PARTITIONS \(4\)/],
     [{ RESP_PORT: '-1' }, /^RESP_PORT must be an integer from 0 to 65535, got "-1"$/],
     [{ RESP_PORT: 'redis' }, /^RESP_PORT must be an integer from 0 to 65535/],
-    [{ RESP_PORT: '9000', PORT: '9000' }, /^RESP_PORT must differ from PORT \(both are 9000\)/]
+    [{ RESP_PORT: '9000', PORT: '9000' }, /^RESP_PORT must differ from PORT \(both are 9000\)/],
+    [{ HISTORY_RETENTION_MINUTES: '-5' }, /^HISTORY_RETENTION_MINUTES must be an integer from 0 to 43200, got "-5"$/],
+    [{ HISTORY_RETENTION_MINUTES: '1 day' }, /^HISTORY_RETENTION_MINUTES must be an integer/]
   ]
   for (const [env, re] of cases) t.throws(() => loadConfig(env), { name: 'ConfigError', message: re }, JSON.stringify(env))
   t.ok(new ConfigError('x') instanceof Error)

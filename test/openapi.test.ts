@@ -210,3 +210,25 @@ t.test('real answers of every operation keep the contract', async (t) => {
     t.ok(validate(await r.json()), `${method} ${path}: the error body is the documented Error`)
   }
 })
+
+t.test('history without ClickHouse keeps the same contract', async (t) => {
+  const node = await startNode(t)
+  const contract = new Contract(await (await fetch(node.base + '/openapi.json')).json() as Json)
+  for (let i = 0; i < 3; i++) await call(node.base, { name: 'seed', method: 'POST', path: '/v1/counter/oa/h1/increment', body: '{"by":4}', status: 200 })
+  const now = Date.now()
+  const cases: Case[] = [
+    { name: 'history by minute', method: 'GET', path: `/v1/counter/oa/h1/history?from=${now - 3_600_000}&to=${now + 120_000}`, status: 200 },
+    { name: 'history by day', method: 'GET', path: `/v1/counter/oa/h1/history?from=${now - 3_600_000}&to=${now + 120_000}&step=day`, status: 200 },
+    { name: 'history, bad from', method: 'GET', path: '/v1/counter/oa/h1/history?from=yesterday', status: 400 }
+  ]
+  for (const c of cases) {
+    const r = await call(node.base, c)
+    t.equal(r.status, c.status, `${c.name}: status`)
+    t.same(contract.check(c.method, c.path, r.status, r.headers, r.body), [], `${c.name}: as documented`)
+    if (r.status === 200) t.equal((JSON.parse(r.body.toString()) as { points: Array<{ value: number }> }).points.reduce((a, p) => a + p.value, 0), 12, `${c.name}: the increments are there`)
+  }
+  const off = await startNode(t, { env: { HISTORY_RETENTION_MINUTES: '0' } })
+  const r = await call(off.base, { name: 'history off', method: 'GET', path: '/v1/counter/oa/h1/history', status: 404 })
+  t.equal(r.status, 404, 'history off: 404')
+  t.same(contract.check('GET', '/v1/counter/oa/h1/history', r.status, r.headers, r.body), [], 'history off: as documented')
+})

@@ -15,7 +15,7 @@ import { rng } from './support/load'
 const T0 = 1_800_000_000_000
 
 function state (o: { replica?: string, trackDirty?: boolean } = {}): PartitionState {
-  return new PartitionState({ partition: 3, epoch: 2, replica: o.replica ?? 'eu', dedupWindowMs: 3_600_000, dedupMaxEntries: 10_000, trackDirty: o.trackDirty ?? false, sampleSize: 4 })
+  return new PartitionState({ partition: 3, epoch: 2, replica: o.replica ?? 'eu', dedupWindowMs: 3_600_000, dedupMaxEntries: 10_000, trackDirty: o.trackDirty ?? false, sampleSize: 4, historyMinutes: 1440 })
 }
 
 function args (key: string): [Buffer, number, number, number] {
@@ -162,9 +162,11 @@ t.test('snapshot round trip: every field, and counters in either form', async (t
   const back = decodeSnapshot(encodeSnapshot(cp))
   for (const f of ['partition', 'epoch', 'seq', 'ts', 'keys', 'values', 'ps', 'ns', 'dedup'] as const) t.same(back[f], cp[f], f)
   t.same(back.features, cp.features, 'features')
+  t.ok(cp.history !== undefined && cp.history.length > 0, 'the partition keeps history')
+  t.same(back.history, cp.history, 'history')
   t.same(decodeSnapshot(encodeSnapshotV2(cp)).keys, cp.keys, 'v2 keys')
   // A plain checkpoint (no packed counters) encodes the same file.
-  const plain: Checkpoint = { partition: cp.partition, epoch: cp.epoch, seq: cp.seq, ts: cp.ts, keys: cp.keys, values: cp.values, ps: cp.ps, ns: cp.ns, dedup: cp.dedup, features: cp.features }
+  const plain: Checkpoint = { partition: cp.partition, epoch: cp.epoch, seq: cp.seq, ts: cp.ts, keys: cp.keys, values: cp.values, ps: cp.ps, ns: cp.ns, dedup: cp.dedup, features: cp.features, history: cp.history }
   t.same(encodeSnapshot(plain), encodeSnapshot(cp), 'same bytes from strings as from packed counters')
   // Without ps/ns a value is all this replica's own.
   const own = decodeSnapshot(encodeSnapshot({ partition: 1, epoch: 1, seq: 1, ts: 1, keys: ['a:1', 'a:2'], values: [5, -3], dedup: [] }))

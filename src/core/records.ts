@@ -65,6 +65,11 @@ export interface Checkpoint {
   /** The partition's HyperLogLogs changed since the last save, as Redis HLL strings (PFCOUNT-readable). */
   hlls?: Array<[string, Buffer]>
   /**
+   * Optional: the partition's per-minute history as of `seq`, encoded (actors/partition-state.ts
+   * encodeHistory); kept by snapshot files, absent where ClickHouse keeps history.
+   */
+  history?: Buffer
+  /**
    * Optional: where record `seq` sits in the log (Kafka: its offset in its Kafka partition), from
    * DeltaLog.positionOf. Lets replay start there instead of at the beginning of the log.
    */

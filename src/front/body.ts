@@ -5,9 +5,14 @@ import type { FrontContext } from './context'
 import { replyError, type Abortable } from './replies'
 import type { HttpResponse } from './uws'
 
-/** Answers a request with an error and counts it. */
+/**
+ * Answers a request with an error, counts it and logs it: a client's mistake (4xx) or work shed
+ * (503) is routine, so debug and without a stack; only a fault of the node (500) is an error.
+ */
 export function failRequest (ctx: FrontContext, res: HttpResponse, state: Abortable, err: CounterdError): void {
   ctx.metrics.countError('http', err.code)
+  if (err.status === 500) ctx.logger.error({ err }, 'request failed')
+  else if (ctx.logger.isLevelEnabled('debug')) ctx.logger.debug({ status: err.status, code: err.code, reason: err.message }, 'request refused')
   replyError(res, state, err, ctx.config.retryAfterSeconds)
 }
 

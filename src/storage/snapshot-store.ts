@@ -1,8 +1,8 @@
 // Embedded checkpoints: one file per partition, snapshots/p{partition}.snap, replaced atomically
 // (write to a temp file, fdatasync, rename, fsync the directory). Always the whole partition state.
 //
-// file v3 (little-endian):
-//   "CSNP" | u8 version(3) | u16 partition | u32 epoch | f64 seq | f64 ts
+// file v4 (little-endian):
+//   "CSNP" | u8 version(4) | u16 partition | u32 epoch | f64 seq | f64 ts
 //   | u32 nKeys | u8 columns (bit 0: a P column, bit 1: an N column) | u32 keyBytes
 //   | keyBytes bytes: nKeys × (u8 keyLen | key)            the keys, as log records encode them
 //   | zero bytes up to a multiple of 8 from the start of the file
@@ -11,11 +11,14 @@
 //                                                            column P = value + N
 //   | u32 nDedup × (u8 kind | u16 tagLen | tag | f64 value | f64 ts)
 //   | u32 featuresLen | features (likes, HyperLogLogs, samples, other replicas: actors/feature-state.ts)
+//   | u32 historyLen | history (per-minute net changes as of seq, keys included:
+//                              actors/partition-state.ts encodeHistory; 0 bytes: none)
 //   | u32 crc32(everything before)
 // Keys stay bytes and the numbers sit in aligned columns, so a load copies them straight into the
 // partition's table (PartitionState.load takes Checkpoint.packed) with no string per key, and a
 // counter only ever incremented on this replica costs 1 + key + 8 bytes.
 //
+// file v3 (still read): v4 without the history section (a v3 file loads with no history).
 // file v2 (still read): the same header up to nKeys, then nKeys × (u8 keyLen | key | f64 value
 //   | f64 p | f64 n), then the dedup entries, features and CRC as in v3.
 import fs from 'node:fs'
@@ -27,7 +30,7 @@ import { packCounters, packedCheckpoint, type Checkpoint, type PackedCounters } 
 import type { CheckpointStore } from './types'
 
 const MAGIC = 0x504e5343 // "CSNP" little-endian
-const VERSION = 3
+const VERSION = 4
 const COLUMN_P = 1
 const COLUMN_N = 2
 const HEADER = 4 + 1 + 2 + 4 + 8 + 8 // through ts
@@ -41,10 +44,11 @@ export function encodeSnapshot (cp: Checkpoint): Buffer {
   const packed = cp.packed ?? packCounters(cp.keys, cp.values, cp.ps, cp.ns)
   const n = packed.count
   const features = cp.features ?? Buffer.alloc(0)
+  const history = cp.history ?? Buffer.alloc(0)
   const keyBytes = packedKeyBytes(packed)
   const columns = (packed.ps !== null ? COLUMN_P : 0) | (packed.ns !== null ? COLUMN_N : 0)
   const numbersAt = align8(HEADER + 4 + 1 + 4 + keyBytes)
-  const size = numbersAt + 8 * n * (1 + (packed.ps !== null ? 1 : 0) + (packed.ns !== null ? 1 : 0)) + dedupSize(cp.dedup) + 4 + features.length + 4
+  const size = numbersAt + 8 * n * (1 + (packed.ps !== null ? 1 : 0) + (packed.ns !== null ? 1 : 0)) + dedupSize(cp.dedup) + 4 + features.length + 4 + history.length + 4
   const buf = Buffer.allocUnsafe(size)
   let o = buf.writeUInt32LE(MAGIC, 0)
   o = buf.writeUInt8(VERSION, o)
@@ -65,6 +69,8 @@ export function encodeSnapshot (cp: Checkpoint): Buffer {
   o = writeDedupEntries(buf, o, cp.dedup)
   o = buf.writeUInt32LE(features.length, o)
   o += features.copy(buf, o)
+  o = buf.writeUInt32LE(history.length, o)
+  o += history.copy(buf, o)
   buf.writeUInt32LE(crc32(buf.subarray(0, o)), o)
   return buf
 }
@@ -88,7 +94,7 @@ function writeColumn (buf: Buffer, o: number, col: Float64Array, n: number): num
 
 
 /**
- * Decodes a snapshot file (v3 or v2). The counters come packed (Checkpoint.packed, for a load
+ * Decodes a snapshot file (v4, v3 or v2). The counters come packed (Checkpoint.packed, for a load
  * without strings); keys, values, ps and ns are decoded from them only when read.
  */
 export function decodeSnapshot (buf: Buffer): Checkpoint {
@@ -100,7 +106,7 @@ export function decodeSnapshot (buf: Buffer): Checkpoint {
     if (o + n > end) throw new SnapshotFormatError(`snapshot truncated at byte ${o}`)
   }
   const version = buf.readUInt8(o); o += 1
-  if (version !== 2 && version !== VERSION) throw new SnapshotFormatError(`unknown snapshot version ${version}`)
+  if (version !== 2 && version !== 3 && version !== VERSION) throw new SnapshotFormatError(`unknown snapshot version ${version}`)
   const partition = buf.readUInt16LE(o); o += 2
   const epoch = buf.readUInt32LE(o); o += 4
   const seq = buf.readDoubleLE(o); o += 8
@@ -171,9 +177,18 @@ export function decodeSnapshot (buf: Buffer): Checkpoint {
   need(flen)
   const features = flen > 0 ? Buffer.from(buf.subarray(o, o + flen)) : undefined
   o += flen
+  let history: Buffer | undefined
+  if (version >= 4) {
+    need(4)
+    const hlen = buf.readUInt32LE(o); o += 4
+    need(hlen)
+    if (hlen > 0) history = Buffer.from(buf.subarray(o, o + hlen))
+    o += hlen
+  }
   if (o !== end) throw new SnapshotFormatError(`snapshot has ${end - o} trailing bytes`)
   const fields: Parameters<typeof packedCheckpoint>[0] = { partition, epoch, seq, ts, dedup }
   if (features !== undefined) fields.features = features
+  if (history !== undefined) fields.history = history
   return packedCheckpoint(fields, packed)
 }
 
