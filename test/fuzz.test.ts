@@ -1,7 +1,7 @@
-// Property and fuzz tests of every parser that takes outside input: binary and JSON stream frames, ingested events,
-// the Redis protocol, HTTP JSON bodies, replication bodies (WAL-framed records), and the HTTP
-// front as a whole against a real node. Each input gets a coded error or a correct result: never
-// a crash, never a changed counter on error. FUZZ_RUNS cases per parser (default 10 000).
+// Property and fuzz tests of every parser that takes outside input: binary and JSON stream frames,
+// ingested events, the Redis protocol, HTTP JSON bodies, replication bodies (WAL-framed records),
+// and the HTTP front as a whole against a real node. Each input gets a coded error or a correct
+// result: never a crash, never a changed counter on error. FUZZ_RUNS cases per parser (10 000).
 import fc from 'fast-check'
 import http from 'node:http'
 import t from 'tap'
