@@ -200,7 +200,10 @@ export async function runTrial (o: TrialOptions): Promise<TrialResult> {
       else result.double += got - want
     }
     const unique = (await until200(`${base}/v1/counter/ch/uniq/unique`, {}, () => true)).unique as number
-    if (unique !== actors.size) result.problems.push(`ch:uniq: ${unique} unique actors instead of ${actors.size}`)
+    // Exact while the HyperLogLog keeps its exact set; a node restarted from a snapshot answers the
+    // estimate (the snapshot keeps registers only), within about 0.81% standard error.
+    const tolerance = Math.max(1, Math.ceil(0.03 * actors.size))
+    if (Math.abs(unique - actors.size) > tolerance) result.problems.push(`ch:uniq: ${unique} unique actors instead of ${actors.size} (± ${tolerance})`)
     for (const [item, users] of likers) {
       const count = (await until200(`${base}/v1/count?item_type=ch&item_id=${item}`, {}, () => true)).count as number
       if (count !== users.size) {
