@@ -67,6 +67,19 @@ export interface ShardOptions {
   storage: Storage
   logger: Logger
   observer?: ShardObserver
+  /**
+   * Ring mode: the shard starts with no partition and is told which to own (own()); ops for a
+   * partition it does not serve are refused with `partition_moving`. Else it owns p mod shards.
+   */
+  dynamic?: boolean
+}
+
+/** What one change of ownership did (own()). */
+export interface OwnershipChange {
+  acquired: number[]
+  released: number[]
+  records: number
+  ms: number
 }
 
 export class Shard {
@@ -90,6 +103,12 @@ export class Shard {
   private unitSerial = 0
   private checkpointing: Promise<void> | null = null
   private checkpointTimer: NodeJS.Timeout | null = null
+  readonly dynamic: boolean
+  /** Ring mode: called when partitions start being served (acquired). */
+  onServing: (() => void) | null = null
+  private readonly serving: Uint8Array // ring mode: 1 = partition loaded and taking ops
+  private owning: Promise<unknown> = Promise.resolve() // ownership changes, one at a time
+  private readonly historyMinutes: number
 
   constructor (o: ShardOptions) {
     const { config } = o
@@ -101,18 +120,14 @@ export class Shard {
     this.storage = o.storage
     this.logger = o.logger
     this.states = new Array(config.partitions).fill(undefined)
-    for (let p = o.index; p < config.partitions; p += o.shards) {
-      this.partitions.push(p)
-      this.states[p] = new PartitionState({
-        partition: p,
-        epoch: o.storage.epoch,
-        replica: config.replicaId,
-        dedupWindowMs: config.dedupWindowMs,
-        dedupMaxEntries: config.dedupMaxEntries,
-        trackDirty: o.storage.checkpoints.incremental,
-        sampleSize: config.sampleSize,
-        historyMinutes
-      })
+    this.historyMinutes = historyMinutes
+    this.dynamic = o.dynamic === true
+    this.serving = new Uint8Array(config.partitions)
+    if (!this.dynamic) {
+      for (let p = o.index; p < config.partitions; p += o.shards) {
+        this.partitions.push(p)
+        this.states[p] = this.newState(p, o.storage.epoch)
+      }
     }
     this.unitMark = new Int32Array(config.partitions)
     this.unitDup = new Uint8Array(config.partitions)
@@ -131,9 +146,41 @@ export class Shard {
     this.observer = o.observer
   }
 
+  private newState (p: number, epoch: number): PartitionState {
+    const { config } = this
+    return new PartitionState({
+      partition: p,
+      epoch,
+      replica: config.replicaId,
+      dedupWindowMs: config.dedupWindowMs,
+      dedupMaxEntries: config.dedupMaxEntries,
+      trackDirty: this.storage.checkpoints.incremental,
+      sampleSize: config.sampleSize,
+      historyMinutes: this.historyMinutes
+    })
+  }
+
+  /**
+   * Ring mode: refuses the whole unit (before anything is applied) when one of its ops is for a
+   * partition this shard does not serve now: it is still loading here, or has moved away.
+   */
+  private checkServing (src: Buffer, o: number, nOps: number, shardLevel: boolean): void {
+    for (let i = 0; i < nOps; i++) {
+      const kind = src[o]
+      if (!(shardLevel && (kind === OP_QUOTA_TAKE || kind === OP_QUOTA_PEEK))) {
+        const p = src.readUInt32LE(o + 2) % this.config.partitions
+        if (this.serving[p] !== 1) throw new CounterdError('partition_moving', `partition ${p} is not served by this node now (it is moving); retry shortly`)
+      }
+      o += opSize(src, o)
+    }
+  }
+
   private stateOf (p: number): PartitionState {
     const s = this.states[p]
-    if (s === undefined) throw new CounterdError('internal', `partition ${p} is not owned by shard ${this.index}`)
+    if (s === undefined) {
+      if (this.dynamic) throw new CounterdError('partition_moving', `partition ${p} is not served by this node now (it is moving); retry shortly`)
+      throw new CounterdError('internal', `partition ${p} is not owned by shard ${this.index}`)
+    }
     return s
   }
 
@@ -157,6 +204,7 @@ export class Shard {
    * has already applied the tag (a resend) applies nothing and answers the value it recorded.
    */
   applyWrites (src: Buffer, o: number, nOps: number, tag: string | null, seq: number, wantValues: boolean, out: UnitResult): number {
+    if (this.dynamic) this.checkServing(src, o, nOps, false)
     out.prepare(nOps)
     const values = out.values
     const now = Date.now()
@@ -227,6 +275,7 @@ export class Shard {
 
   /** Answers `nOps` read ops encoded at src[o…] into out.values; returns the offset after them. */
   applyReads (src: Buffer, o: number, nOps: number, out: UnitResult): number {
+    if (this.dynamic) this.checkServing(src, o, nOps, true)
     out.prepare(nOps)
     const values = out.values
     const now = Date.now()
@@ -337,26 +386,116 @@ export class Shard {
   /** Loads every partition's checkpoint and replays the log after it. */
   async recover (): Promise<RecoverStats> {
     const started = Date.now()
+    const records = await this.load(this.partitions)
+    let counters = 0
+    for (const p of this.partitions) counters += this.stateOf(p).nonZero
+    return { partitions: this.partitions.length, counters, records, ms: Date.now() - started }
+  }
+
+  /** Loads the checkpoints of `ps` (states already made) and replays the log after them; returns records replayed. */
+  private async load (ps: readonly number[]): Promise<number> {
     const { checkpoints, log, history } = this.storage
     const from = new Map<number, ReplayStart>()
-    for (const p of this.partitions) {
+    for (const p of ps) {
       const cp = await checkpoints.load(p)
       if (cp === null) continue
       this.stateOf(p).load(cp)
       from.set(p, { seq: cp.seq, logOffset: cp.logOffset })
     }
     let records = 0
-    await log.replay(this.partitions, (r) => {
+    if (ps.length === 0) return 0
+    await log.replay(ps, (r) => {
       history?.add(r)
       if (this.stateOf(r.partition).replay(r)) records++
     }, from)
-    let counters = 0
-    for (const p of this.partitions) counters += this.stateOf(p).nonZero
-    return { partitions: this.partitions.length, counters, records, ms: Date.now() - started }
+    return records
   }
 
-  /** Saves a checkpoint of every partition (`full`: all counters, not only those changed). */
-  async checkpoint (full: boolean): Promise<void> {
+  /**
+   * Ring mode: from now on this shard owns exactly `want`. Partitions it has and is no longer
+   * given are released first (no new ops; what was applied is committed; a full checkpoint; the
+   * holder mark cleared), then new ones are acquired: once their previous holder released them
+   * (or left the ring: `members`), a higher epoch is claimed (fencing the previous owner), then
+   * the checkpoint is loaded and the log after it replayed. Changes run one at a time.
+   */
+  async own (want: readonly number[], self: string, members: readonly string[], waitMs: number): Promise<OwnershipChange> {
+    const run = this.owning.catch(() => {}).then(async () => await this.changeOwnership(want, self, members, waitMs))
+    this.owning = run
+    return await run
+  }
+
+  private async changeOwnership (want: readonly number[], self: string, members: readonly string[], waitMs: number): Promise<OwnershipChange> {
+    const started = Date.now()
+    const wanted = new Set(want)
+    const released = this.partitions.filter((p) => !wanted.has(p))
+    const acquired = want.filter((p) => this.states[p] === undefined)
+    if (released.length > 0) await this.release(released)
+    let records = 0
+    if (acquired.length > 0) records = await this.acquire(acquired, self, members, waitMs)
+    return { acquired, released, records, ms: Date.now() - started }
+  }
+
+  private async release (ps: readonly number[]): Promise<void> {
+    for (const p of ps) this.serving[p] = 0
+    try {
+      await this.checkpoint(true, ps)
+    } catch (err) {
+      // Fenced (a new owner already claimed them) or the store is down: the new owner replays the
+      // log, which holds everything this shard acknowledged.
+      this.logger.warn({ err, partitions: ps }, 'final checkpoint of released partitions failed; the new owner replays the log')
+    }
+    for (const p of ps) {
+      this.states[p] = undefined
+      this.partitions.splice(this.partitions.indexOf(p), 1)
+    }
+    await this.storage.checkpoints.setHolder?.(ps, null).catch((err: unknown) => this.logger.warn({ err }, 'clearing the holder of released partitions failed'))
+  }
+
+  private async acquire (ps: readonly number[], self: string, members: readonly string[], waitMs: number): Promise<number> {
+    const cps = this.storage.checkpoints
+    if (cps.claimEpoch === undefined || cps.holders === undefined || cps.setHolder === undefined) {
+      throw new CounterdError('internal', 'ring mode needs a checkpoint store with epochs and holders (Redis)')
+    }
+    // A planned move: the previous holder is still a member and releases soon. A crash: it left
+    // the ring, and its partitions are taken at once. Past waitMs the move goes ahead anyway (a
+    // holder that neither releases nor leaves is fenced by the higher epoch).
+    const deadline = Date.now() + waitMs
+    for (;;) {
+      const holders = await cps.holders(ps)
+      const busy = ps.filter((_, i) => holders[i] !== null && holders[i] !== self && members.includes(holders[i] as string))
+      if (busy.length === 0) break
+      if (Date.now() > deadline) {
+        this.logger.warn({ partitions: busy }, 'previous holders did not release in time; taking the partitions over (they are fenced)')
+        break
+      }
+      await new Promise((resolve) => setTimeout(resolve, 25))
+    }
+    const epoch = await cps.claimEpoch(ps, Math.max(1, this.storage.epoch))
+    await cps.setHolder(ps, self)
+    for (const p of ps) this.states[p] = this.newState(p, epoch)
+    let records: number
+    try {
+      records = await this.load(ps)
+    } catch (err) {
+      for (const p of ps) this.states[p] = undefined
+      throw err
+    }
+    for (const p of ps) {
+      this.partitions.push(p)
+      this.serving[p] = 1
+    }
+    this.partitions.sort((a, b) => a - b)
+    this.onServing?.() // at once, before any newer op: what waited for these partitions keeps its order
+    return records
+  }
+
+  /** Ring mode: whether partition p is loaded here and taking ops. */
+  serves (p: number): boolean {
+    return this.serving[p] === 1
+  }
+
+  /** Saves a checkpoint of every partition, or of `only` (`full`: all counters, not only those changed). */
+  async checkpoint (full: boolean, only?: readonly number[]): Promise<void> {
     while (this.checkpointing !== null) await this.checkpointing.catch(() => {})
     // Seal first: then each partition's in-memory state is exactly its state after record `seq`.
     this.commit.seal()
@@ -364,7 +503,7 @@ export class Shard {
     const incremental = this.storage.checkpoints.incremental
     const captured: Checkpoint[] = []
     const upTo = new Map<number, number>()
-    for (const p of this.partitions) {
+    for (const p of only ?? this.partitions) {
       const s = this.stateOf(p)
       captured.push(s.capture(full || !incremental, now))
       upTo.set(p, s.seq)

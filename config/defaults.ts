@@ -40,6 +40,12 @@ export const DEFAULTS = {
   replicaId: 'main', // this deployment's (region's) id in every counter's PN-counter
   sampleSize: 16, // actors kept per counter's reservoir sample
   likesPerMinute: 100, // per user, per node: like/unlike token bucket refill (and burst)
+  // The ring of nodes (cluster storage only; cluster/README.md): nodes with the same CLUSTER_NAME share partitions.
+  clusterName: 'counterd',
+  advertiseUrl: '', // '' = http://HOST:PORT (the loader fills it in once the port is known)
+  nodeId: '', // '' = the advertised URL: placement hashes it, so a node restarted under the same id gets its partitions back
+  clusterSessionMs: 10_000, // how long the group waits for a vanished node before its partitions move
+  peerPort: 0, // peer links: shard i listens on PEER_PORT + i; 0 = any free port per shard
   // Event ingestion from Kafka (README "Event ingestion"): a topic set → shard 0 consumes it.
   ingestTopic: '', // '' = off
   ingestGroup: 'counterd-ingest',

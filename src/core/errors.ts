@@ -40,6 +40,8 @@ const KINDS = {
   not_ready: { status: 503, retriable: true, message: 'the node is still recovering' },
   shutting_down: { status: 503, retriable: true, message: 'the node is shutting down' },
   storage_unavailable: { status: 503, retriable: true, message: 'the log is not accepting writes' },
+  partition_moving: { status: 503, retriable: true, message: 'this counter\'s partition is moving between nodes; retry shortly' },
+  peer_unavailable: { status: 503, retriable: true, message: 'the node that owns this counter cannot be reached; retry' },
   fenced: { status: 409, retriable: false, message: 'a newer owner (higher epoch) has written this partition; this node must stop writing it' },
   internal: { status: 500, retriable: true, message: 'internal error' },
   partitions_mismatch: { status: 500, retriable: false, message: 'PARTITIONS differs from the value the stored data was written with' },

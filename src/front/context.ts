@@ -6,12 +6,15 @@ import { CounterdError } from '../core/errors'
 import type { InflightGauge } from '../routing/inflight'
 import type { ApiKeyVerifier } from '../core/api-keys'
 import type { Router } from '../routing/router'
+import type { RingRouting } from '../../cluster/ring-routing'
 import type { ThreadMetrics } from './metrics'
 import { PHASE_DRAINING, PHASE_READY, type ShardRow, type StatusBoard } from './status-board'
 
 export interface FrontContext {
   config: Config
   router: Router
+  /** Ring mode (cluster storage): the ring as this shard routes by it; null in embedded mode. */
+  ring: RingRouting | null
   /** This shard's row of the board: the front counts requests, frames and errors into it. */
   metrics: ShardRow
   /** API keys (AUTH_FILE), replaced on SIGHUP; null: the node is open. */
@@ -38,4 +41,15 @@ export function admit (ctx: FrontContext): CounterdError | null {
 /** The error for a unit the router refused: too much in flight, or the ring to its shard is full. */
 export function overloaded (): CounterdError {
   return new CounterdError('overloaded')
+}
+
+/**
+ * The same control request on every shard of the ring: this node's shards, and (ring mode) every
+ * other node's shards through one peer link each. Answers in no particular order.
+ */
+export async function askEveryShard (ctx: FrontContext, name: string, args: unknown): Promise<unknown[]> {
+  const own = ctx.router.controlAll(name, args)
+  const others = (ctx.ring?.otherNodes() ?? []).map(async (t) => await ctx.router.control(t, 'node', { name, args }) as unknown[])
+  const [mine, ...theirs] = await Promise.all([own, ...others])
+  return mine.concat(...theirs)
 }

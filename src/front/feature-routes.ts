@@ -9,7 +9,7 @@ import { decodeFrames, decodeRecord, encodeFrames } from '../core/record-codec'
 import type { DeltaRecord } from '../core/records'
 import type { UnitOwner } from '../routing/router'
 import { failRequest, readBody, readJsonBody } from './body'
-import { admit, overloaded, type FrontContext } from './context'
+import { admit, askEveryShard, overloaded, type FrontContext } from './context'
 import { IDEMPOTENCY_KEY_RE, readKeys, shardOfKey } from './counter-routes'
 import { observeAnswer } from './metrics'
 import { FieldReply } from './pending'
@@ -213,7 +213,7 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
     if (!/^\d*$/.test(kq) || !Number.isInteger(k) || k < 1 || k > 1000) { fail(res, state, new CounterdError('invalid_argument', 'k must be an integer from 1 to 1000')); return }
     const refused = admit(ctx)
     if (refused !== null) { fail(res, state, refused); return }
-    ctx.router.controlAll('top', { type: type === '' ? null : type, k }).then((perShard) => {
+    askEveryShard(ctx, 'top', { type: type === '' ? null : type, k }).then((perShard) => {
       const top = (perShard as Array<Array<{ key: string, rate: number }>>).flat().sort((a, b) => b.rate - a.rate).slice(0, k)
       const out = top.map(({ key, rate }) => {
         const colon = key.indexOf(':')
@@ -243,7 +243,7 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
     res.onAborted(() => { state.aborted = true })
     const refused = admit(ctx)
     if (refused !== null) { fail(res, state, refused); return }
-    ctx.router.controlAll('export', null).then((perShard) => {
+    askEveryShard(ctx, 'export', null).then((perShard) => {
       if (state.aborted) return
       state.aborted = true
       const records = (perShard as DeltaRecord[][]).flat().sort((a, b) => a.partition - b.partition)
@@ -274,9 +274,15 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
       if (bad !== null) { fail(res, state, new CounterdError('invalid_body', bad)); return }
       const refused = admit(ctx)
       if (refused !== null) { fail(res, state, refused); return }
-      const byShard: DeltaRecord[][] = Array.from({ length: ctx.router.shards }, () => [])
-      for (const r of records) byShard[ctx.router.shardOf(r.partition)].push(r)
-      Promise.all(byShard.map(async (rs, s) => rs.length === 0 ? 0 : await ctx.router.control(s, 'merge', { records: rs }) as number)).then(
+      // By owner: a shard of this node, or (ring mode) the peer link to another node's shard.
+      const byShard = new Map<number, DeltaRecord[]>()
+      for (const r of records) {
+        const t = ctx.router.shardOf(r.partition)
+        const list = byShard.get(t)
+        if (list === undefined) byShard.set(t, [r])
+        else list.push(r)
+      }
+      Promise.all([...byShard].map(async ([t, rs]) => await ctx.router.control(t, 'merge', { records: rs }) as number)).then(
         (changed) => replyJson(res, state, 200, JSON.stringify({ records: records.length, countersChanged: changed.reduce((a, b) => a + b, 0) })),
         (err: CounterdError) => fail(res, state, err))
     }, config.maxFrameBytes * 64)

@@ -29,6 +29,7 @@ export const ALLOW: ReadonlyArray<readonly [string, string]> = [
   ['/v1/replication/state', 'GET'],
   ['/v1/replication/merge', 'POST'],
   ['/v1/counters/query', 'POST'],
+  ['/v1/cluster', 'GET'],
   ['/v1/stream', 'GET'],
   ['/health', 'GET'],
   ['/ready', 'GET'],
@@ -81,6 +82,24 @@ export function installNodeRoutes (app: TemplatedApp, ctx: FrontContext): void {
       observeAnswer(res, 200)
       res.cork(() => res.writeHeader('content-type', 'text/plain; version=0.0.4').end(text))
     }, (err: unknown) => replyError(res, state, asCounterdError(err), config.retryAfterSeconds))
+  })
+
+  // The ring as this node sees it: members, their URLs and the partitions each owns.
+  app.get('/v1/cluster', (res: HttpResponse) => {
+    const state: Abortable = { aborted: false }
+    const view = ctx.ring?.current ?? null
+    if (ctx.ring === null) {
+      replyError(res, state, new CounterdError('not_found', 'this node runs embedded storage: it is a single node, not part of a ring (set KAFKA_BROKERS and REDIS_URL)'), config.retryAfterSeconds)
+      return
+    }
+    if (view === null) {
+      replyError(res, state, new CounterdError('not_ready', 'this node has not been given its place in the ring yet'), config.retryAfterSeconds)
+      return
+    }
+    const members = view.members.map((m) => ({ id: m.id, url: m.url, partitions: [] as number[] }))
+    const byId = new Map(members.map((m) => [m.id, m]))
+    view.owners.forEach((owner, p) => byId.get(owner)?.partitions.push(p))
+    replyJson(res, state, 200, JSON.stringify({ cluster: view.cluster, generation: view.generation, self: ctx.ring.self, members }))
   })
 
   app.get('/', (res: HttpResponse) => {

@@ -199,6 +199,22 @@ function build (): Json {
         responses: { 101: { description: 'switched to the WebSocket protocol' }, ...errors(400) }
       }
     },
+    '/v1/cluster': {
+      get: {
+        operationId: 'cluster',
+        summary: 'The ring of nodes as this node sees it: members, their URLs, the partitions each owns',
+        description: 'Cluster storage only (KAFKA_BROKERS and REDIS_URL). 404 on an embedded node; 503 not_ready before this node has its place in the ring.',
+        responses: {
+          200: ok('the ring', object({
+            cluster: { type: 'string' },
+            generation: { type: 'integer', minimum: 0 },
+            self: { type: 'string' },
+            members: { type: 'array', items: object({ id: { type: 'string' }, url: { type: 'string' }, partitions: { type: 'array', items: { type: 'integer', minimum: 0 } } }) }
+          })),
+          ...errors(404, 503)
+        }
+      }
+    },
     '/health': {
       get: { operationId: 'health', summary: 'Liveness', responses: { 200: ok('the process runs', object({ status: { const: 'ok' } })) } }
     },

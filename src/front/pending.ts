@@ -89,9 +89,9 @@ export class KeysReply extends PendingRequest {
     this.order = Array.from({ length: shards }, () => [])
   }
 
-  /** Key `index` was added to the unit for `shard`. */
+  /** Key `index` was added to the unit for `shard` (a shard of this node, or a peer link's: ring mode). */
   added (shard: number, index: number): void {
-    this.order[shard].push(index)
+    (this.order[shard] ??= []).push(index)
   }
 
   onApplied (shard: number, values: Float64Array | null, n: number): void {

@@ -88,7 +88,7 @@ class Batch implements UnitOwner {
   ops = 0
   values = new Float64Array(16)
   readonly shardOps: Int32Array[]
-  readonly shardN: Int32Array
+  shardN: Int32Array // grows when a target beyond this node's shards (a peer link) appears
   readonly statics = new ByteSink(256)
 
   constructor (readonly front: RespFront, shards: number) {
@@ -126,6 +126,10 @@ class Batch implements UnitOwner {
     const i = this.ops++
     if (i === this.values.length) {
       const v = new Float64Array(i * 2); v.set(this.values); this.values = v
+    }
+    if (shard >= this.shardN.length) {
+      const n = new Int32Array(shard + 1); n.set(this.shardN); this.shardN = n
+      while (this.shardOps.length <= shard) this.shardOps.push(new Int32Array(16))
     }
     let list = this.shardOps[shard]
     const j = this.shardN[shard]++

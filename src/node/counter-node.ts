@@ -12,7 +12,9 @@ import { isClusterStorage, type Config } from '../../config/loader'
 import { parseApiKeyFile, type ApiKeyTable } from '../core/api-keys'
 import { withDeadline } from '../core/deadline'
 import { fromWire } from '../core/errors'
-import { PHASE_DRAINING, PHASE_READY, StatusBoard } from '../front/status-board'
+import { PHASE_DRAINING, PHASE_READY, PHASE_RECOVERING, StatusBoard } from '../front/status-board'
+import { Membership } from '../../cluster/membership'
+import type { RingView } from '../../cluster/ring-view'
 import { uwsImplementation } from '../front/uws'
 import { InflightGauge } from '../routing/inflight'
 import { Doorbell, SpscRing } from '../routing/spsc-ring'
@@ -35,23 +37,21 @@ type Wanted = FromShard['t']
 const CLOSE_DEADLINE_MS = 60_000
 
 class ShardHandle {
-  private waiting: { t: Wanted, resolve: (m: FromShard) => void } | null = null
+  // Questions asked and not yet answered, oldest first; a shard answers each kind in order.
+  private readonly waiting: Array<{ t: Wanted, resolve: (m: FromShard) => void }> = []
 
   constructor (readonly index: number, readonly worker: Worker, private readonly onFailed: (err: Error, exitCode?: number) => void) {
     worker.on('message', (m: FromShard) => {
       if (m.t === 'failed') { this.onFailed(fromWire(m.error), m.exitCode); return }
-      if (this.waiting !== null && this.waiting.t === m.t) {
-        const w = this.waiting
-        this.waiting = null
-        w.resolve(m)
-      }
+      const i = this.waiting.findIndex((w) => w.t === m.t)
+      if (i >= 0) this.waiting.splice(i, 1)[0].resolve(m)
     })
   }
 
   /** Sends a lifecycle message and resolves with the shard's answer of type `t`. */
   async ask<T extends Wanted> (msg: ToShard, t: T): Promise<Extract<FromShard, { t: T }>> {
     return await new Promise((resolve) => {
-      this.waiting = { t, resolve: resolve as (m: FromShard) => void }
+      this.waiting.push({ t, resolve: resolve as (m: FromShard) => void })
       this.worker.postMessage(msg)
     })
   }
@@ -62,6 +62,11 @@ export class CounterNode {
   private stopped = false
   port = 0
   respPort = -1
+  // Ring mode (cluster storage): this node's membership, and the views adopted one at a time.
+  private membership: Membership | null = null
+  private peerPorts: number[] = []
+  private adopting: Promise<void> = Promise.resolve()
+  private generation = -1
 
   private constructor (
     readonly config: Config,
@@ -174,8 +179,12 @@ export class CounterNode {
 
   private async recover (): Promise<void> {
     const started = Date.now()
-    const stats = await Promise.all(this.shards.map(async (s) => (await s.ask({ t: 'recover' }, 'recovered')).stats))
-    this.board.setPhase(PHASE_READY)
+    const recovered = await Promise.all(this.shards.map(async (s) => await s.ask({ t: 'recover' }, 'recovered')))
+    const stats = recovered.map((r) => r.stats)
+    this.peerPorts = recovered.map((r) => r.peerPort)
+    // Ring mode: ready once the ring has given this node its partitions (joinRing).
+    if (isClusterStorage(this.config)) await this.joinRing()
+    else this.board.setPhase(PHASE_READY)
     this.logger.info({
       ms: Date.now() - started,
       counters: stats.reduce((n, r) => n + r.counters, 0),
@@ -190,6 +199,61 @@ export class CounterNode {
     }, (err: Error) => this.logger.error({ err }, 'checkpoint after recovery failed'))
   }
 
+  /** This node's id in the ring, and the URL it advertises. */
+  get nodeUrl (): string {
+    const { config } = this
+    return config.advertiseUrl !== '' ? config.advertiseUrl : `${config.tlsCertFile === '' ? 'http' : 'https'}://${config.host}:${this.port}`
+  }
+
+  get nodeId (): string {
+    return this.config.nodeId !== '' ? this.config.nodeId : this.nodeUrl
+  }
+
+  /**
+   * Joins the ring (the Kafka group of CLUSTER_NAME) and adopts every view it hands out: each
+   * shard routes by it and takes or releases its partitions. Resolves once the node has joined;
+   * it is ready when the first view has been adopted.
+   */
+  private async joinRing (): Promise<void> {
+    const { config, logger } = this
+    const self = { id: this.nodeId, url: this.nodeUrl, peerHost: config.host, peerPorts: this.peerPorts }
+    const membership = this.membership = await Membership.start({
+      brokers: config.kafkaBrokers.split(','),
+      redisUrl: config.redisUrl,
+      cluster: config.clusterName,
+      self,
+      partitions: config.partitions,
+      sessionTimeoutMs: config.clusterSessionMs,
+      logger: logger.child({ part: 'membership' })
+    })
+    membership.on('ring', (view: RingView) => this.adopt(view))
+    membership.on('lost', (reason: string) => {
+      logger.warn({ reason }, 'this node is out of the ring: it owns nothing until it is back')
+      if (this.closing === null) this.board.setPhase(PHASE_RECOVERING)
+      this.adopt(null)
+    })
+    logger.info({ cluster: config.clusterName, id: self.id, peerPorts: self.peerPorts }, 'joining the ring')
+  }
+
+  /** Every shard adopts `view` (null: owns nothing); views are adopted one at a time, in order. */
+  private adopt (view: RingView | null): void {
+    this.adopting = this.adopting.then(async () => {
+      if (this.stopped) return
+      const waitMs = this.config.clusterSessionMs
+      const answers = await Promise.all(this.shards.map(async (s) => await s.ask({ t: 'ring', view, self: this.nodeId, waitMs }, 'owned')))
+      const failed = answers.find((a) => a.error !== undefined)
+      if (failed?.error !== undefined) {
+        this.logger.error({ generation: view?.generation, error: failed.error }, 'a shard could not adopt the ring view')
+        return
+      }
+      if (view === null) return
+      this.generation = view.generation
+      const mine = view.owners.filter((o) => o === this.nodeId).length
+      this.logger.info({ generation: view.generation, members: view.members.map((m) => m.id), partitions: mine }, 'ring view adopted')
+      if (this.closing === null) this.board.setPhase(PHASE_READY)
+    })
+  }
+
   /** Graceful stop: no new work, in-flight work finished and acked, final checkpoint, threads stopped. */
   async close (): Promise<void> {
     this.closing ??= this.drain()
@@ -198,6 +262,12 @@ export class CounterNode {
 
   private async drain (): Promise<void> {
     this.board.setPhase(PHASE_DRAINING)
+    // Ring mode: leave the group first, so the others rebalance at once; they take this node's
+    // partitions as each shard releases them at close.
+    if (this.membership !== null) {
+      await this.membership.stop().catch((err: unknown) => this.logger.warn({ err }, 'leaving the ring failed; the others notice after CLUSTER_SESSION_MS'))
+      await this.adopting
+    }
     // Every shard answers what it accepted; a shard's requests may wait on another's ring, so all
     // keep running until every one is drained.
     await Promise.all(this.shards.map(async (s) => await s.ask({ t: 'drain' }, 'drained')))

@@ -2,7 +2,8 @@
 // readiness, drain, close). Requests never pass here; they reach a shard through its own uWS
 // app or through the shared-memory rings between shards.
 import type { ApiKeyTable } from '../core/api-keys'
-import type { RecoverStats } from '../../actors/shard'
+import type { OwnershipChange, RecoverStats } from '../../actors/shard'
+import type { RingView } from '../../cluster/ring-view'
 import type { Config } from '../../config/loader'
 import type { WireError } from '../core/errors'
 
@@ -29,10 +30,12 @@ export type ToShard =
   | { t: 'close' } // close streams, final commit and checkpoint, close storage, close every socket
   | { t: 'abort' } // the node is exiting on a fatal error: close every socket now
   | { t: 'auth', table: ApiKeyTable | null } // AUTH_FILE was read again (SIGHUP): use these keys from now on
+  | { t: 'ring', view: RingView | null, self: string, waitMs: number } // ring mode: route by this view and own its partitions of this shard (null: own nothing)
 
 export type FromShard =
   | { t: 'listening', port: number, respPort: number } // -1: the port is taken (respPort −1: not asked, or taken)
-  | { t: 'recovered', stats: RecoverStats }
+  | { t: 'recovered', stats: RecoverStats, peerPort: number } // peerPort: ring mode's peer-link listener, −1 none
+  | { t: 'owned', generation: number, change: OwnershipChange | null, error?: WireError } // a 'ring' message applied
   | { t: 'checkpointed' } // the checkpoint after recovery is saved
   | { t: 'drained' }
   | { t: 'closed' }

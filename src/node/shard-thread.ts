@@ -5,6 +5,8 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import pino from 'pino'
 import { Shard } from '../../actors/shard'
+import { isClusterStorage } from '../../config/loader'
+import { RingRouting } from '../../cluster/ring-routing'
 import { ApiKeyVerifier } from '../core/api-keys'
 import { withDeadline } from '../core/deadline'
 import { asCounterdError } from '../core/errors'
@@ -25,6 +27,7 @@ import { Router } from '../routing/router'
 import { Doorbell, SpscRing } from '../routing/spsc-ring'
 import { openStorage } from '../storage/open-storage'
 import type { FromShard, ShardInit, ToShard } from './shard-protocol'
+import type { RingView } from '../../cluster/ring-view'
 
 const init = workerData as ShardInit
 const { config, index } = init
@@ -39,13 +42,16 @@ const sockets = new Set<WebSocket<StreamConn>>()
 const inflight = new InflightGauge(init.inflight, config.maxInflightOps)
 const cluster = config.kafkaBrokers !== ''
 const threadMetrics = new ThreadMetrics({ shard: index, board, row, inflight, log: cluster ? 'kafka' : 'wal', checkpoints: cluster ? 'redis' : 'snapshot', ingestTopic: config.ingestTopic })
-const ctx: FrontContext = { config, router: null as unknown as Router, metrics: row, threadMetrics, auth: init.auth === null ? null : new ApiKeyVerifier(init.auth), board, inflight, logger }
+const ctx: FrontContext = { config, router: null as unknown as Router, ring: null, metrics: row, threadMetrics, auth: init.auth === null ? null : new ApiKeyVerifier(init.auth), board, inflight, logger }
 let shard: Shard | null = null
 let listenSocket: unknown = null
 let listenPort = -1
 let resp: RespFront | null = null
 let healthTimer: NodeJS.Timeout | null = null
 let ingestor: Ingestor | null = null
+// Cluster storage means a ring of nodes (a single node is a ring of one): partitions come from the ring.
+const ringMode = isClusterStorage(config)
+let ring: RingRouting | null = null
 
 // With TLS_CERT_FILE (checked by the supervisor before any shard starts) the same routes speak HTTPS and WSS.
 const app = config.tlsCertFile === '' ? uws.App() : uws.SSLApp({ cert_file_name: config.tlsCertFile, key_file_name: config.tlsKeyFile })
@@ -85,9 +91,9 @@ function listen (p: number, respPort: number): void {
 async function recover (): Promise<void> {
   const opening = Date.now()
   const partitions: number[] = []
-  for (let p = index; p < config.partitions; p += init.shards) partitions.push(p)
+  if (!ringMode) for (let p = index; p < config.partitions; p += init.shards) partitions.push(p)
   const storage = await openStorage(config, index, init.shards, partitions, init.epoch, { logger })
-  const s = shard = new Shard({ index, shards: init.shards, config, storage, logger, observer: threadMetrics })
+  const s = shard = new Shard({ index, shards: init.shards, config, storage, logger, observer: threadMetrics, dynamic: ringMode })
   const router = new Router({
     index,
     shards: init.shards,
@@ -100,6 +106,7 @@ async function recover (): Promise<void> {
     },
     inflight,
     outboxLimit: config.shardRingBytes,
+    parkMs: ringMode ? config.clusterSessionMs : 0,
     logger,
     observer: threadMetrics
   })
@@ -113,13 +120,37 @@ async function recover (): Promise<void> {
   // Resolves once everything this shard applied so far is durable (ingestion with ack=applied).
   router.handlers.set('barrier', async () => { await s.commit.barrier() })
   router.handlers.set('history', async (a: { key: string, from: number, to: number, step: 'minute' | 'hour' | 'day' }) => await s.history(a.key, a.from, a.to, a.step))
+  // Another node asks this one a node-wide question (top-K, export): every shard of this node answers.
+  router.handlers.set('node', async (a: { name: string, args: unknown }) => await router.controlAll(a.name, a.args))
   ctx.router = router
+  s.onServing = () => router.unpark() // parts that waited for a partition moving here go first
   router.start()
+  let peerPort = -1
+  if (ringMode) {
+    ring = ctx.ring = new RingRouting({ router, index, shards: init.shards, partitions: config.partitions, linkLimit: config.shardRingBytes, logger })
+    peerPort = await ring.listen(config.host, config.peerPort === 0 ? 0 : config.peerPort + index)
+  }
   const stats = await s.recover()
   logger.info({ ...stats, openMs: Date.now() - opening - stats.ms }, 'shard recovered')
   publishHealth()
   healthTimer = setInterval(publishHealth, 100)
-  send({ t: 'recovered', stats })
+  send({ t: 'recovered', stats, peerPort })
+}
+
+/** Ring mode: routes by the new view, then owns this shard's partitions of it (null: none). */
+async function adoptRing (view: RingView | null, self: string, waitMs: number): Promise<void> {
+  const s = shard as Shard
+  const routing = ring as RingRouting
+  const generation = view?.generation ?? -1
+  try {
+    const want = view === null ? [] : routing.apply(view, self)
+    const change = await s.own(want, self, view === null ? [] : view.members.map((m) => m.id), waitMs)
+    if (change.acquired.length > 0 || change.released.length > 0) logger.info({ generation, ...change }, 'partitions moved')
+    send({ t: 'owned', generation, change })
+  } catch (err) {
+    logger.error({ err, generation }, 'adopting the ring view failed')
+    send({ t: 'owned', generation, change: null, error: asCounterdError(err).toWire() })
+  }
 }
 
 async function serve (): Promise<void> {
@@ -162,6 +193,9 @@ async function drain (): Promise<void> {
 
 async function close (): Promise<void> {
   closeStreams(sockets)
+  // Ring mode: release every partition (final checkpoint, holder cleared) so the new owners take them at once.
+  if (ring !== null && shard !== null) await shard.own([], ring.self, [], 0).catch((err) => logger.error({ err }, 'releasing partitions at close failed'))
+  ring?.close()
   if (healthTimer !== null) clearInterval(healthTimer)
   threadMetrics.close()
   await shard?.close()
@@ -201,5 +235,6 @@ port.on('message', (msg: ToShard) => {
     case 'close': close().catch(failed('close')); break
     case 'abort': closeSockets(); send({ t: 'aborted' }); break
     case 'auth': ctx.auth = msg.table === null ? null : new ApiKeyVerifier(msg.table); break
+    case 'ring': void adoptRing(msg.view, msg.self, msg.waitMs); break
   }
 })

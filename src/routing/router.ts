@@ -8,14 +8,20 @@
 //
 // A request is a unit: its ops (one per HTTP request, many per stream frame) are split into one
 // part per shard touched; the unit's owner (the front's pending request) hears from each part.
+//
+// In a ring of nodes a partition may live on another node: the route table maps each partition
+// to a target, which is a shard of this node or a peer link (peer-link.ts) to the owning shard of
+// another node. A peer link carries the same records as a ring, so units, replies and control
+// requests work the same whichever kind of target they go to.
 import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import type { DurableWaiter } from '../../actors/group-commit'
 import { UnitResult, type Shard } from '../../actors/shard'
 import { CounterdError, asCounterdError, fromWire, type WireError } from '../core/errors'
-import { ByteSink } from '../core/op-codec'
+import { ByteSink, opSize } from '../core/op-codec'
 import type { InflightGauge } from './inflight'
 import { Outbox } from './outbox'
+import type { RecordSender } from './peer-link'
 import {
   REC_CTRL, REC_CTRL_REPLY, REC_REPLY, REC_UNIT, REPLY_DUP, REPLY_ERROR, REPLY_VALUES, UNIT_READ, UNIT_STREAM, UNIT_TAG, UNIT_VALUES,
   writeControl, writeControlReply, writeReply, writeUnitHeader
@@ -61,6 +67,8 @@ export interface RouterOptions {
   inflight: InflightGauge
   /** Staged bytes per outbox beyond which new units are refused (overloaded). */
   outboxLimit: number
+  /** Ring mode: how long a part for a partition moving to this shard waits for it (then partition_moving); 0 = never waits. */
+  parkMs?: number
   logger: Logger
   observer?: ForwardObserver
 }
@@ -77,13 +85,26 @@ class LocalPart implements DurableWaiter {
 /** Replies to one shard's units, held until the group commit that made them durable completes. */
 class HeldReplies implements DurableWaiter {
   readonly sink = new ByteSink(4096)
-  constructor (private readonly router: Router, readonly to: number, readonly window: number) {}
+  constructor (private readonly router: Router, readonly to: number, readonly window: number, readonly lossesSeen: number) {}
   onDurable (): void {
     this.router.release(this)
   }
 }
 
-interface PendingControl { resolve: (v: unknown) => void, reject: (e: Error) => void }
+/** A part waiting for its partition to be served here (from −1: submitted on this shard, by owner). */
+interface ParkedPart {
+  from: number
+  owner: UnitOwner | null
+  unitId: number
+  flags: number
+  seq: number
+  tag: string | null
+  ops: Buffer
+  n: number
+  until: number
+}
+
+interface PendingControl { target: number, resolve: (v: unknown) => void, reject: (e: Error) => void }
 
 export class Router {
   readonly index: number
@@ -94,8 +115,10 @@ export class Router {
   readonly handlers = new Map<string, ControlHandler>()
 
   private readonly shard: Shard
-  private readonly outboxes: Array<Outbox | null>
+  // Targets: 0…shards-1 are this node's shards (null for this one), then peer links as added.
+  private readonly outboxes: Array<RecordSender | null>
   private readonly inboxes: Array<SpscRing | null>
+  private route: Int32Array // partition → target
   private readonly bell: Doorbell
   private readonly o: RouterOptions
 
@@ -106,9 +129,9 @@ export class Router {
   private seq = -1
   private readonly local = new ByteSink(64 * 1024)
   private localN = 0
-  private readonly partAt: Int32Array // sink offset of the unit's record in each outbox, -1 none
-  private readonly partN: Int32Array
-  private readonly partOps: Int32Array // offset where the part's ops start
+  private partAt: Int32Array // sink offset of the unit's record in each outbox, -1 none
+  private partN: Int32Array
+  private partOps: Int32Array // offset where the part's ops start
   private readonly touched: number[] = []
   private readonly result = new UnitResult()
 
@@ -117,14 +140,20 @@ export class Router {
   private slotOps = new Int32Array(64)
   private slotRead = new Uint8Array(64)
   private slotSent = new Float64Array(64) // performance.now() when the part left
+  private slotTarget = new Int32Array(64)
   private readonly freeSlots: number[] = []
 
   private readonly held: Array<HeldReplies | null>
+  private readonly losses: number[] // per target: how many times its peer link was lost (held replies of an earlier connection are dropped)
   private readonly partial: Array<ByteSink | null> // reassembly of records that came in chunks
   private readonly controls = new Map<number, PendingControl>()
   private nextControlId = 1
   private replyValues = new Float64Array(1024)
   private flushScheduled = false
+  private parked: ParkedPart[] = []
+  private parkedBytes = 0
+  private parkTimer: NodeJS.Timeout | null = null
+  private readonly unparkBound = (): void => { this.parkTimer = null; this.unpark() }
   private retryTimer: NodeJS.Timeout | null = null
   private readonly flushBound = (): void => this.flush()
   private readonly pumpBound = (): void => this.pump()
@@ -144,13 +173,73 @@ export class Router {
     this.partN = new Int32Array(o.shards)
     this.partOps = new Int32Array(o.shards)
     this.held = new Array(o.shards).fill(null)
+    this.losses = new Array(o.shards).fill(0)
     this.partial = new Array(o.shards).fill(null)
+    this.route = new Int32Array(o.partitions)
+    for (let p = 0; p < o.partitions; p++) this.route[p] = p % o.shards
     this.drainers = Array.from({ length: o.shards }, (_, from) => (data: Buffer, off: number, len: number, more: boolean) => this.onMessage(from, data, off, len, more))
   }
 
-  /** Which shard owns partition p. */
+  /** The target (a shard of this node, or a peer link) that owns partition p. */
   shardOf (p: number): number {
-    return p % this.shards
+    return this.route[p]
+  }
+
+  /** Whether target t is one of this node's shards (not a peer link). */
+  isLocalShard (t: number): boolean {
+    return t < this.shards
+  }
+
+  /** Routes from now on: partition → target (setRoutes copies). */
+  setRoutes (route: Int32Array): void {
+    if (route.length !== this.partitions) throw new CounterdError('internal', 'a route table must have one entry per partition')
+    this.route = Int32Array.from(route)
+  }
+
+  /** Adds a target (a peer link) and returns its index; records that arrive on it go to receive(). */
+  addLink (link: RecordSender): number {
+    const t = this.outboxes.length
+    this.outboxes.push(link)
+    this.held.push(null)
+    this.partial.push(null)
+    this.losses.push(0)
+    if (t >= this.partAt.length) {
+      const grow = (a: Int32Array, fill: number): Int32Array => { const b = new Int32Array(a.length * 2).fill(fill); b.set(a); return b }
+      this.partAt = grow(this.partAt, -1)
+      this.partN = grow(this.partN, 0)
+      this.partOps = grow(this.partOps, 0)
+    }
+    return t
+  }
+
+  /** Records that arrived on peer link t: buf[off…end). */
+  receive (t: number, buf: Buffer, off: number, end: number): void {
+    this.records(t, buf, off, end)
+    this.scheduleFlush()
+  }
+
+  /**
+   * Peer link t lost its connection: every part and control request it carried that was not
+   * answered fails with `err` (its owner may or may not have applied it); replies this shard still
+   * owed on it are dropped (the requester saw the same loss).
+   */
+  linkLost (t: number, err: CounterdError): void {
+    this.held[t] = null
+    this.partial[t] = null
+    this.losses[t]++
+    for (let s = 0; s < this.slotOwner.length; s++) {
+      const owner = this.slotOwner[s]
+      if (owner === null || this.slotTarget[s] !== t) continue
+      this.slotOwner[s] = null
+      this.freeSlots.push(s)
+      this.answered(this.slotRead[s] === 1, this.slotOps[s])
+      owner.onPartDone(err)
+    }
+    for (const [id, c] of this.controls) {
+      if (c.target !== t) continue
+      this.controls.delete(id)
+      c.reject(err)
+    }
   }
 
   /** Whether nothing this shard accepted is still unanswered. */
@@ -189,12 +278,12 @@ export class Router {
 
   /** The sink an op of partition `p` goes to (the local one, or the unit's record in the outbox). */
   private sinkFor (p: number): ByteSink {
-    const t = p % this.shards
+    const t = this.route[p]
     if (t === this.index) {
       this.localN++
       return this.local
     }
-    const box = this.outboxes[t] as Outbox
+    const box = this.outboxes[t] as RecordSender
     if (this.partAt[t] < 0) {
       this.partAt[t] = box.sink.len
       writeUnitHeader(box.sink, this.flags, 0, this.seq, this.tag)
@@ -233,9 +322,9 @@ export class Router {
     let ops = this.localN
     for (const t of this.touched) ops += this.partN[t]
     let admitted = true
-    for (const t of this.touched) admitted &&= (this.outboxes[t] as Outbox).admits(this.partAt[t])
+    for (const t of this.touched) admitted &&= (this.outboxes[t] as RecordSender).admits(this.partAt[t])
     if (!admitted || !this.o.inflight.tryAdd(read, ops)) {
-      for (const t of this.touched) { (this.outboxes[t] as Outbox).truncate(this.partAt[t]); this.partAt[t] = -1 }
+      for (const t of this.touched) { (this.outboxes[t] as RecordSender).truncate(this.partAt[t]); this.partAt[t] = -1 }
       this.touched.length = 0
       this.owner = null
       return false
@@ -244,10 +333,10 @@ export class Router {
     if (read) this.inflightReads += ops
     else this.inflightOps += ops
     for (const t of this.touched) {
-      const box = this.outboxes[t] as Outbox
+      const box = this.outboxes[t] as RecordSender
       const buf = box.sink.buf
       const at = this.partAt[t]
-      buf.writeUInt32LE(this.allocSlot(owner, this.partN[t], read), at + 2)
+      buf.writeUInt32LE(this.allocSlot(owner, this.partN[t], read, t), at + 2)
       const nOpsAt = this.partOps[t] - 8
       buf.writeUInt32LE(this.partN[t], nOpsAt)
       buf.writeUInt32LE(box.sink.len - this.partOps[t], nOpsAt + 4)
@@ -262,24 +351,61 @@ export class Router {
   }
 
   private applyLocal (owner: UnitOwner, read: boolean): void {
-    const n = this.localN
+    this.applyLocalPart(owner, this.flags, this.tag, this.seq, this.local.buf, 0, this.localN, read)
+  }
+
+  /** Applies a part submitted on this shard; a part for a partition still moving here waits (park). */
+  private applyLocalPart (owner: UnitOwner, flags: number, tag: string | null, seq: number, buf: Buffer, off: number, n: number, read: boolean, until = 0): void {
     const r = this.result
     try {
-      if (read) this.shard.applyReads(this.local.buf, 0, n, r)
-      else this.shard.applyWrites(this.local.buf, 0, n, this.tag, this.seq, (this.flags & UNIT_VALUES) !== 0, r)
+      if (read) this.shard.applyReads(buf, off, n, r)
+      else this.shard.applyWrites(buf, off, n, tag, seq, (flags & UNIT_VALUES) !== 0, r)
     } catch (err) {
-      this.o.logger.error({ err }, 'applying a unit failed')
+      if (isMoving(err) && this.park(-1, owner, 0, flags, seq, tag, buf, off, n, until)) return
+      if (!isMoving(err)) this.o.logger.error({ err }, 'applying a unit failed')
       this.answered(read, n)
       owner.onPartDone(asCounterdError(err))
       return
     }
-    owner.onApplied(this.index, (this.flags & UNIT_VALUES) !== 0 ? r.values : null, n, r.refused, r.dup)
+    owner.onApplied(this.index, (flags & UNIT_VALUES) !== 0 ? r.values : null, n, r.refused, r.dup)
     if (!read && this.shard.holdsAcks) {
       this.shard.whenDurable(new LocalPart(this, owner, n))
     } else {
       this.answered(read, n)
       owner.onPartDone(null)
     }
+  }
+
+  // ---- parts that wait for their partition (ring mode) ----
+
+  /**
+   * Keeps a part whose partition is moving to this shard (loading here, or not handed over yet)
+   * until the shard serves it, in arrival order, at most PARK_MS; false when it cannot wait (the
+   * deadline passed, or too much is parked). Clients see latency during a move, not errors.
+   */
+  private park (from: number, owner: UnitOwner | null, unitId: number, flags: number, seq: number, tag: string | null, buf: Buffer, off: number, n: number, until: number): boolean {
+    const now = Date.now()
+    if (until === 0) until = now + (this.o.parkMs ?? 0)
+    if (now >= until || this.parkedBytes > this.o.outboxLimit * 4) return false
+    const ops = Buffer.from(buf.subarray(off, opsEnd(buf, off, n)))
+    this.parkedBytes += ops.length
+    this.parked.push({ from, owner, unitId, flags, seq, tag, ops, n, until })
+    this.parkTimer ??= setTimeout(this.unparkBound, 50)
+    return true
+  }
+
+  /** Applies the parked parts whose partitions are served now (oldest first); the others wait on. */
+  unpark (): void {
+    if (this.parkTimer !== null) { clearTimeout(this.parkTimer); this.parkTimer = null }
+    const list = this.parked
+    this.parked = []
+    this.parkedBytes = 0
+    for (const u of list) {
+      const read = (u.flags & UNIT_READ) !== 0
+      if (u.from < 0) this.applyLocalPart(u.owner as UnitOwner, u.flags, u.tag, u.seq, u.ops, 0, u.n, read, u.until)
+      else this.applyRemotePart(u.from, u.unitId, u.flags, u.seq, u.tag, u.ops, 0, u.n, u.until)
+    }
+    this.scheduleFlush()
   }
 
   /** `n` ops of a part are answered: they no longer count as in flight. */
@@ -289,7 +415,7 @@ export class Router {
     this.o.inflight.sub(read, n)
   }
 
-  private allocSlot (owner: UnitOwner, ops: number, read: boolean): number {
+  private allocSlot (owner: UnitOwner, ops: number, read: boolean, target: number): number {
     let s = this.freeSlots.pop()
     if (s === undefined) {
       s = this.slotOwner.length
@@ -298,26 +424,29 @@ export class Router {
         const ops2 = new Int32Array(this.slotOps.length * 2); ops2.set(this.slotOps); this.slotOps = ops2
         const read2 = new Uint8Array(this.slotRead.length * 2); read2.set(this.slotRead); this.slotRead = read2
         const sent2 = new Float64Array(this.slotSent.length * 2); sent2.set(this.slotSent); this.slotSent = sent2
+        const target2 = new Int32Array(this.slotTarget.length * 2); target2.set(this.slotTarget); this.slotTarget = target2
       }
     }
     this.slotOwner[s] = owner
     this.slotOps[s] = ops
     this.slotRead[s] = read ? 1 : 0
+    this.slotTarget[s] = target
     if (this.o.observer !== undefined) this.slotSent[s] = performance.now()
     return s
   }
 
   // ---- control requests ----
 
-  /** Runs a named control handler on shard `target` (JSON in, JSON out). */
+  /** Runs a named control handler on `target`, a shard or a peer link's shard (JSON in, JSON out). */
   async control (target: number, name: string, args: unknown): Promise<unknown> {
     if (target === this.index) return await this.runHandler(name, args)
+    const box = this.outboxes[target] as RecordSender
+    if (target >= this.shards && !box.admits(0)) throw new CounterdError('peer_unavailable', 'the node that owns this counter cannot be reached; retry')
     const id = this.nextControlId++
-    const box = this.outboxes[target] as Outbox
     writeControl(box.sink, id, JSON.stringify({ name, args }))
     box.endRecord()
     this.scheduleFlush()
-    return await new Promise((resolve, reject) => this.controls.set(id, { resolve, reject }))
+    return await new Promise((resolve, reject) => this.controls.set(id, { target, resolve, reject }))
   }
 
   /** The same control request on every shard, answers in shard order. */
@@ -408,7 +537,12 @@ export class Router {
     o += 12 + tagLen
     const nOps = buf.readUInt32LE(o)
     const opsStart = o + 8
-    const opsEnd = opsStart + buf.readUInt32LE(o + 4)
+    this.applyRemotePart(from, unitId, flags, seq, tag, buf, opsStart, nOps, 0)
+    return opsStart + buf.readUInt32LE(o + 4)
+  }
+
+  /** Applies a part another shard or node sent, and answers it (durable writes after the commit). */
+  private applyRemotePart (from: number, unitId: number, flags: number, seq: number, tag: string | null, buf: Buffer, opsStart: number, nOps: number, until: number): void {
     const read = (flags & UNIT_READ) !== 0
     const wantValues = (flags & UNIT_VALUES) !== 0
     const r = this.result
@@ -417,28 +551,29 @@ export class Router {
       if (read) this.shard.applyReads(buf, opsStart, nOps, r)
       else this.shard.applyWrites(buf, opsStart, nOps, tag, seq, wantValues, r)
     } catch (err) {
-      this.o.logger.error({ err, from }, 'applying a unit from another shard failed')
+      if (isMoving(err) && this.park(from, null, unitId, flags, seq, tag, buf, opsStart, nOps, until)) return
+      if (!isMoving(err)) this.o.logger.error({ err, from }, 'applying a unit from another shard failed')
       error = JSON.stringify(asCounterdError(err).toWire())
     }
-    const box = this.outboxes[from] as Outbox
+    const box = this.outboxes[from] as RecordSender
     if (error !== null || read || !this.shard.holdsAcks) {
       writeReply(box.sink, unitId, r.dup, r.refused, wantValues && error === null ? r.values : null, nOps, error)
       box.endRecord()
     } else {
       let h = this.held[from]
       if (h === null || h.window !== this.shard.commit.window) {
-        h = this.held[from] = new HeldReplies(this, from, this.shard.commit.window)
+        h = this.held[from] = new HeldReplies(this, from, this.shard.commit.window, this.losses[from])
         this.shard.whenDurable(h)
       }
       writeReply(h.sink, unitId, r.dup, r.refused, wantValues ? r.values : null, nOps, null)
     }
-    return opsEnd
   }
 
   /** Held replies whose commit is durable go out to their shard. */
   release (h: HeldReplies): void {
+    if (h.lossesSeen !== this.losses[h.to]) return // its peer link was lost meanwhile
     if (this.held[h.to] === h) this.held[h.to] = null
-    const box = this.outboxes[h.to] as Outbox
+    const box = this.outboxes[h.to] as RecordSender
     box.sink.bytes(h.sink.buf, 0, h.sink.len)
     box.endRecord()
     this.scheduleFlush()
@@ -483,7 +618,7 @@ export class Router {
     const len = buf.readUInt32LE(o + 5)
     const { name, args } = JSON.parse(buf.toString('utf8', o + 9, o + 9 + len)) as { name: string, args: unknown }
     const answer = (ok: boolean, json: string): void => {
-      const box = this.outboxes[from] as Outbox
+      const box = this.outboxes[from] as RecordSender
       writeControlReply(box.sink, id, ok, json)
       box.endRecord()
       this.scheduleFlush()
@@ -507,4 +642,15 @@ export class Router {
     }
     return o + 10 + len
   }
+}
+
+/** A unit refused because its partition is moving between nodes (ring mode): expected, not logged. */
+function isMoving (err: unknown): boolean {
+  return err instanceof CounterdError && err.code === 'partition_moving'
+}
+
+/** The offset just after the `n` encoded ops that start at buf[off]. */
+function opsEnd (buf: Buffer, off: number, n: number): number {
+  for (let i = 0; i < n; i++) off += opSize(buf, off)
+  return off
 }

@@ -5,7 +5,8 @@
 // of a partition in one cluster slot, so a save is one atomic Lua script and a load one MULTI):
 //   counterd:{p7}:values  hash  counter key → value as decimal integer text ("post:1" → "42")
 //   counterd:{p7}:meta    hash  epoch, seq, ts (ms) of the saved checkpoint, logOffset (absent
-//                               when unknown), owner (epoch claimed by the current owner, claimEpoch)
+//                               when unknown), owner (epoch claimed by the current owner, claimEpoch),
+//                               holder (the ring member serving it; absent once released)
 //   counterd:{p7}:dedup   hash  "<kind>:<tag>" → "<value> <ts>"  (the partition's live dedup table)
 //   counterd:{p7}:pn      hash  counter key → "<P> <N>": this replica's PN-counter totals
 //   counterd:{p7}:features string  everything else of the partition, encoded (likes, HLLs, samples, ...)
@@ -280,6 +281,27 @@ export class RedisCheckpointStore implements CheckpointStore {
       epoch = top + 1
       if (epoch > 0xffffffff) throw new CounterdError('internal', 'epoch would exceed 2^32-1')
     }
+  }
+
+  async holders (partitions: readonly number[]): Promise<Array<string | null>> {
+    try {
+      return await Promise.all(partitions.map(async (p) => await this.client.hget(checkpointKeys(this.keyPrefix, p).meta, 'holder')))
+    } catch (err) {
+      throw asUnavailable(err, 'reading partition holders from Redis failed')
+    }
+  }
+
+  async setHolder (partitions: readonly number[], holder: string | null): Promise<void> {
+    try {
+      await Promise.all(partitions.map(async (p) => {
+        const meta = checkpointKeys(this.keyPrefix, p).meta
+        if (holder === null) await this.client.hdel(meta, 'holder')
+        else await this.client.hset(meta, 'holder', holder)
+      }))
+    } catch (err) {
+      throw asUnavailable(err, 'recording partition holders in Redis failed')
+    }
+    if (holder === null) for (const p of partitions) this.claimed.delete(p)
   }
 
   async load (partition: number): Promise<Checkpoint | null> {

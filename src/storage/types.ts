@@ -38,4 +38,10 @@ export interface CheckpointStore {
   load (partition: number): Promise<Checkpoint | null>
   save (checkpoints: Checkpoint[]): Promise<void>
   close (): Promise<void>
+  /** Cluster mode: fencing for a new owner (a higher epoch than any stored or claimed). */
+  claimEpoch?: (partitions: readonly number[], atLeast?: number) => Promise<number>
+  /** Cluster mode (ring handoff): which ring member holds each partition now, or null when released. */
+  holders?: (partitions: readonly number[]) => Promise<Array<string | null>>
+  /** Records `holder` (null: released) for these partitions; release also ends this store's claim. */
+  setHolder?: (partitions: readonly number[], holder: string | null) => Promise<void>
 }

@@ -1,0 +1,122 @@
+// The ring as one shard thread sees it: turns a RingView into the router's route table (a
+// partition of this node goes to its shard, another node's to a peer link to the shard that owns
+// it there), keeps one outgoing peer link per remote shard, and accepts the links other nodes
+// open to this shard. Which partitions this shard itself must own is what own() is then told.
+import net from 'node:net'
+import type { Logger } from 'pino'
+import { CounterdError } from '../src/core/errors'
+import { PeerLink } from '../src/routing/peer-link'
+import type { Router } from '../src/routing/router'
+import type { MemberInfo, RingView } from './ring-view'
+
+export interface RingRoutingOptions {
+  router: Router
+  /** This shard thread's index and the node's shard count. */
+  index: number
+  shards: number
+  partitions: number
+  /** Bytes staged on a peer link beyond which new units are refused (overloaded). */
+  linkLimit: number
+  logger: Logger
+}
+
+export class RingRouting {
+  private view: RingView | null = null
+  private selfId = ''
+  private readonly out = new Map<string, { target: number, link: PeerLink }>() // "host:port" → link
+  private readonly accepted = new Set<PeerLink>()
+  private server: net.Server | null = null
+
+  constructor (private readonly o: RingRoutingOptions) {}
+
+  get current (): RingView | null { return this.view }
+  get self (): string { return this.selfId }
+
+  /** Accepts peer links from other nodes on host:port (0: any free port); resolves with the port. */
+  async listen (host: string, port: number): Promise<number> {
+    const server = net.createServer((socket) => this.accept(socket))
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen({ host, port }, () => { server.off('error', reject); resolve() })
+    })
+    this.server = server
+    return (server.address() as net.AddressInfo).port
+  }
+
+  private accept (socket: net.Socket): void {
+    const { router } = this.o
+    let target = -1
+    const link = PeerLink.accept(socket, this.o.linkLimit, {
+      onRecords: (buf, off, end) => router.receive(target, buf, off, end),
+      onLost: (reason) => {
+        this.accepted.delete(link)
+        router.linkLost(target, new CounterdError('peer_unavailable', reason))
+      }
+    })
+    target = router.addLink(link)
+    this.accepted.add(link)
+  }
+
+  /**
+   * Adopts a view: routes every partition to its owner and returns the partitions this shard
+   * must own (those of this node with p mod shards = index).
+   */
+  apply (view: RingView, selfId: string): number[] {
+    const { partitions, shards, index } = this.o
+    if (view.owners.length !== partitions) throw new CounterdError('internal', `a ring view of ${view.owners.length} partitions; this node has PARTITIONS=${partitions}`)
+    const members = new Map<string, MemberInfo>(view.members.map((m) => [m.id, m]))
+    const routes = new Int32Array(partitions)
+    const want: number[] = []
+    for (let p = 0; p < partitions; p++) {
+      const owner = view.owners[p]
+      if (owner === selfId) {
+        routes[p] = p % shards
+        if (p % shards === index) want.push(p)
+        continue
+      }
+      const m = members.get(owner)
+      if (m === undefined || m.peerPorts.length === 0) throw new CounterdError('internal', `ring generation ${view.generation}: partition ${p} is owned by ${owner}, which is not a member`)
+      routes[p] = this.linkTo(m.peerHost, m.peerPorts[p % m.peerPorts.length])
+    }
+    this.o.router.setRoutes(routes)
+    this.view = view
+    this.selfId = selfId
+    return want
+  }
+
+  /** Targets that reach each other member once (its first shard): for node-wide questions. */
+  otherNodes (): number[] {
+    if (this.view === null) return []
+    const out: number[] = []
+    for (const m of this.view.members) {
+      if (m.id === this.selfId || m.peerPorts.length === 0) continue
+      out.push(this.linkTo(m.peerHost, m.peerPorts[0]))
+    }
+    return out
+  }
+
+  private linkTo (host: string, port: number): number {
+    const name = `${host}:${port}`
+    const known = this.out.get(name)
+    if (known !== undefined) return known.target
+    const { router } = this.o
+    let target = -1
+    const link = PeerLink.connect(host, port, this.o.linkLimit, {
+      onRecords: (buf, off, end) => router.receive(target, buf, off, end),
+      onLost: (reason) => {
+        this.o.logger.warn({ peer: name }, 'peer link lost; reconnecting')
+        router.linkLost(target, new CounterdError('peer_unavailable', reason))
+      },
+      onConnected: () => this.o.logger.debug({ peer: name }, 'peer link connected')
+    })
+    target = router.addLink(link)
+    this.out.set(name, { target, link })
+    return target
+  }
+
+  close (): void {
+    this.server?.close()
+    for (const { link } of this.out.values()) link.close()
+    for (const link of this.accepted) link.close()
+  }
+}

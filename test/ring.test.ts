@@ -1,0 +1,128 @@
+// A ring of real node processes sharing one Kafka (librdkafka's mock, started by the test) and one
+// Redis: membership through the Kafka group, every partition owned by exactly one node, any node
+// answering any key (reads, batch queries, top-K across nodes), then kill -9 of one node under load:
+// the survivors take its partitions from Redis + Kafka, and every counter read through them lies
+// between what was acknowledged and what was sent, and equals the sum of the records in Kafka.
+import t, { type Test } from 'tap'
+import { partitionOf } from '../src/core/keys'
+import { differences, readKafkaLog, uniqueName } from './support/cluster-stores'
+import { startKafka } from './support/kafka'
+import { Tally, runLoad } from './support/load'
+import { getValue, queryValues, startNode, type NodeProcess } from './support/node-process'
+import { sleep } from './support/process-control'
+import { startRedis } from './support/redis'
+
+const PARTITIONS = 64
+
+interface ClusterView { cluster: string, generation: number, self: string, members: Array<{ id: string, url: string, partitions: number[] }> }
+
+async function clusterOf (node: NodeProcess): Promise<ClusterView | null> {
+  try {
+    const r = await fetch(`${node.base}/v1/cluster`)
+    return r.status === 200 ? await r.json() as ClusterView : null
+  } catch {
+    return null
+  }
+}
+
+/** Waits until every node is ready and sees the same generation with exactly `nodes` as members. */
+async function waitForRing (t: Test, nodes: NodeProcess[], timeoutMs = 90_000): Promise<ClusterView> {
+  const deadline = Date.now() + timeoutMs
+  const want = nodes.map((n) => n.base).sort()
+  let last = ''
+  for (;;) {
+    const views = await Promise.all(nodes.map(clusterOf))
+    const ready = await Promise.all(nodes.map(async (n) => await fetch(`${n.base}/ready`).then((r) => r.status, () => 0)))
+    const v0 = views[0]
+    if (v0 !== null && views.every((v) => v !== null && v.generation === v0.generation) && ready.every((s) => s === 200) &&
+      JSON.stringify(v0.members.map((m) => m.url).sort()) === JSON.stringify(want)) return v0
+    last = JSON.stringify(views.map((v) => v === null ? null : { g: v.generation, m: v.members.map((m) => m.url) })) + ` ready ${ready.join(',')}`
+    if (Date.now() > deadline) {
+      t.fail(`the ring did not settle on ${want.join(', ')} within ${timeoutMs} ms; last seen ${last}`)
+      throw new Error('no ring')
+    }
+    await sleep(100)
+  }
+}
+
+function checkPlacement (t: Test, view: ClusterView, members: number): void {
+  const owners = new Map<number, number>()
+  for (const m of view.members) for (const p of m.partitions) owners.set(p, (owners.get(p) ?? 0) + 1)
+  t.equal(owners.size, PARTITIONS, 'every partition has an owner')
+  t.ok([...owners.values()].every((n) => n === 1), 'and exactly one')
+  const counts = view.members.map((m) => m.partitions.length)
+  t.ok(Math.max(...counts) <= Math.ceil(PARTITIONS / members * 1.25), `balanced within the bound: ${counts.join(' / ')}`)
+}
+
+t.test('a ring of three nodes: any node answers any key; kill -9 of one under load loses nothing acknowledged', async (t) => {
+  const [kafka, redis] = await Promise.all([startKafka(t), startRedis(t)])
+  const topic = uniqueName('ring-deltas')
+  const env = {
+    KAFKA_BROKERS: kafka.brokers.join(','),
+    KAFKA_TOPIC: topic,
+    REDIS_URL: redis.url,
+    CLUSTER_NAME: uniqueName('ring'),
+    CLUSTER_SESSION_MS: '3000',
+    WORKERS: '2',
+    CHECKPOINT_INTERVAL_MS: '500'
+  }
+  const nodes = await Promise.all([0, 1, 2].map(async () => await startNode(t, { env, waitReady: false })))
+  const view = await waitForRing(t, nodes)
+  t.equal(view.members.length, 3, `three members at generation ${view.generation}`)
+  checkPlacement(t, view, 3)
+  for (const n of nodes) t.equal((await clusterOf(n))?.self, n.base, 'each node knows itself by its URL')
+
+  // Any node takes any key: writes spread over the three, every node reads every key the same.
+  const keys = Array.from({ length: 90 }, (_, i) => `post:any${i}`)
+  const expected: Record<string, number> = {}
+  await Promise.all(keys.map(async (key, i) => {
+    const [type, id] = key.split(':')
+    for (let j = 0; j <= i % 4; j++) {
+      const r = await fetch(`${nodes[(i + j) % 3].base}/v1/counter/${type}/${id}/increment`, { method: 'POST', body: JSON.stringify({ by: i + 1 }) })
+      t.equal(r.status, 200, `increment of ${key} through node ${(i + j) % 3}`)
+      await r.arrayBuffer()
+      expected[key] = (expected[key] ?? 0) + i + 1
+    }
+  }))
+  for (const n of nodes) {
+    t.same(await queryValues(n.base, keys), expected, `a batch query through ${n.base} gathers every node's counters`)
+  }
+  t.equal(await getValue(nodes[1].base, 'post', 'any89'), expected['post:any89'], 'a single read through another node')
+  const top = await (await fetch(`${nodes[0].base}/v1/top?type=post&k=1000`)).json() as { top: Array<{ key: string }> }
+  const owners = new Set<string>()
+  for (const { key } of top.top) {
+    const owner = view.members.find((m) => m.partitions.includes(partitionOf(key, PARTITIONS)))
+    if (owner !== undefined) owners.add(owner.url)
+  }
+  t.equal(owners.size, 3, 'top-K through one node lists counters owned by all three')
+
+  // kill -9 of the third node while clients write through the other two.
+  const tally = new Tally()
+  let done = false
+  const loads = [0, 1].map(async (i) => await runLoad({ base: nodes[i].base, keys: 40, httpClients: 4, streams: 2, opsPerFrame: 20, until: () => done, seed: 7 + i, tally, clientIdPrefix: uniqueName(`ring-load-${i}`) }))
+  await sleep(1500)
+  await nodes[2].kill9()
+  const killedAt = Date.now()
+  const survivors = nodes.slice(0, 2)
+  const after = await waitForRing(t, survivors)
+  t.comment(`the survivors own every partition ${Date.now() - killedAt} ms after the kill (generation ${after.generation})`)
+  checkPlacement(t, after, 2)
+  await sleep(1000) // the load runs on through the new owners
+  done = true
+  await Promise.all(loads)
+  t.ok(tally.ackedOps > 0, `${tally.ackedOps} ops acknowledged under load`)
+
+  const values = await queryValues(nodes[0].base, tally.keys())
+  t.same(await queryValues(nodes[1].base, tally.keys()), values, 'both survivors read the same values')
+  const below: string[] = []
+  const above: string[] = []
+  for (const key of tally.keys()) {
+    if (values[key] < (tally.acked.get(key) ?? 0)) below.push(`${key}: ${values[key]} < acked ${String(tally.acked.get(key))}`)
+    if (values[key] > (tally.sent.get(key) ?? 0)) above.push(`${key}: ${values[key]} > sent ${String(tally.sent.get(key))}`)
+  }
+  t.same(below, [], 'no acknowledged increment lost')
+  t.same(above, [], 'nothing counted twice')
+  const log = await readKafkaLog(kafka.brokers, topic)
+  t.same(differences(log.totals, new Map(Object.entries(values)), tally.keys()), [], `each counter equals the sum of its distinct records in Kafka (${log.records} records)`)
+  t.same(log.layoutErrors, [], 'records of each partition in (epoch, seq) order')
+})
