@@ -104,8 +104,8 @@ export class Shard {
   private checkpointing: Promise<void> | null = null
   private checkpointTimer: NodeJS.Timeout | null = null
   readonly dynamic: boolean
-  /** Ring mode: called when partitions start being served (acquired). */
-  onServing: (() => void) | null = null
+  /** Ring mode: called when partitions start being served (acquired) or stop (released). */
+  onOwnership: (() => void) | null = null
   private readonly serving: Uint8Array // ring mode: 1 = partition loaded and taking ops
   private owning: Promise<unknown> = Promise.resolve() // ownership changes, one at a time
   private readonly historyMinutes: number
@@ -449,6 +449,7 @@ export class Shard {
       this.partitions.splice(this.partitions.indexOf(p), 1)
     }
     await this.storage.checkpoints.setHolder?.(ps, null).catch((err: unknown) => this.logger.warn({ err }, 'clearing the holder of released partitions failed'))
+    this.onOwnership?.() // what arrived during the release goes on to the new owner
   }
 
   private async acquire (ps: readonly number[], self: string, members: readonly string[], waitMs: number): Promise<number> {
@@ -485,7 +486,7 @@ export class Shard {
       this.serving[p] = 1
     }
     this.partitions.sort((a, b) => a - b)
-    this.onServing?.() // at once, before any newer op: what waited for these partitions keeps its order
+    this.onOwnership?.() // at once, before any newer op: what waited for these partitions keeps its order
     return records
   }
 

@@ -35,25 +35,8 @@ import { CounterdError } from '../src/core/errors'
 import { withDeadline } from '../src/core/deadline'
 import { assignPartitions } from './assigner'
 
-export interface MemberInfo {
-  /** Stable node id, e.g. its advertised URL: the ring's owner names. */
-  id: string
-  /** ADVERTISE_URL: where clients and peers reach the node over HTTP. */
-  url: string
-  peerHost: string
-  /** One peer-link port per shard thread. */
-  peerPorts: number[]
-}
-
-export interface RingView {
-  cluster: string
-  /** Grows by one with every Kafka generation the group's leader publishes. */
-  generation: number
-  /** Sorted by id. */
-  members: MemberInfo[]
-  /** Owner member id per partition. */
-  owners: string[]
-}
+import type { MemberInfo, RingView } from './ring-view'
+export type { MemberInfo, RingView }
 
 /** pino-like: (object, message) at four levels. */
 export interface MembershipLogger {
@@ -206,9 +189,15 @@ export class Membership extends EventEmitter {
     return this.serving ? this.view : null
   }
 
-  /** Planned leave: LeaveGroup (the others rebalance at once), then close Redis. */
-  async stop (): Promise<void> {
-    if (this.stopped) return
+  /**
+   * Planned leave: LeaveGroup (the others rebalance at once), then close Redis. With
+   * `successorWaitMs`, first waits (at most that long) for the view the others adopt without this
+   * member and resolves with it, so the node can hand its partitions straight to their new owners;
+   * null when there is none (this was the last member, or it did not come in time).
+   */
+  async stop (successorWaitMs = 0): Promise<RingView | null> {
+    if (this.stopped) return null
+    const before = this.view
     this.stopped = true
     this.joinSeq++
     clearInterval(this.watchdog)
@@ -222,9 +211,26 @@ export class Membership extends EventEmitter {
     const consumer = this.consumer
     this.consumer = null
     if (consumer !== null) await consumer.disconnect().catch((err: Error) => this.log.warn({ cluster: this.o.cluster, err: err.message }, 'ring membership: Kafka consumer did not disconnect cleanly'))
+    const successor = before !== null && before.members.length > 1 && successorWaitMs > 0 ? await this.successorOf(before, successorWaitMs) : null
     await this.redis.quit().catch(() => { this.redis.disconnect() })
     if (this.joinedAt !== null) this.log.info({ cluster: this.o.cluster, id: this.o.self.id, generation: this.view?.generation ?? null }, 'left the ring')
     else this.log.info({ cluster: this.o.cluster, id: this.o.self.id }, 'ring membership stopped before joining')
+    return successor
+  }
+
+  /** The first view after `before` that no longer has this member (polled in Redis), or null by the deadline. */
+  private async successorOf (before: RingView, waitMs: number): Promise<RingView | null> {
+    const deadline = Date.now() + waitMs
+    while (Date.now() < deadline) {
+      const raw = await this.redis.get(this.keys.view).catch(() => null)
+      if (raw !== null) {
+        const v = parseView(raw, this.o.cluster)
+        if (typeof v !== 'string' && v.generation > before.generation && !v.members.some((m) => m.id === this.o.self.id)) return v
+      }
+      await sleep(50)
+    }
+    this.log.warn({ cluster: this.o.cluster, generation: before.generation }, 'no view without this member appeared in time; leaving the partitions to the usual handoff')
+    return null
   }
 
   // ---- Kafka consumer --------------------------------------------------------------------------

@@ -26,6 +26,8 @@ export class RingRouting {
   private readonly out = new Map<string, { target: number, link: PeerLink }>() // "host:port" → link
   private readonly accepted = new Set<PeerLink>()
   private server: net.Server | null = null
+  private retiring: Array<{ target: number, link: PeerLink }> = []
+  private retireTimer: NodeJS.Timeout | null = null
 
   constructor (private readonly o: RingRoutingOptions) {}
 
@@ -79,9 +81,28 @@ export class RingRouting {
       routes[p] = this.linkTo(m.peerHost, m.peerPorts[p % m.peerPorts.length])
     }
     this.o.router.setRoutes(routes)
+    // Links to shards that are no longer in the ring (a node that left, or restarted on new ports)
+    // are closed for good once nothing sent on them waits for an answer: a leaving node still
+    // answers what it forwarded to the new owners. Their indexes stay with the router, admitting nothing.
+    const used = new Set<string>(view.members.flatMap((m) => m.id === selfId ? [] : m.peerPorts.map((port) => `${m.peerHost}:${port}`)))
+    for (const [name, entry] of this.out) {
+      if (!used.has(name)) { this.out.delete(name); this.retiring.push(entry) }
+    }
+    this.retireIdle()
     this.view = view
     this.selfId = selfId
     return want
+  }
+
+  private retireIdle (): void {
+    this.retiring = this.retiring.filter(({ target, link }) => {
+      if (this.o.router.awaitsAnswerFrom(target)) return true
+      link.close()
+      return false
+    })
+    if (this.retiring.length > 0 && this.retireTimer === null) {
+      this.retireTimer = setTimeout(() => { this.retireTimer = null; this.retireIdle() }, 500)
+    }
   }
 
   /** Targets that reach each other member once (its first shard): for node-wide questions. */
@@ -103,8 +124,8 @@ export class RingRouting {
     let target = -1
     const link = PeerLink.connect(host, port, this.o.linkLimit, {
       onRecords: (buf, off, end) => router.receive(target, buf, off, end),
-      onLost: (reason) => {
-        this.o.logger.warn({ peer: name }, 'peer link lost; reconnecting')
+      onLost: (reason, wasUp) => {
+        if (wasUp) this.o.logger.warn({ peer: name }, 'peer link lost; reconnecting')
         router.linkLost(target, new CounterdError('peer_unavailable', reason))
       },
       onConnected: () => this.o.logger.debug({ peer: name }, 'peer link connected')
@@ -115,6 +136,8 @@ export class RingRouting {
   }
 
   close (): void {
+    if (this.retireTimer !== null) clearTimeout(this.retireTimer)
+    for (const { link } of this.retiring) link.close()
     this.server?.close()
     for (const { link } of this.out.values()) link.close()
     for (const link of this.accepted) link.close()

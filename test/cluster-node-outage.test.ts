@@ -20,8 +20,8 @@ import { StreamClient } from './support/stream-client'
 t.test('Kafka hung (SIGSTOP) under load: reads served, increments applied, acks wait, /ready names Kafka; all delivered once after', async (t) => {
   const [kafka, redis, ch] = await Promise.all([startKafka(t), startRedis(t), startClickHouse(t)])
   const topic = uniqueName('outage-kafka')
-  // This test runs longest: commits of 10 ms keep its log within what the mock broker retains.
-  const env = { KAFKA_BROKERS: kafka.brokers.join(','), KAFKA_TOPIC: topic, REDIS_URL: redis.url, CLICKHOUSE_URL: ch.url, CHECKPOINT_INTERVAL_MS: '300', HISTORY_FLUSH_MS: '200', FLUSH_INTERVAL_MS: '10' }
+  // This test runs longest: commits of 25 ms keep its log within what the mock broker retains (~5 MB per partition).
+  const env = { KAFKA_BROKERS: kafka.brokers.join(','), KAFKA_TOPIC: topic, REDIS_URL: redis.url, CLICKHOUSE_URL: ch.url, CHECKPOINT_INTERVAL_MS: '300', HISTORY_FLUSH_MS: '200', FLUSH_INTERVAL_MS: '25' }
   const node = await startNode(t, { env })
   const tally = new Tally()
   const load = backgroundLoad(node.base, 31, tally)
@@ -91,8 +91,8 @@ t.test('Kafka hung with the in-flight bound reached: writes shed with 503 + Retr
 t.test('ClickHouse stopped and restarted, then hung, under load: counting unaffected, /ready 200 with the history error, history exact after', async (t) => {
   const [kafka, redis, ch] = await Promise.all([startKafka(t), startRedis(t), startClickHouse(t)])
   const topic = uniqueName('outage-ch')
-  // This test runs longest: commits of 10 ms keep its log within what the mock broker retains.
-  const env = { KAFKA_BROKERS: kafka.brokers.join(','), KAFKA_TOPIC: topic, REDIS_URL: redis.url, CLICKHOUSE_URL: ch.url, CHECKPOINT_INTERVAL_MS: '300', HISTORY_FLUSH_MS: '200', FLUSH_INTERVAL_MS: '10' }
+  // This test runs longest: commits of 25 ms keep its log within what the mock broker retains (~5 MB per partition).
+  const env = { KAFKA_BROKERS: kafka.brokers.join(','), KAFKA_TOPIC: topic, REDIS_URL: redis.url, CLICKHOUSE_URL: ch.url, CHECKPOINT_INTERVAL_MS: '300', HISTORY_FLUSH_MS: '200', FLUSH_INTERVAL_MS: '25' }
   const node = await startNode(t, { env })
   const tally = new Tally()
   const load = backgroundLoad(node.base, 51, tally)

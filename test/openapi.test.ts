@@ -159,6 +159,7 @@ t.test('real answers of every operation keep the contract', async (t) => {
     { name: 'top', method: 'GET', path: '/v1/top?type=oa&k=3', status: 200 },
     { name: 'top of every type', method: 'GET', path: '/v1/top', status: 200 },
     { name: 'top, k = 0', method: 'GET', path: '/v1/top?k=0', status: 400 },
+    { name: 'the ring (an embedded node is a ring of one)', method: 'GET', path: '/v1/cluster', status: 200 },
     { name: 'quota', method: 'GET', path: '/v1/quota?user_id=u1', status: 200 },
     { name: 'quota, no user', method: 'GET', path: '/v1/quota', status: 400 },
     { name: 'replication state', method: 'GET', path: '/v1/replication/state', status: 200 },

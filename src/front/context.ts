@@ -15,6 +15,8 @@ export interface FrontContext {
   router: Router
   /** Ring mode (cluster storage): the ring as this shard routes by it; null in embedded mode. */
   ring: RingRouting | null
+  /** This node's URL (ADVERTISE_URL, or http(s)://HOST:PORT once it listens). */
+  selfUrl: string
   /** This shard's row of the board: the front counts requests, frames and errors into it. */
   metrics: ShardRow
   /** API keys (AUTH_FILE), replaced on SIGHUP; null: the node is open. */

@@ -89,7 +89,9 @@ export function installNodeRoutes (app: TemplatedApp, ctx: FrontContext): void {
     const state: Abortable = { aborted: false }
     const view = ctx.ring?.current ?? null
     if (ctx.ring === null) {
-      replyError(res, state, new CounterdError('not_found', 'this node runs embedded storage: it is a single node, not part of a ring (set KAFKA_BROKERS and REDIS_URL)'), config.retryAfterSeconds)
+      // Embedded storage: a single node, not part of any ring; it owns every partition.
+      const all = Array.from({ length: config.partitions }, (_, p) => p)
+      replyJson(res, state, 200, JSON.stringify({ cluster: null, generation: 0, self: ctx.selfUrl, members: [{ id: ctx.selfUrl, url: ctx.selfUrl, partitions: all }] }))
       return
     }
     if (view === null) {

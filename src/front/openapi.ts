@@ -203,15 +203,15 @@ function build (): Json {
       get: {
         operationId: 'cluster',
         summary: 'The ring of nodes as this node sees it: members, their URLs, the partitions each owns',
-        description: 'Cluster storage only (KAFKA_BROKERS and REDIS_URL). 404 on an embedded node; 503 not_ready before this node has its place in the ring.',
+        description: 'With cluster storage (KAFKA_BROKERS and REDIS_URL) the ring of CLUSTER_NAME; 503 not_ready before this node has its place in it. An embedded node answers as a ring of one: cluster null, generation 0, itself owning every partition.',
         responses: {
           200: ok('the ring', object({
-            cluster: { type: 'string' },
+            cluster: { type: ['string', 'null'] },
             generation: { type: 'integer', minimum: 0 },
             self: { type: 'string' },
             members: { type: 'array', items: object({ id: { type: 'string' }, url: { type: 'string' }, partitions: { type: 'array', items: { type: 'integer', minimum: 0 } } }) }
           })),
-          ...errors(404, 503)
+          ...errors(503)
         }
       }
     },

@@ -264,8 +264,15 @@ export class CounterNode {
     this.board.setPhase(PHASE_DRAINING)
     // Ring mode: leave the group first, so the others rebalance at once; they take this node's
     // partitions as each shard releases them at close.
+    // With the view the others adopt without this node, every shard routes this node's
+    // partitions to their new owners and releases them (final checkpoint) while still serving:
+    // what arrives meanwhile is forwarded, so clients see latency, not errors.
     if (this.membership !== null) {
-      await this.membership.stop().catch((err: unknown) => this.logger.warn({ err }, 'leaving the ring failed; the others notice after CLUSTER_SESSION_MS'))
+      const successor = await this.membership.stop(this.config.clusterSessionMs).catch((err: unknown) => {
+        this.logger.warn({ err }, 'leaving the ring failed; the others notice after CLUSTER_SESSION_MS')
+        return null
+      })
+      if (successor !== null) this.adopt(successor)
       await this.adopting
     }
     // Every shard answers what it accepted; a shard's requests may wait on another's ring, so all

@@ -29,6 +29,11 @@ import { openStorage } from '../storage/open-storage'
 import type { FromShard, ShardInit, ToShard } from './shard-protocol'
 import type { RingView } from '../../cluster/ring-view'
 
+// Ring mode: how long a request for a moving partition may wait at least. A handoff takes the old
+// owner's final commit and checkpoint plus the new owner's replay, whose Kafka consumer alone needs
+// a group join (group.initial.rebalance.delay.ms, 3 s by default).
+const PARK_MIN_MS = 15_000
+
 const init = workerData as ShardInit
 const { config, index } = init
 const port = parentPort as NonNullable<typeof parentPort>
@@ -42,7 +47,7 @@ const sockets = new Set<WebSocket<StreamConn>>()
 const inflight = new InflightGauge(init.inflight, config.maxInflightOps)
 const cluster = config.kafkaBrokers !== ''
 const threadMetrics = new ThreadMetrics({ shard: index, board, row, inflight, log: cluster ? 'kafka' : 'wal', checkpoints: cluster ? 'redis' : 'snapshot', ingestTopic: config.ingestTopic })
-const ctx: FrontContext = { config, router: null as unknown as Router, ring: null, metrics: row, threadMetrics, auth: init.auth === null ? null : new ApiKeyVerifier(init.auth), board, inflight, logger }
+const ctx: FrontContext = { config, router: null as unknown as Router, ring: null, selfUrl: '', metrics: row, threadMetrics, auth: init.auth === null ? null : new ApiKeyVerifier(init.auth), board, inflight, logger }
 let shard: Shard | null = null
 let listenSocket: unknown = null
 let listenPort = -1
@@ -80,6 +85,7 @@ function listen (p: number, respPort: number): void {
     if (socket === false) { send({ t: 'listening', port: -1, respPort: -1 }); return }
     listenSocket = socket
     listenPort = uws.us_socket_local_port(socket)
+    ctx.selfUrl = config.advertiseUrl !== '' ? config.advertiseUrl : `${config.tlsCertFile === '' ? 'http' : 'https'}://${config.host}:${listenPort}`
     if (respPort < 0) { send({ t: 'listening', port: listenPort, respPort: -1 }); return }
     const front = new RespFront(ctx, () => listenPort)
     front.listen(config.host, respPort).then(
@@ -106,7 +112,7 @@ async function recover (): Promise<void> {
     },
     inflight,
     outboxLimit: config.shardRingBytes,
-    parkMs: ringMode ? config.clusterSessionMs : 0,
+    parkMs: ringMode ? Math.max(config.clusterSessionMs, PARK_MIN_MS) : 0,
     logger,
     observer: threadMetrics
   })
@@ -123,7 +129,7 @@ async function recover (): Promise<void> {
   // Another node asks this one a node-wide question (top-K, export): every shard of this node answers.
   router.handlers.set('node', async (a: { name: string, args: unknown }) => await router.controlAll(a.name, a.args))
   ctx.router = router
-  s.onServing = () => router.unpark() // parts that waited for a partition moving here go first
+  s.onOwnership = () => router.unpark() // parts that waited for a moving partition go first (applied here, or forwarded)
   router.start()
   let peerPort = -1
   if (ringMode) {
@@ -194,7 +200,14 @@ async function drain (): Promise<void> {
 async function close (): Promise<void> {
   closeStreams(sockets)
   // Ring mode: release every partition (final checkpoint, holder cleared) so the new owners take them at once.
-  if (ring !== null && shard !== null) await shard.own([], ring.self, [], 0).catch((err) => logger.error({ err }, 'releasing partitions at close failed'))
+  if (ring !== null && shard !== null) {
+    await shard.own([], ring.self, [], 0).catch((err) => logger.error({ err }, 'releasing partitions at close failed'))
+    // Nodes that have not adopted the view without this one yet still send here: what arrives is
+    // forwarded to the new owners, and their answers come back this way (a new owner may still be
+    // loading). Linger until nothing is in flight and the peer links have been quiet for a moment.
+    const deadline = Date.now() + Math.max(config.clusterSessionMs, PARK_MIN_MS) + 1000
+    while (Date.now() < deadline && (!ctx.router.idle || Date.now() - ctx.router.lastReceivedAt < 300)) await new Promise((resolve) => setTimeout(resolve, 20))
+  }
   ring?.close()
   if (healthTimer !== null) clearInterval(healthTimer)
   threadMetrics.close()

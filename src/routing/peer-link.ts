@@ -6,9 +6,10 @@
 //
 // Framing: `u32 length | records…` (little-endian); a frame holds whole records only.
 //
-// An outgoing link reconnects by itself after a loss (backoff 50 ms → 1 s); while it is down it
-// admits nothing (the router refuses the unit: 503, retry), and every part it carried that was
-// not answered fails with `peer_unavailable` (the owner may or may not have applied it: the same
+// An outgoing link reconnects by itself after a loss (backoff 50 ms → 1 s). While it connects,
+// records are staged (and sent once it is up); once an attempt has failed it admits nothing until
+// it is up again (the router refuses the unit: 503, retry). Every part it carried that was not
+// answered when the connection went (or never came) fails with `peer_unavailable` (the owner may or may not have applied it: the same
 // doubt as any lost reply; an Idempotency-Key or the stream's (clientId, seq) make the retry safe).
 import net from 'node:net'
 import { ByteSink } from '../core/op-codec'
@@ -28,8 +29,8 @@ export interface RecordSender {
 export interface PeerLinkEvents {
   /** A frame of records arrived: buf[off…end). Valid only during the call. */
   onRecords: (buf: Buffer, off: number, end: number) => void
-  /** The connection is gone: whatever it carried unanswered has failed. */
-  onLost: (reason: string) => void
+  /** The connection is gone (or an attempt failed: wasUp false): whatever it carried unanswered has failed. */
+  onLost: (reason: string, wasUp: boolean) => void
   /** An outgoing link is (again) connected. */
   onConnected?: () => void
 }
@@ -40,6 +41,7 @@ export class PeerLink implements RecordSender {
   readonly sink = new ByteSink(64 * 1024)
   private socket: net.Socket | null = null
   private connected = false
+  private connecting = false // an attempt is under way and none has failed since the last success
   private closed = false
   private backoff = 50
   private reconnectTimer: NodeJS.Timeout | null = null
@@ -56,7 +58,7 @@ export class PeerLink implements RecordSender {
   /** A link this side opens (and reopens after a loss) to host:port. */
   static connect (host: string, port: number, limit: number, events: PeerLinkEvents): PeerLink {
     const link = new PeerLink(`${host}:${port}`, limit, events, { host, port })
-    link.open()
+    link.open(true)
     return link
   }
 
@@ -75,7 +77,7 @@ export class PeerLink implements RecordSender {
   }
 
   admits (start: number): boolean {
-    if (!this.connected) return false
+    if (!this.connected) return this.connecting && this.sink.len <= this.limit
     return (start === 0 && (this.socket?.writableLength ?? 0) === 0) || this.staged <= this.limit
   }
 
@@ -89,8 +91,8 @@ export class PeerLink implements RecordSender {
     const len = this.sink.len
     if (len === 0) return true
     if (!this.connected || this.socket === null) {
-      this.sink.len = 0 // the parts staged were failed when the link was lost
-      return true
+      if (!this.connecting) this.sink.len = 0 // the parts staged were failed when the link was lost
+      return true // while connecting they wait in the sink
     }
     const frame = Buffer.allocUnsafe(4 + len)
     frame.writeUInt32LE(len, 0)
@@ -107,14 +109,17 @@ export class PeerLink implements RecordSender {
     this.socket?.destroy()
   }
 
-  private open (): void {
+  private open (first = false): void {
+    if (first) this.connecting = true
     const { host, port } = this.target as { host: string, port: number }
     const socket = net.connect({ host, port })
     socket.setNoDelay(true)
     this.attach(socket)
     socket.once('connect', () => {
       this.connected = true
+      this.connecting = false
       this.backoff = 50
+      this.flush() // what was staged while connecting
       this.events.onConnected?.()
     })
   }
@@ -125,12 +130,13 @@ export class PeerLink implements RecordSender {
     socket.on('data', (chunk: Buffer) => this.onData(chunk))
     socket.on('error', () => {}) // 'close' follows, with the loss handled there
     socket.on('close', () => {
-      const was = this.connected
+      const wasUp = this.connected
       this.connected = false
+      this.connecting = false
       this.socket = null
       this.inbound = Buffer.allocUnsafe(0)
       this.sink.len = 0
-      if (was || this.target === null) this.events.onLost(`peer link ${this.name} closed`)
+      this.events.onLost(`peer link ${this.name} closed`, wasUp && !this.closed)
       if (this.closed || this.target === null) return
       this.reconnectTimer = setTimeout(() => { this.reconnectTimer = null; this.open() }, this.backoff)
       this.backoff = Math.min(this.backoff * 2, 1000)

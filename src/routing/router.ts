@@ -91,6 +91,26 @@ class HeldReplies implements DurableWaiter {
   }
 }
 
+/** Stands for the shard or node that sent a part this shard forwarded (it moved on): relays the answer. */
+class ProxyPart implements UnitOwner {
+  parts = 1
+  values: Float64Array | null = null
+  n = 0
+  refused = 0
+  dup = false
+  constructor (private readonly router: Router, readonly from: number, readonly unitId: number, readonly wantValues: boolean, readonly lossesSeen: number) {}
+  onApplied (_shard: number, values: Float64Array | null, n: number, refused: number, dup: boolean): void {
+    this.values = values === null ? null : values.slice(0, n)
+    this.n = n
+    this.refused = refused
+    this.dup = dup
+  }
+
+  onPartDone (err: CounterdError | null): void {
+    this.router.proxied(this, err)
+  }
+}
+
 /** A part waiting for its partition to be served here (from −1: submitted on this shard, by owner). */
 interface ParkedPart {
   from: number
@@ -150,8 +170,12 @@ export class Router {
   private nextControlId = 1
   private replyValues = new Float64Array(1024)
   private flushScheduled = false
+  private proxying = 0 // parts forwarded for another shard or node, not yet answered
   private parked: ParkedPart[] = []
   private parkedBytes = 0
+  // Stream clients (clientId → parts) with a frame's part parked here: their later frames wait
+  // behind it, since a partition's dedup takes a frame seq at or below the newest applied as a resend.
+  private readonly parkedStreams = new Map<string, number>()
   private parkTimer: NodeJS.Timeout | null = null
   private readonly unparkBound = (): void => { this.parkTimer = null; this.unpark() }
   private retryTimer: NodeJS.Timeout | null = null
@@ -194,6 +218,7 @@ export class Router {
   setRoutes (route: Int32Array): void {
     if (route.length !== this.partitions) throw new CounterdError('internal', 'a route table must have one entry per partition')
     this.route = Int32Array.from(route)
+    if (this.parked.length > 0) this.unpark() // parts waiting here may now belong elsewhere
   }
 
   /** Adds a target (a peer link) and returns its index; records that arrive on it go to receive(). */
@@ -212,10 +237,21 @@ export class Router {
     return t
   }
 
+  /** When records last arrived on a peer link (Date.now()), 0 never. */
+  lastReceivedAt = 0
+
   /** Records that arrived on peer link t: buf[off…end). */
   receive (t: number, buf: Buffer, off: number, end: number): void {
+    this.lastReceivedAt = Date.now()
     this.records(t, buf, off, end)
     this.scheduleFlush()
+  }
+
+  /** Whether a part or control request sent to target t still waits for its answer. */
+  awaitsAnswerFrom (t: number): boolean {
+    for (let s = 0; s < this.slotOwner.length; s++) if (this.slotOwner[s] !== null && this.slotTarget[s] === t) return true
+    for (const c of this.controls.values()) if (c.target === t) return true
+    return false
   }
 
   /**
@@ -244,7 +280,7 @@ export class Router {
 
   /** Whether nothing this shard accepted is still unanswered. */
   get idle (): boolean {
-    return this.inflightOps === 0 && this.inflightReads === 0 && this.controls.size === 0
+    return this.inflightOps === 0 && this.inflightReads === 0 && this.controls.size === 0 && this.proxying === 0 && this.parked.length === 0
   }
 
   /**
@@ -358,6 +394,7 @@ export class Router {
   private applyLocalPart (owner: UnitOwner, flags: number, tag: string | null, seq: number, buf: Buffer, off: number, n: number, read: boolean, until = 0): void {
     const r = this.result
     try {
+      if (this.waitsBehind(flags, tag)) throw WAIT_BEHIND
       if (read) this.shard.applyReads(buf, off, n, r)
       else this.shard.applyWrites(buf, off, n, tag, seq, (flags & UNIT_VALUES) !== 0, r)
     } catch (err) {
@@ -378,6 +415,11 @@ export class Router {
 
   // ---- parts that wait for their partition (ring mode) ----
 
+  /** Whether a part must wait behind an earlier frame of the same stream client parked here. */
+  private waitsBehind (flags: number, tag: string | null): boolean {
+    return this.parkedStreams.size > 0 && (flags & UNIT_STREAM) !== 0 && this.parkedStreams.has(tag as string)
+  }
+
   /**
    * Keeps a part whose partition is moving to this shard (loading here, or not handed over yet)
    * until the shard serves it, in arrival order, at most PARK_MS; false when it cannot wait (the
@@ -390,21 +432,90 @@ export class Router {
     const ops = Buffer.from(buf.subarray(off, opsEnd(buf, off, n)))
     this.parkedBytes += ops.length
     this.parked.push({ from, owner, unitId, flags, seq, tag, ops, n, until })
+    if ((flags & UNIT_STREAM) !== 0) this.parkedStreams.set(tag as string, (this.parkedStreams.get(tag as string) ?? 0) + 1)
     this.parkTimer ??= setTimeout(this.unparkBound, 50)
     return true
   }
 
-  /** Applies the parked parts whose partitions are served now (oldest first); the others wait on. */
+  /**
+   * Goes over the parked parts, oldest first: a part whose partitions are served here now is
+   * applied; one whose partitions the ring has moved elsewhere meanwhile is forwarded to their
+   * owner (a part that came from another shard or node is answered to it once the owner answers);
+   * the others wait on. Called when partitions start being served, when routes change, and on a timer.
+   */
   unpark (): void {
     if (this.parkTimer !== null) { clearTimeout(this.parkTimer); this.parkTimer = null }
     const list = this.parked
     this.parked = []
     this.parkedBytes = 0
+    this.parkedStreams.clear()
     for (const u of list) {
       const read = (u.flags & UNIT_READ) !== 0
+      const t = this.targetOfOps(u.ops, u.n)
+      if (t >= 0 && t !== this.index) {
+        // A stream frame's part is not forwarded: its later frames may already have reached the
+        // new owner directly, and the owner's dedup takes a frame seq at or below the newest it
+        // applied for a resend. The frame gets a retriable error instead (clients resend it).
+        if ((u.flags & UNIT_STREAM) !== 0) { this.failParked(u, read); continue }
+        if (this.forward(u, t, read)) continue
+      }
       if (u.from < 0) this.applyLocalPart(u.owner as UnitOwner, u.flags, u.tag, u.seq, u.ops, 0, u.n, read, u.until)
       else this.applyRemotePart(u.from, u.unitId, u.flags, u.seq, u.tag, u.ops, 0, u.n, u.until)
     }
+    this.scheduleFlush()
+  }
+
+  private failParked (u: ParkedPart, read: boolean): void {
+    const err = new CounterdError('partition_moving', 'this counter\'s partition moved to another owner while the frame waited; send it again')
+    if (u.from < 0) {
+      const owner = u.owner as UnitOwner
+      this.answered(read, u.n)
+      owner.onPartDone(err)
+      return
+    }
+    const box = this.outboxes[u.from] as RecordSender
+    writeReply(box.sink, u.unitId, false, 0, null, u.n, JSON.stringify(err.toWire()))
+    box.endRecord()
+  }
+
+  /** The target every op of buf[0…] routes to now, or −1 when they route to different targets. */
+  private targetOfOps (buf: Buffer, n: number): number {
+    let t = -1
+    for (let i = 0, o = 0; i < n; i++, o += opSize(buf, o)) {
+      const ti = this.route[buf.readUInt32LE(o + 2) % this.partitions]
+      if (t >= 0 && ti !== t) return -1
+      t = ti
+    }
+    return t
+  }
+
+  /** Sends a parked part on to target t as a part of its own; false when t admits nothing now. */
+  private forward (u: ParkedPart, t: number, read: boolean): boolean {
+    const box = this.outboxes[t] as RecordSender
+    const at = box.sink.len
+    if (!box.admits(at)) return false
+    writeUnitHeader(box.sink, u.flags, 0, u.seq, u.tag)
+    const nOpsAt = box.sink.len - 8
+    box.sink.bytes(u.ops, 0, u.ops.length)
+    box.sink.buf.writeUInt32LE(u.n, nOpsAt)
+    box.sink.buf.writeUInt32LE(u.ops.length, nOpsAt + 4)
+    // A part submitted here keeps its owner (its ops are in flight already); a part another shard
+    // or node sent gets a proxy that answers it there. Proxies count no ops in flight (slot ops 0).
+    const owner = u.from < 0 ? u.owner as UnitOwner : new ProxyPart(this, u.from, u.unitId, (u.flags & UNIT_VALUES) !== 0, this.losses[u.from])
+    if (u.from >= 0) this.proxying++
+    box.sink.buf.writeUInt32LE(this.allocSlot(owner, u.from < 0 ? u.n : 0, read, t), at + 2)
+    box.endRecord()
+    this.scheduleFlush()
+    return true
+  }
+
+  /** A forwarded part's owner answered: the answer goes back to the shard or node that sent it here. */
+  proxied (p: ProxyPart, err: CounterdError | null): void {
+    this.proxying--
+    if (p.lossesSeen !== this.losses[p.from]) return // the link it came on is gone
+    const box = this.outboxes[p.from] as RecordSender
+    writeReply(box.sink, p.unitId, p.dup, p.refused, err === null && p.wantValues ? p.values : null, p.n, err === null ? null : JSON.stringify(err.toWire()))
+    box.endRecord()
     this.scheduleFlush()
   }
 
@@ -548,6 +659,7 @@ export class Router {
     const r = this.result
     let error: string | null = null
     try {
+      if (this.waitsBehind(flags, tag)) throw WAIT_BEHIND
       if (read) this.shard.applyReads(buf, opsStart, nOps, r)
       else this.shard.applyWrites(buf, opsStart, nOps, tag, seq, wantValues, r)
     } catch (err) {
@@ -643,6 +755,9 @@ export class Router {
     return o + 10 + len
   }
 }
+
+/** Thrown (and caught as moving: the part parks) when a stream frame's part must wait behind an earlier one. */
+const WAIT_BEHIND = new CounterdError('partition_moving', 'an earlier frame of this stream waits for a moving partition; this one waits behind it')
 
 /** A unit refused because its partition is moving between nodes (ring mode): expected, not logged. */
 function isMoving (err: unknown): boolean {
