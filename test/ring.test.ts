@@ -96,6 +96,26 @@ t.test('a ring of three nodes: any node answers any key; kill -9 of one under lo
   }
   t.equal(owners.size, 3, 'top-K through one node lists counters owned by all three')
 
+  // Likes, unique counts, samples, rates and replicas of a counter owned by node 0, through node 1.
+  const owned = view.members.find((m) => m.url === nodes[0].base) as ClusterView['members'][number]
+  let item = 0
+  while (!owned.partitions.includes(partitionOf(`post:feat${item}`, PARTITIONS))) item++
+  const id = `feat${item}`
+  const via = nodes[1].base
+  const json = async (path: string, body?: unknown): Promise<Record<string, unknown>> => {
+    const r = await fetch(`${via}${path}`, body === undefined ? {} : { method: 'POST', body: JSON.stringify(body) })
+    t.equal(r.status, 200, `${path} through a non-owner`)
+    return await r.json() as Record<string, unknown>
+  }
+  for (const user of ['u1', 'u2', 'u1']) await json('/v1/like', { user_id: user, item_id: id, item_type: 'post' })
+  t.match(await json(`/v1/count?item_id=${id}&item_type=post`), { count: 2 }, 'a like count through a non-owner')
+  t.match(await json(`/v1/has-liked?user_id=u2&item_id=${id}&item_type=post`), { liked: true })
+  for (const actor of ['a1', 'a2', 'a3', 'a2']) await json(`/v1/counter/post/${id}/increment`, { by: 1, actor })
+  t.match(await json(`/v1/counter/post/${id}/unique`), { unique: 3 }, 'a unique count through a non-owner')
+  t.same(((await json(`/v1/counter/post/${id}/sample?n=5`)).sample as string[]).sort(), ['a1', 'a2', 'a2', 'a3'], 'the sample (of the increments) through a non-owner')
+  t.ok(((await json(`/v1/counter/post/${id}/rate`)).rate_per_sec as number) > 0, 'the rate through a non-owner')
+  t.match(await json(`/v1/counter/post/${id}?replicas=true`), { value: 4, replicas: [{ replica: 'main', p: 4, n: 0 }] }, 'replicas through a non-owner')
+
   // kill -9 of the third node while clients write through the other two.
   const tally = new Tally()
   let done = false
