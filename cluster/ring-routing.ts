@@ -105,6 +105,13 @@ export class RingRouting {
     }
   }
 
+  /** Outgoing peer links, and how many are connected (metrics). */
+  links (): { links: number, up: number } {
+    let up = 0
+    for (const { link } of this.out.values()) if (link.isConnected) up++
+    return { links: this.out.size, up }
+  }
+
   /** Targets that reach each other member once (its first shard): for node-wide questions. */
   otherNodes (): number[] {
     if (this.view === null) return []

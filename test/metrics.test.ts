@@ -56,6 +56,8 @@ t.test('one exposition for the node: every metric named, helped and typed', asyn
     'counterd_counters', 'counterd_resident_memory_bytes', 'counterd_commit_failures_total'
   ]) t.ok(help.has(n), `${n} is exported`)
   t.equal(series.get('counterd_shards'), 2, 'node-wide gauges are taken once, not summed over shards')
+  t.equal(series.get('counterd_partitions_owned'), 64, 'an embedded node serves every partition (summed over its shards)')
+  t.equal(series.get('counterd_ring_members'), 1, 'and is a ring of one')
   t.equal(series.get('counterd_ready'), 1)
   for (const s of ['0', '1']) t.ok(series.has(`counterd_eventloop_delay_seconds{shard="${s}",quantile="0.99"}`), `event-loop delay of shard ${s}`)
 })

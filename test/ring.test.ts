@@ -71,6 +71,12 @@ t.test('a ring of three nodes: any node answers any key; kill -9 of one under lo
   t.equal(view.members.length, 3, `three members at generation ${view.generation}`)
   checkPlacement(t, view, 3)
   for (const n of nodes) t.equal((await clusterOf(n))?.self, n.base, 'each node knows itself by its URL')
+  const metrics = await (await fetch(`${nodes[0].base}/metrics`)).text()
+  const owns = view.members.find((m) => m.url === nodes[0].base)?.partitions.length
+  t.match(metrics, new RegExp(`\ncounterd_partitions_owned ${String(owns)}\n`), `/metrics: node 0 serves its ${String(owns)} partitions`)
+  t.match(metrics, /\ncounterd_ring_members 3\n/, '/metrics: three members')
+  t.match(metrics, /\ncounterd_peer_links 8\n/, '/metrics: each of its 2 shards has a link to each of the 4 shards of the other nodes')
+  t.match(metrics, /\ncounterd_peer_links_up 8\n/, '/metrics: all connected')
 
   // Any node takes any key: writes spread over the three, every node reads every key the same.
   const keys = Array.from({ length: 90 }, (_, i) => `post:any${i}`)

@@ -45,6 +45,18 @@ export function observeAnswer (res: HttpResponse, status: number): void {
   (res as unknown as TimedResponse).timer?.done(res, status)
 }
 
+/** One shard thread's view of the ring, read at scrape time. */
+export interface RingStats {
+  generation: number
+  members: number
+  /** partitions this shard serves */
+  owned: number
+  /** parts waiting here for a moving partition */
+  parked: number
+  links: number
+  linksUp: number
+}
+
 export interface ThreadMetricsOptions {
   shard: number
   board: StatusBoard
@@ -76,6 +88,7 @@ export class ThreadMetrics implements ShardObserver, ForwardObserver {
   private readonly durableRecords: Counter
   private stats: ShardStats | null = null
   private statsSource: (() => ShardStats) | null = null
+  private ring: (() => RingStats) | null = null
 
   constructor (private readonly o: ThreadMetricsOptions) {
     const registers = [this.registry]
@@ -184,10 +197,23 @@ export class ThreadMetrics implements ShardObserver, ForwardObserver {
         h.reset()
       }
     })
+    // The ring (cluster storage); an embedded node reports a ring of one at generation 0.
+    const ring = (): RingStats => this.ring?.() ?? { generation: 0, members: 1, owned: 0, parked: 0, linksUp: 0, links: 0 }
+    gauge('counterd_ring_generation', 'Generation of the ring view this node routes by', () => ring().generation, 'max')
+    gauge('counterd_ring_members', 'Nodes in the ring view this node routes by', () => ring().members, 'max')
+    gauge('counterd_partitions_owned', 'Partitions this node serves (loaded and taking ops)', () => ring().owned)
+    gauge('counterd_parked_parts', 'Parts of requests waiting for a partition that is moving', () => ring().parked)
+    gauge('counterd_peer_links', 'Peer links this node opened to other nodes\' shards', () => ring().links)
+    gauge('counterd_peer_links_up', 'Of those, connected', () => ring().linksUp)
     const heap: Gauge<'shard'> = new Gauge({
       name: 'counterd_heap_used_bytes', help: 'V8 heap used by each shard thread', labelNames: ['shard'], registers,
       collect: () => { heap.labels(shard).set(process.memoryUsage().heapUsed) }
     })
+  }
+
+  /** Where the ring's figures come from (ring mode, or the shard's partitions when embedded). */
+  readRingFrom (source: () => RingStats): void {
+    this.ring = source
   }
 
   /** Where the shard's figures come from once it exists; read afresh at every scrape. */

@@ -122,6 +122,11 @@ async function recover (): Promise<void> {
   router.handlers.set('export', () => s.exportTotals())
   router.handlers.set('metrics', async () => await threadMetrics.snapshot())
   threadMetrics.readStatsFrom(() => s.stats())
+  threadMetrics.readRingFrom(() => {
+    const view = ring?.current ?? null
+    const links = ring?.links() ?? { links: 0, up: 0 }
+    return { generation: view?.generation ?? 0, members: view?.members.length ?? 1, owned: s.partitions.length, parked: router.parkedParts, links: links.links, linksUp: links.up }
+  })
   router.handlers.set('merge', async (a: { records: DeltaRecord[] }) => await s.merge(a.records))
   // Resolves once everything this shard applied so far is durable (ingestion with ack=applied).
   router.handlers.set('barrier', async () => { await s.commit.barrier() })

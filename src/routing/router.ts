@@ -247,6 +247,9 @@ export class Router {
     this.scheduleFlush()
   }
 
+  /** Parts waiting here for a moving partition (metrics). */
+  get parkedParts (): number { return this.parked.length }
+
   /** Whether a part or control request sent to target t still waits for its answer. */
   awaitsAnswerFrom (t: number): boolean {
     for (let s = 0; s < this.slotOwner.length; s++) if (this.slotOwner[s] !== null && this.slotTarget[s] === t) return true
