@@ -189,7 +189,7 @@ export class CounterNode {
       ms: Date.now() - started,
       counters: stats.reduce((n, r) => n + r.counters, 0),
       recordsReplayed: stats.reduce((n, r) => n + r.records, 0)
-    }, 'ready')
+    }, isClusterStorage(this.config) ? 'storage open; ready once the ring view is adopted' : 'ready')
     // Once every shard has checkpointed what it recovered, the log of earlier epochs is not needed.
     Promise.all(this.shards.map(async (s) => await s.ask({ t: 'serve' }, 'checkpointed'))).then(() => {
       if (this.closing !== null || isClusterStorage(this.config)) return
