@@ -4,6 +4,7 @@
 /** Server codes that mean "not now" (the server's catalogue marks the same ones retriable). */
 export const RETRIABLE_CODES: ReadonlySet<string> = new Set([
   'rate_limited', 'overloaded', 'not_ready', 'shutting_down', 'storage_unavailable', 'internal',
+  'partition_moving', 'peer_unavailable', // a ring of nodes: the counter's partition is changing owner, or its owner is unreachable
   'network' // the client's own: no answer at all (refused, reset, timed out)
 ])
 

@@ -30,9 +30,9 @@
 //     then restarted, with backoff, to force a fresh generation).
 import { EventEmitter } from 'node:events'
 import { AssignerProtocol, Kafka, logLevel, type Consumer, type GroupMember, type GroupMemberAssignment, type PartitionAssigner } from 'kafkajs'
-import { Cluster as RedisCluster, Redis, type RedisOptions } from 'ioredis'
 import { CounterdError } from '../src/core/errors'
 import { withDeadline } from '../src/core/deadline'
+import { connectRedis, type RedisClient } from '../src/storage/redis-connect'
 import { assignPartitions } from './assigner'
 
 import type { MemberInfo, RingView } from './ring-view'
@@ -102,7 +102,6 @@ return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 /** A rejoin with no accepted heartbeat or join for this many session timeouts is stuck. */
 const JOIN_STALL_SESSIONS = 3
 
-type RedisClient = Redis | RedisCluster
 
 interface Subscription extends MemberInfo {
   partitions: number
@@ -147,7 +146,7 @@ export class Membership extends EventEmitter {
   /** Validates the options, connects to Redis and Kafka and starts joining the group. */
   static async start (options: MembershipOptions): Promise<Membership> {
     const o = validate(options)
-    const redis = await openRedis(o.redisUrl, o.redisTimeoutMs)
+    const { client: redis } = await connectRedis(o.redisUrl, { commandTimeoutMs: o.redisTimeoutMs, startTimeoutMs: START_TIMEOUT_MS })
     const m = new Membership(o, redis)
     try {
       await withDeadline(START_TIMEOUT_MS, `Kafka brokers ${o.brokers.join(',')} not reachable`, async () => { await m.runConsumer() })
@@ -651,58 +650,6 @@ function isRedisUrl (s: string): boolean {
   } catch {
     return false
   }
-}
-
-async function openRedis (url: string, commandTimeoutMs: number): Promise<RedisClient> {
-  const nodes = url.split(',').map((u) => u.trim())
-  const base: RedisOptions = {
-    lazyConnect: true,
-    commandTimeout: commandTimeoutMs,
-    connectTimeout: 5000,
-    maxRetriesPerRequest: 1,
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000)
-  }
-  let cluster = nodes.length > 1
-  if (!cluster) {
-    const probe = new Redis(nodes[0], { ...base, retryStrategy: () => null })
-    probe.on('error', () => {})
-    try {
-      await withDeadline(START_TIMEOUT_MS, `Redis at ${nodes[0]} not reachable`, async () => { await probe.connect() })
-      cluster = /cluster_enabled:1/.test(await probe.info('cluster'))
-    } catch (err) {
-      throw unavailable(err, `cannot reach Redis at ${nodes[0]}`)
-    } finally {
-      probe.disconnect()
-    }
-  }
-  let client: RedisClient
-  if (cluster) {
-    const first = new URL(nodes[0])
-    const auth: RedisOptions = {}
-    if (first.username !== '') auth.username = decodeURIComponent(first.username)
-    if (first.password !== '') auth.password = decodeURIComponent(first.password)
-    client = new RedisCluster(nodes.map((u) => { const p = new URL(u); return { host: p.hostname, port: p.port === '' ? 6379 : Number(p.port) } }), {
-      lazyConnect: true,
-      redisOptions: { ...base, ...auth },
-      scaleReads: 'master',
-      clusterRetryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000)
-    })
-  } else {
-    client = new Redis(nodes[0], base)
-  }
-  client.on('error', () => {}) // surfaced through failing commands
-  try {
-    await withDeadline(START_TIMEOUT_MS, `Redis at ${url} not reachable`, async () => { await client.connect() })
-  } catch (err) {
-    client.disconnect()
-    throw unavailable(err, `cannot reach Redis at ${url}`)
-  }
-  return client
-}
-
-function unavailable (err: unknown, what: string): CounterdError {
-  if (err instanceof CounterdError && err.code !== 'internal') return err
-  return new CounterdError('storage_unavailable', `${what}: ${(err as Error).message}`)
 }
 
 async function sleep (ms: number): Promise<void> {

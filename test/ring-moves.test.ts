@@ -4,41 +4,14 @@
 // Clients never see an error: requests for a moving partition wait and are forwarded. At the end
 // every counter is exactly what was sent, and equals the sum of its records in Kafka.
 import t, { type Test } from 'tap'
-import { differences, readKafkaLog, uniqueName } from './support/cluster-stores'
+import { differences, readKafkaLog } from './support/cluster-stores'
 import { startKafka } from './support/kafka'
 import { queryValues, startNode, type NodeProcess } from './support/node-process'
 import { sleep } from './support/process-control'
+import { ringEnv, waitForRing, type ClusterView } from './support/ring'
 import { startRedis } from './support/redis'
 
 const PARTITIONS = 64
-
-interface ClusterView { generation: number, members: Array<{ id: string, url: string, partitions: number[] }> }
-
-async function clusterOf (node: NodeProcess): Promise<ClusterView | null> {
-  try {
-    const r = await fetch(`${node.base}/v1/cluster`)
-    return r.status === 200 ? await r.json() as ClusterView : null
-  } catch {
-    return null
-  }
-}
-
-async function waitForRing (t: Test, nodes: NodeProcess[], timeoutMs = 90_000): Promise<ClusterView> {
-  const deadline = Date.now() + timeoutMs
-  const want = JSON.stringify(nodes.map((n) => n.base).sort())
-  for (;;) {
-    const views = await Promise.all(nodes.map(clusterOf))
-    const v0 = views[0]
-    const ready = await Promise.all(nodes.map(async (n) => await fetch(`${n.base}/ready`).then((r) => r.status, () => 0)))
-    if (v0 !== null && views.every((v) => v?.generation === v0.generation) && ready.every((s) => s === 200) &&
-      JSON.stringify(v0.members.map((m) => m.url).sort()) === want) return v0
-    if (Date.now() > deadline) {
-      t.fail(`the ring did not settle on ${want} within ${timeoutMs} ms: ${JSON.stringify(views.map((v) => v?.members.map((m) => m.url)))}`)
-      throw new Error('no ring')
-    }
-    await sleep(100)
-  }
-}
 
 /** HTTP clients incrementing 50 counters through whichever nodes are in `live`. */
 class Load {
@@ -81,16 +54,7 @@ class Load {
 
 t.test('a 4th node joins and every node restarts in turn under load: no request fails, totals exact', async (t) => {
   const [kafka, redis] = await Promise.all([startKafka(t), startRedis(t)])
-  const topic = uniqueName('moves-deltas')
-  const env = {
-    KAFKA_BROKERS: kafka.brokers.join(','),
-    KAFKA_TOPIC: topic,
-    REDIS_URL: redis.url,
-    CLUSTER_NAME: uniqueName('moves'),
-    CLUSTER_SESSION_MS: '3000',
-    WORKERS: '2',
-    CHECKPOINT_INTERVAL_MS: '500'
-  }
+  const { env, topic } = ringEnv(kafka, redis, 'moves')
   const nodes = await Promise.all([0, 1, 2].map(async () => await startNode(t, { env, waitReady: false })))
   const three = await waitForRing(t, nodes)
   const load = new Load([...nodes], 6)

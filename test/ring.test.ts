@@ -10,40 +10,10 @@ import { startKafka } from './support/kafka'
 import { Tally, runLoad } from './support/load'
 import { getValue, queryValues, startNode, type NodeProcess } from './support/node-process'
 import { sleep } from './support/process-control'
+import { clusterOf, ringEnv, waitForRing, type ClusterView } from './support/ring'
 import { startRedis } from './support/redis'
 
 const PARTITIONS = 64
-
-interface ClusterView { cluster: string, generation: number, self: string, members: Array<{ id: string, url: string, partitions: number[] }> }
-
-async function clusterOf (node: NodeProcess): Promise<ClusterView | null> {
-  try {
-    const r = await fetch(`${node.base}/v1/cluster`)
-    return r.status === 200 ? await r.json() as ClusterView : null
-  } catch {
-    return null
-  }
-}
-
-/** Waits until every node is ready and sees the same generation with exactly `nodes` as members. */
-async function waitForRing (t: Test, nodes: NodeProcess[], timeoutMs = 90_000): Promise<ClusterView> {
-  const deadline = Date.now() + timeoutMs
-  const want = nodes.map((n) => n.base).sort()
-  let last = ''
-  for (;;) {
-    const views = await Promise.all(nodes.map(clusterOf))
-    const ready = await Promise.all(nodes.map(async (n) => await fetch(`${n.base}/ready`).then((r) => r.status, () => 0)))
-    const v0 = views[0]
-    if (v0 !== null && views.every((v) => v !== null && v.generation === v0.generation) && ready.every((s) => s === 200) &&
-      JSON.stringify(v0.members.map((m) => m.url).sort()) === JSON.stringify(want)) return v0
-    last = JSON.stringify(views.map((v) => v === null ? null : { g: v.generation, m: v.members.map((m) => m.url) })) + ` ready ${ready.join(',')}`
-    if (Date.now() > deadline) {
-      t.fail(`the ring did not settle on ${want.join(', ')} within ${timeoutMs} ms; last seen ${last}`)
-      throw new Error('no ring')
-    }
-    await sleep(100)
-  }
-}
 
 function checkPlacement (t: Test, view: ClusterView, members: number): void {
   const owners = new Map<number, number>()
@@ -56,16 +26,7 @@ function checkPlacement (t: Test, view: ClusterView, members: number): void {
 
 t.test('a ring of three nodes: any node answers any key; kill -9 of one under load loses nothing acknowledged', async (t) => {
   const [kafka, redis] = await Promise.all([startKafka(t), startRedis(t)])
-  const topic = uniqueName('ring-deltas')
-  const env = {
-    KAFKA_BROKERS: kafka.brokers.join(','),
-    KAFKA_TOPIC: topic,
-    REDIS_URL: redis.url,
-    CLUSTER_NAME: uniqueName('ring'),
-    CLUSTER_SESSION_MS: '3000',
-    WORKERS: '2',
-    CHECKPOINT_INTERVAL_MS: '500'
-  }
+  const { env, topic } = ringEnv(kafka, redis, 'ring')
   const nodes = await Promise.all([0, 1, 2].map(async () => await startNode(t, { env, waitReady: false })))
   const view = await waitForRing(t, nodes)
   t.equal(view.members.length, 3, `three members at generation ${view.generation}`)

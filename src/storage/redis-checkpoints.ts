@@ -17,11 +17,11 @@
 // Fencing: a save whose epoch is lower than the stored or claimed epoch is refused (code `fenced`): a stale
 // owner must never overwrite its successor. Within one epoch a save older (lower seq) than the
 // stored one is refused too, so a delayed retry cannot roll values back.
-import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import { CounterdError } from '../core/errors'
 import type { Checkpoint, DedupEntry, DedupKind } from '../core/records'
 import type { CheckpointStore } from './types'
-import { withDeadline } from '../core/deadline'
+import { connectRedis, redisUnavailable } from './redis-connect'
 
 export interface RedisCheckpointStoreOptions {
   /**
@@ -166,47 +166,8 @@ export class RedisCheckpointStore implements CheckpointStore {
   /** Connects (detecting Redis Cluster) and returns a ready store; unreachable: storage_unavailable. */
   static async open (options: RedisCheckpointStoreOptions): Promise<RedisCheckpointStore> {
     const o = validate(options)
-    const nodes = o.url.split(',').map((u) => u.trim())
-    let cluster = o.cluster ?? (nodes.length > 1 ? true : undefined)
-    const base: RedisOptions = {
-      lazyConnect: true,
-      commandTimeout: o.commandTimeoutMs,
-      connectTimeout: Math.min(o.startTimeoutMs, 10_000),
-      maxRetriesPerRequest: 1,
-      // Keep reconnecting through an outage; saves fail meanwhile and the caller retries later.
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000)
-    }
-    if (cluster === undefined) {
-      const probe = new Redis(nodes[0], { ...base, retryStrategy: () => null })
-      try {
-        await withDeadline(o.startTimeoutMs, `Redis at ${nodes[0]} not reachable`, async () => { await probe.connect() })
-        cluster = /cluster_enabled:1/.test(await probe.info('cluster'))
-      } catch (err) {
-        throw asUnavailable(err, `cannot reach Redis at ${nodes[0]}`)
-      } finally {
-        probe.disconnect()
-      }
-    }
-    let client: Client
-    if (cluster) {
-      // Credentials of the first URL apply to every node (a cluster shares them).
-      const first = new URL(nodes[0])
-      const auth: RedisOptions = {}
-      if (first.username !== '') auth.username = decodeURIComponent(first.username)
-      if (first.password !== '') auth.password = decodeURIComponent(first.password)
-      client = new Cluster(nodes.map(parseNode), {
-        lazyConnect: true,
-        redisOptions: { ...base, ...auth },
-        // A partition's keys live on one master; reads go there too (checkpoints must be current).
-        scaleReads: 'master',
-        clusterRetryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000)
-      })
-    } else {
-      client = new Redis(nodes[0], base)
-    }
-    client.on('error', () => {}) // surfaced through failing commands and status()
+    const { client, cluster } = await connectRedis(o.url, o)
     try {
-      await withDeadline(o.startTimeoutMs, `Redis at ${o.url} not reachable`, async () => { await client.connect() })
       client.defineCommand('counterdSave', { lua: SAVE_SCRIPT }) // key count varies with the HLLs saved
       client.defineCommand('counterdClaim', { numberOfKeys: 1, lua: CLAIM_SCRIPT })
     } catch (err) {
@@ -523,15 +484,7 @@ function parseInteger (s: string | undefined, where: string): number {
   return n
 }
 
-function parseNode (url: string): { host: string, port: number } {
-  const u = new URL(url)
-  return { host: u.hostname, port: u.port === '' ? 6379 : Number(u.port) }
-}
-
-function asUnavailable (err: unknown, what: string): CounterdError {
-  if (err instanceof CounterdError && err.code !== 'internal') return err
-  return new CounterdError('storage_unavailable', `${what}: ${(err as Error).message}`)
-}
+const asUnavailable = redisUnavailable
 
 
 function validate (o: RedisCheckpointStoreOptions): Required<Omit<RedisCheckpointStoreOptions, 'cluster'>> & { cluster?: boolean } {
