@@ -74,6 +74,7 @@ t.test('kill -9 under load (one Redis + ClickHouse): a new node with an empty di
     REDIS_URL: redis.url,
     CLICKHOUSE_URL: ch.url,
     ACK_MODE: 'durable',
+    CLUSTER_SESSION_MS: '3000', // each killed node leaves the ring soon, so the next one has it sooner
     CHECKPOINT_INTERVAL_MS: '300', // kills also land during checkpoints and history flushes
     HISTORY_FLUSH_MS: '200'
   }
@@ -100,6 +101,7 @@ t.test('kill -9 under load with Redis Cluster checkpoints: a new node recovers e
     KAFKA_TOPIC: topic,
     REDIS_URL: cluster.urls[0], // one node: the cluster is detected
     ACK_MODE: 'durable',
+    CLUSTER_SESSION_MS: '3000',
     CHECKPOINT_INTERVAL_MS: '300'
   }
   const { values } = await crashRounds(t, env, kafka.brokers, topic, 1, seed)

@@ -178,6 +178,7 @@ t.test('Redis Cluster (3 masters): checkpoints spread over the cluster, a new no
     KAFKA_TOPIC: topic,
     REDIS_URL: cluster.urls.join(','),
     ACK_MODE: 'durable',
+    CLUSTER_SESSION_MS: '3000', // the killed node leaves the ring soon, so the new one has it sooner
     CHECKPOINT_INTERVAL_MS: '300'
   }
   let node = await startNode(t, { env })

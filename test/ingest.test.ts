@@ -287,6 +287,7 @@ t.test('cluster storage: brokers default to KAFKA_BROKERS; kill -9 and a new nod
     INGEST_TOPIC: topic, // no INGEST_BROKERS: the log's brokers
     INGEST_GROUP: uniqueName('group'),
     INGEST_SESSION_TIMEOUT_MS: '6000',
+    CLUSTER_SESSION_MS: '3000', // the killed node leaves the ring soon, so the new one has it sooner
     CHECKPOINT_INTERVAL_MS: '300',
     WORKERS: '2'
   }
