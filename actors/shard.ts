@@ -108,6 +108,7 @@ export class Shard {
   onOwnership: (() => void) | null = null
   private readonly serving: Uint8Array // ring mode: 1 = partition loaded and taking ops
   private owning: Promise<unknown> = Promise.resolve() // ownership changes, one at a time
+  private ownSerial = 0 // own() calls so far: a retrying change gives up once a newer one is queued
   private readonly historyMinutes: number
 
   constructor (o: ShardOptions) {
@@ -419,19 +420,33 @@ export class Shard {
    * the checkpoint is loaded and the log after it replayed. Changes run one at a time.
    */
   async own (want: readonly number[], self: string, members: readonly string[], waitMs: number): Promise<OwnershipChange> {
-    const run = this.owning.catch(() => {}).then(async () => await this.changeOwnership(want, self, members, waitMs))
+    const serial = ++this.ownSerial
+    const run = this.owning.catch(() => {}).then(async () => await this.changeOwnership(want, self, members, waitMs, serial))
     this.owning = run
     return await run
   }
 
-  private async changeOwnership (want: readonly number[], self: string, members: readonly string[], waitMs: number): Promise<OwnershipChange> {
+  private async changeOwnership (want: readonly number[], self: string, members: readonly string[], waitMs: number, serial: number): Promise<OwnershipChange> {
     const started = Date.now()
     const wanted = new Set(want)
     const released = this.partitions.filter((p) => !wanted.has(p))
     const acquired = want.filter((p) => this.states[p] === undefined)
     if (released.length > 0) await this.release(released)
     let records = 0
-    if (acquired.length > 0) records = await this.acquire(acquired, self, members, waitMs)
+    // Acquiring needs Redis and Kafka: a failure that may pass (an outage) is retried until it
+    // works or a newer change of ownership supersedes this one; meanwhile their ops wait (parked).
+    for (let delay = 250; acquired.length > 0; delay = Math.min(delay * 2, 5000)) {
+      try {
+        records = await this.acquire(acquired, self, members, waitMs)
+        break
+      } catch (err) {
+        const e = err instanceof CounterdError ? err : null
+        if (e === null || !e.retriable || serial !== this.ownSerial) throw err
+        this.logger.warn({ err, partitions: acquired }, 'acquiring partitions failed; retrying')
+        await new Promise((resolve) => setTimeout(resolve, delay))
+        if (serial !== this.ownSerial) throw err
+      }
+    }
     return { acquired, released, records, ms: Date.now() - started }
   }
 
