@@ -70,7 +70,7 @@ function fmtTargets (c: Comparison): string {
   return c.targets.map(t => `${t.met === null ? '?' : t.met ? '✅' : '❌'} ${t.text}`).join('<br>')
 }
 
-const SERVERS = ['counterd', 'redis', 'naive server', 'bare uWS', 'ws ceiling']
+const SERVERS = ['counterd', 'redis', 'naive server', 'bare uWS', 'ws ceiling', 'node A (owner)', 'node B (non-owner)']
 
 /** Median CPU share per process; for servers in a throughput run also CPU time per operation. */
 function cpuLine (runs: Run[], unit: string): string {

@@ -28,9 +28,10 @@ import { memory } from './suites/memory'
 import { naiveBaseline } from './suites/naive-baseline'
 import { recovery } from './suites/recovery'
 import { resp } from './suites/resp'
+import { ring } from './suites/ring'
 import { wsStream } from './suites/ws-stream'
 
-export const SUITES: Suite[] = [httpIncrements, httpReads, httpWrk, wsStream, memory, recovery, naiveBaseline, resp, ingest]
+export const SUITES: Suite[] = [httpIncrements, httpReads, httpWrk, wsStream, memory, recovery, naiveBaseline, resp, ingest, ring]
 
 interface Args {
   quick: boolean

@@ -2,8 +2,9 @@
 // latency histogram, the WebSocket load generator's exact ack counting (against a small ws server
 // that decodes every frame with the benchmark codec and answers some with error acks), and the
 // benchmark's own servers: the bare uWS peer (routes, validation, counts summed over threads, wrk
-// run against it for real) and the WebSocket ceiling (acks with the frame's seq). Servers run as
-// real processes on free ports; no test asserts a timing.
+// run against it for real) and the WebSocket ceiling (acks with the frame's seq); the ring suite's
+// key picking (every key owned by one node), its check of a settled ring, and the parsing of the
+// Kafka records a run appended. Servers run as real processes on free ports; no test asserts a timing.
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -11,13 +12,17 @@ import t from 'tap'
 import { WebSocketServer } from 'ws'
 import { ACK_ERROR, ACK_OK, decodeFrame, encodeAck, encodeFrame } from '../client/frame-codec'
 import { LatencyHistogram } from '../bench/histogram'
+import { parseKcatValues } from '../bench/kafka-records'
 import { readCounterd } from '../bench/readback'
 import { parseRedisBenchmarkCsv, redisBenchmarkArgs } from '../bench/redis-benchmark'
+import { pickOwnedIds, ringProblem, RING_PARTITIONS, type RingView } from '../bench/suites/ring'
 import { startUwsPeer } from '../bench/uws-peers'
 import { incrementCheck, parseWrkOutput, readCheck, runWrk, writeExpectedFile, writeIdsFile, wrkTimeMs, type WrkResult } from '../bench/wrk'
 import { buildStreamTemplates, expectedValues, runWsLoad } from '../bench/ws-load'
 import { clientFrame, RawWebSocket } from '../bench/ws-raw-client'
 import { ZipfKeys } from '../bench/zipf'
+import { partitionOf } from '../src/core/keys'
+import { decodeRecord, encodeRecord } from '../src/core/record-codec'
 
 t.test('redis-benchmark CSV parsing', async (t) => {
   const out = 'noise line\n"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"\n' +
@@ -258,4 +263,58 @@ t.test('WebSocket ceiling acks a real frame with its seq on every thread', async
     t.equal(JSON.parse(err.toString('utf8', 5)).code, 'malformed_frame')
     ws.close()
   }
+})
+
+t.test('ring suite: keys owned by one node, picked by partitionOf', async (t) => {
+  const owned = [0, 3, 7, 12, 33, 63]
+  const ids = pickOwnedIds('rg1o', owned, 500)
+  t.equal(ids.length, 500)
+  t.ok(ids.every((id) => owned.includes(partitionOf(`rg1o:${id}`, RING_PARTITIONS))), 'every key in an owned partition')
+  t.same(ids, [...ids].sort((a, b) => a - b), 'ids in increasing order')
+  t.equal(new Set(ids).size, 500, 'no id twice')
+  const skipped = Array.from({ length: ids[ids.length - 1] }, (_, id) => id).filter((id) => !ids.includes(id))
+  t.ok(skipped.every((id) => !owned.includes(partitionOf(`rg1o:${id}`, RING_PARTITIONS))), 'the ids left out below the last are all in other partitions')
+  t.same(pickOwnedIds('rg1o', owned, 500), ids, 'deterministic')
+  t.notSame(pickOwnedIds('rg1f', owned, 50), ids.slice(0, 50), 'the type is part of the key')
+  const all = Array.from({ length: RING_PARTITIONS }, (_, p) => p)
+  t.same(pickOwnedIds('x', all, 5), [0, 1, 2, 3, 4], 'owning every partition takes the first ids')
+  t.same(pickOwnedIds('x', [5], 3, 8).map((id) => partitionOf(`x:${id}`, 8)), [5, 5, 5], 'another partition count')
+  t.same(pickOwnedIds('x', owned, 0), [])
+  t.throws(() => pickOwnedIds('x', [], 10), /owns no partition/)
+  t.throws(() => pickOwnedIds('x', [64], 10), /not in 0\.\.63/)
+  t.throws(() => pickOwnedIds('x', [1], -1), /non-negative/)
+})
+
+t.test('ring suite: a settled ring of two', async (t) => {
+  const a = 'http://127.0.0.1:1'
+  const b = 'http://127.0.0.1:2'
+  const half = (odd: number): number[] => Array.from({ length: 32 }, (_, i) => 2 * i + odd)
+  const view = (self: string, generation = 2, members = [{ id: a, url: a, partitions: half(0) }, { id: b, url: b, partitions: half(1) }]): RingView =>
+    ({ cluster: 'c', generation, self, members })
+  t.equal(ringProblem([view(a), view(b)], [b, a]), '', 'both see the same two members, every partition owned once')
+  t.match(ringProblem([view(a), null], [a, b]), /no view/)
+  t.match(ringProblem([view(a), view(b, 3)], [a, b]), /generations 2, 3/)
+  t.match(ringProblem([view(a, 1, [{ id: a, url: a, partitions: [...half(0), ...half(1)] }]), view(b, 1)], [a, b]), /lists http:\/\/127.0.0.1:1, expected/)
+  const gap = [{ id: a, url: a, partitions: half(0) }, { id: b, url: b, partitions: half(1).slice(1) }]
+  t.match(ringProblem([view(a, 2, gap), view(b, 2, gap)], [a, b]), /partition 1 has 0 owners/)
+  const twice = [{ id: a, url: a, partitions: [...half(0), 1] }, { id: b, url: b, partitions: half(1) }]
+  t.match(ringProblem([view(a, 2, twice), view(b, 2, twice)], [a, b]), /partition 1 has 2 owners/)
+  t.match(ringProblem([], [a]), /no view/)
+})
+
+t.test('Kafka records of a run: kcat output parsed by size, records decoded', async (t) => {
+  const rec = (seq: number, keys: string[]): Buffer => encodeRecord({ partition: 7, epoch: 3, seq, ts: 1_800_000_000_000, keys, deltas: keys.map(() => 1), dedup: [] })
+  // Values are binary and may hold newlines (a 10-byte key's length byte is one): the parser must
+  // go by the size, not by lines.
+  const values = [rec(1, ['post:1', 'post:2']), rec(2, ['post:12345']), Buffer.from([10, 10, 1])]
+  const raw = Buffer.concat(values.flatMap((v, i) => [Buffer.from(`${100 + i} ${v.length}\n`), v, Buffer.from('\n')]))
+  const parsed = parseKcatValues(raw)
+  t.same(parsed.map((p) => p.offset), [100, 101, 102])
+  t.ok(parsed.every((p, i) => p.value.equals(values[i])), 'every value byte for byte')
+  t.same(decodeRecord(parsed[1].value).keys, ['post:12345'], 'and decodes')
+  t.same(parseKcatValues(Buffer.from('5 -1\n\n')).map((p) => p.value.length), [0], 'a null value')
+  t.same(parseKcatValues(Buffer.alloc(0)), [])
+  t.throws(() => parseKcatValues(Buffer.from('5 10\nabc\n')), /inside a value/)
+  t.throws(() => parseKcatValues(Buffer.from('% Reached end\n')), /unexpected kcat header/)
+  t.throws(() => parseKcatValues(Buffer.from('5 3')), /inside a header/)
 })
