@@ -8,7 +8,7 @@ import { differences, readKafkaLog } from './support/cluster-stores'
 import { startKafka } from './support/kafka'
 import { queryValues, startNode, type NodeProcess } from './support/node-process'
 import { sleep } from './support/process-control'
-import { ringEnv, waitForRing, type ClusterView } from './support/ring'
+import { ringEnv, waitForRing, waitSettled, type ClusterView } from './support/ring'
 import { startRedis } from './support/redis'
 
 const PARTITIONS = 64
@@ -67,8 +67,13 @@ t.test('a rolling restart of 3 nodes, then a 4th node joins, under load: no requ
     load.live.splice(load.live.indexOf(old), 1)
     await sleep(200) // requests already sent to it are answered during its drain
     t.equal(await old.stop(), 0, `node ${i} stopped cleanly`)
+    // As an operator would: the others have taken over before the node comes back.
+    const others = nodes.filter((n) => n !== old)
+    await waitForRing(t, others)
+    await waitSettled(t, others)
     nodes[i] = await startNode(t, { env: { ...env, PORT: String(old.port) }, dataDir: old.dataDir, waitReady: false })
     await waitForRing(t, nodes)
+    await waitSettled(t, nodes)
     load.live.push(nodes[i])
     await sleep(500)
   }

@@ -31,8 +31,9 @@ import type { RingView } from '../../cluster/ring-view'
 
 // Ring mode: how long a request for a moving partition may wait at least. A handoff takes the old
 // owner's final commit and checkpoint plus the new owner's replay, whose Kafka consumer alone needs
-// a group join (group.initial.rebalance.delay.ms, 3 s by default).
-const PARK_MIN_MS = 15_000
+// a group join (group.initial.rebalance.delay.ms, 3 s by default); a partition can move twice in a
+// row (a node leaves and comes back), and the second move waits for the first to finish.
+const PARK_MIN_MS = 30_000
 
 const init = workerData as ShardInit
 const { config, index } = init

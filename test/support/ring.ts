@@ -60,3 +60,28 @@ export async function waitForRing (t: Test, nodes: NodeProcess[], timeoutMs = 90
     await sleep(100)
   }
 }
+
+/**
+ * Waits until the nodes together serve every partition (the sum of counterd_partitions_owned):
+ * every move of the current view is complete. What an operator checks between two restarts.
+ */
+export async function waitSettled (t: Test, nodes: NodeProcess[], partitions = 64, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let last: number[] = []
+  for (;;) {
+    last = await Promise.all(nodes.map(async (n) => {
+      try {
+        const m = /\ncounterd_partitions_owned (\d+)\n/.exec(await (await fetch(`${n.base}/metrics`)).text())
+        return m === null ? 0 : Number(m[1])
+      } catch {
+        return 0
+      }
+    }))
+    if (last.reduce((a, b) => a + b, 0) === partitions) return
+    if (Date.now() > deadline) {
+      t.fail(`the nodes did not come to serve all ${partitions} partitions within ${timeoutMs} ms: ${last.join(' + ')}`)
+      throw new Error('not settled')
+    }
+    await sleep(100)
+  }
+}
