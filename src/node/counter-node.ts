@@ -66,7 +66,6 @@ export class CounterNode {
   private membership: Membership | null = null
   private peerPorts: number[] = []
   private adopting: Promise<void> = Promise.resolve()
-  private generation = -1
 
   private constructor (
     readonly config: Config,
@@ -247,7 +246,6 @@ export class CounterNode {
         return
       }
       if (view === null) return
-      this.generation = view.generation
       const mine = view.owners.filter((o) => o === this.nodeId).length
       this.logger.info({ generation: view.generation, members: view.members.map((m) => m.id), partitions: mine }, 'ring view adopted')
       if (this.closing === null) this.board.setPhase(PHASE_READY)
@@ -262,11 +260,10 @@ export class CounterNode {
 
   private async drain (): Promise<void> {
     this.board.setPhase(PHASE_DRAINING)
-    // Ring mode: leave the group first, so the others rebalance at once; they take this node's
-    // partitions as each shard releases them at close.
-    // With the view the others adopt without this node, every shard routes this node's
-    // partitions to their new owners and releases them (final checkpoint) while still serving:
-    // what arrives meanwhile is forwarded, so clients see latency, not errors.
+    // Ring mode: leave the group first, so the others rebalance at once. With the view they adopt
+    // without this node, every shard routes this node's partitions to their new owners and
+    // releases them (final checkpoint) while still serving: what arrives meanwhile is forwarded,
+    // so clients see latency, not errors.
     if (this.membership !== null) {
       const successor = await this.membership.stop(this.config.clusterSessionMs).catch((err: unknown) => {
         this.logger.warn({ err }, 'leaving the ring failed; the others notice after CLUSTER_SESSION_MS')
