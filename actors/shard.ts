@@ -505,11 +505,6 @@ export class Shard {
     return records
   }
 
-  /** Ring mode: whether partition p is loaded here and taking ops. */
-  serves (p: number): boolean {
-    return this.serving[p] === 1
-  }
-
   /** Saves a checkpoint of every partition, or of `only` (`full`: all counters, not only those changed). */
   async checkpoint (full: boolean, only?: readonly number[]): Promise<void> {
     while (this.checkpointing !== null) await this.checkpointing.catch(() => {})

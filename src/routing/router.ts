@@ -209,11 +209,6 @@ export class Router {
     return this.route[p]
   }
 
-  /** Whether target t is one of this node's shards (not a peer link). */
-  isLocalShard (t: number): boolean {
-    return t < this.shards
-  }
-
   /** Routes from now on: partition → target (setRoutes copies). */
   setRoutes (route: Int32Array): void {
     if (route.length !== this.partitions) throw new CounterdError('internal', 'a route table must have one entry per partition')
