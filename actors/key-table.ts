@@ -491,6 +491,14 @@ export class KeyTable {
     return true
   }
 
+  /** Whether entry e's key holds byte `c` (a scan for marked keys without a string per key). */
+  keyHas (e: number, c: number): boolean {
+    if ((this.keyWord(e) & INLINE) !== 0) return false // "type:digits"
+    const n = this.copyKey(e, this.keyScratch, 0)
+    for (let k = 1; k < n; k++) if (this.keyScratch[k] === c) return true
+    return false
+  }
+
   key (e: number): string {
     const n = this.copyKey(e, this.keyScratch, 0)
     return this.keyScratch.toString('latin1', 1, n)

@@ -765,6 +765,20 @@ export class PartitionState {
     if (o !== buf.length) throw new RecordFormatError(`snapshot history section has ${buf.length - o} trailing bytes`)
   }
 
+  /** Keys holding `mark` with a value other than 0, and the values: a scan (after a load). */
+  keysWith (mark: string): Array<[string, number]> {
+    const t = this.table
+    const out: Array<[string, number]> = []
+    const first = mark.charCodeAt(0)
+    for (let e = 0; e < t.count; e++) {
+      const v = t.value(e)
+      if (v === 0 || !t.keyHas(e, first)) continue
+      const key = t.key(e)
+      if (key.includes(mark)) out.push([key, v])
+    }
+    return out
+  }
+
   /** String-keyed read (recovery, tests). */
   valueOf (key: string): number {
     const e = this.table.entryOf(key, false)

@@ -8,9 +8,10 @@ import type { Logger } from 'pino'
 import { isClusterStorage, type Config } from '../config/loader'
 import { CounterdError } from '../src/core/errors'
 import { MAX_HISTORY_POINTS, STEP_SECONDS, type HistoryPoint, type HistoryStep } from '../src/core/history'
+import { baseOfWaysKey, hotNames, mergingKeyOf, waysKeyOf } from '../src/core/hot-keys'
 import { fnv1a32 } from '../src/core/keys'
 import {
-  OP_ADD_ACTOR, OP_GET, OP_HAS_LIKED, OP_HEADER_BYTES, OP_INCR, OP_INCR_ACTOR, OP_LIKE, OP_LIKE_COUNT, OP_QUOTA_PEEK, OP_QUOTA_TAKE,
+  OP_ADD_ACTOR, OP_GET, OP_GET_PART, OP_HAS_LIKED, OP_HEADER_BYTES, OP_INCR, OP_INCR_ACTOR, OP_LIKE, OP_LIKE_COUNT, OP_QUOTA_PEEK, OP_QUOTA_TAKE,
   OP_RATE, OP_RESET, OP_UNIQUE, OP_UNLIKE, opSize
 } from '../src/core/op-codec'
 import type { Checkpoint, DeltaRecord } from '../src/core/records'
@@ -74,6 +75,13 @@ export interface ShardOptions {
   dynamic?: boolean
 }
 
+/** A split counter homed on a shard (src/core/hot-keys.ts). */
+export interface HotSplit {
+  key: string
+  ways: number
+  merging: boolean
+}
+
 /** What one change of ownership did (own()). */
 export interface OwnershipChange {
   acquired: number[]
@@ -110,6 +118,8 @@ export class Shard {
   private owning: Promise<unknown> = Promise.resolve() // ownership changes, one at a time
   private ownSerial = 0 // own() calls so far: a retrying change gives up once a newer one is queued
   private readonly historyMinutes: number
+  private readonly homedSplits = new Map<string, HotSplit>() // split counters whose home partition is here
+  private readonly hotHomes: Uint16Array // per partition: how many of them it homes
 
   constructor (o: ShardOptions) {
     const { config } = o
@@ -124,6 +134,7 @@ export class Shard {
     this.historyMinutes = historyMinutes
     this.dynamic = o.dynamic === true
     this.serving = new Uint8Array(config.partitions)
+    this.hotHomes = new Uint16Array(config.partitions)
     if (!this.dynamic) {
       for (let p = o.index; p < config.partitions; p += o.shards) {
         this.partitions.push(p)
@@ -293,7 +304,10 @@ export class Shard {
         else values[i] = this.limiter.take(user, src.toString('latin1', keyOff + len + 1, keyOff + len + 1 + src[keyOff + len]), now)
       } else {
         const s = this.stateOf(h % this.config.partitions)
-        if (kind === OP_GET) values[i] = s.get(src, keyOff, len, h)
+        if (kind === OP_GET) {
+          const v = s.get(src, keyOff, len, h)
+          values[i] = this.hotHomes[h % this.config.partitions] === 0 ? v : this.homeAnswer(src, keyOff, len, v)
+        } else if (kind === OP_GET_PART) values[i] = s.get(src, keyOff, len, h)
         else if (kind === OP_RATE) values[i] = s.rate(src, keyOff, len, h, now)
         else {
           const key = src.toString('latin1', keyOff, keyOff + len)
@@ -364,6 +378,119 @@ export class Shard {
     return s.history(buf, 0, buf.length, h, from, to, step, Date.now())
   }
 
+  // ---- hot counters: split state and the steps of a merge (src/core/hot-keys.ts) ----
+  // Each step changes counters of one partition only, in one synchronous turn (so in one log
+  // record), and answers once it is durable: a crash between steps loses nothing (see hot-keys.ts).
+
+  /** The split counters homed on this shard. */
+  hotSplits (): HotSplit[] {
+    return [...this.homedSplits.values()]
+  }
+
+  /** The counters rising fastest in this shard's partitions (no parts of split ones), with their values. */
+  hotCandidates (k: number): Array<{ key: string, value: number }> {
+    const now = Date.now()
+    const out: Array<{ key: string, value: number }> = []
+    for (const p of this.partitions) {
+      if (this.dynamic && this.serving[p] !== 1) continue
+      const s = this.stateOf(p)
+      for (const t of s.top(null, k, now)) {
+        if (!t.key.includes('~') && !this.homedSplits.has(t.key)) out.push({ key: t.key, value: s.valueOf(t.key) })
+      }
+    }
+    return out
+  }
+
+  /** Sets a counter's split state at its home partition: `ways` 0 = not split. */
+  async hotSet (key: string, ways: number, merging: boolean): Promise<void> {
+    const p = fnv1a32(key) % this.config.partitions
+    const s = this.servedState(p)
+    const changed = this.setCounter(s, waysKeyOf(key, this.config.partitions), ways) + this.setCounter(s, mergingKeyOf(key, this.config.partitions), merging ? 1 : 0)
+    if (changed > 0) this.commit.applied(changed)
+    this.setSplit(key, ways === 0 ? null : { key, ways, merging })
+    await this.commit.barrier()
+  }
+
+  /** Merge step at a sub-counter's partition: moves its value into its drained marker. */
+  async hotDrain (key: string, ways: number, j: number): Promise<{ drained: number, moved: number }> {
+    const n = hotNames(key, ways, this.config.partitions)
+    const s = this.servedState(n.subPartitions[j])
+    const v = s.valueOf(n.subs[j])
+    if (v !== 0) {
+      this.addCounter(s, n.subs[j], -v)
+      this.addCounter(s, n.drained[j], v)
+      this.commit.applied(2)
+    }
+    await this.commit.barrier()
+    return { drained: s.valueOf(n.drained[j]), moved: v }
+  }
+
+  /** Merge step at home: adds what sub j drained since the last absorb to the home counter. */
+  async hotAbsorb (key: string, ways: number, j: number, drained: number): Promise<void> {
+    const n = hotNames(key, ways, this.config.partitions)
+    const s = this.servedState(n.partition)
+    const diff = drained - s.valueOf(n.absorbed[j])
+    if (diff !== 0) {
+      this.addCounter(s, key, diff)
+      this.addCounter(s, n.absorbed[j], diff)
+      this.commit.applied(2)
+    }
+    await this.commit.barrier()
+  }
+
+  /**
+   * OP_GET of a counter homed in a partition with split counters: a split one answers its ways +
+   * 0.5 (no counter value is fractional), telling the reader to sum its parts instead.
+   */
+  private homeAnswer (src: Buffer, keyOff: number, len: number, v: number): number {
+    const split = this.homedSplits.get(src.toString('latin1', keyOff, keyOff + len))
+    return split === undefined ? v : split.ways + 0.5
+  }
+
+  private setSplit (key: string, split: HotSplit | null): void {
+    const p = fnv1a32(key) % this.config.partitions
+    const had = this.homedSplits.has(key)
+    if (split === null) {
+      if (had) this.hotHomes[p]--
+      this.homedSplits.delete(key)
+    } else {
+      if (!had) this.hotHomes[p]++
+      this.homedSplits.set(key, split)
+    }
+  }
+
+  private servedState (p: number): PartitionState {
+    if (this.dynamic && this.serving[p] !== 1) throw new CounterdError('partition_moving', `partition ${p} is not served by this node now (it is moving); retry shortly`)
+    return this.stateOf(p)
+  }
+
+  private addCounter (s: PartitionState, key: string, delta: number): void {
+    const buf = Buffer.from(key, 'latin1')
+    if (Number.isNaN(s.increment(buf, 0, buf.length, fnv1a32(key), delta, this.commit.sealedInto))) {
+      throw new CounterdError('value_out_of_range', `${key} would leave ±(2^53−1)`)
+    }
+  }
+
+  /** Sets a counter to `value` (logged as the delta); returns 1 if it changed. */
+  private setCounter (s: PartitionState, key: string, value: number): number {
+    const cur = s.valueOf(key)
+    if (cur === value) return 0
+    this.addCounter(s, key, value - cur)
+    return 1
+  }
+
+  /** Finds the split counters homed in `ps` (after a load: their state is in their markers). */
+  private findSplits (ps: readonly number[]): void {
+    for (const p of ps) {
+      const s = this.stateOf(p)
+      for (const [marker, ways] of s.keysWith('~w~')) {
+        const key = baseOfWaysKey(marker)
+        if (key === null || ways <= 0) continue
+        this.setSplit(key, { key, ways, merging: s.valueOf(mergingKeyOf(key, this.config.partitions)) === 1 })
+      }
+    }
+  }
+
   stats (): ShardStats {
     let counters = 0
     let likes = 0
@@ -409,6 +536,7 @@ export class Shard {
       history?.add(r)
       if (this.stateOf(r.partition).replay(r)) records++
     }, from)
+    this.findSplits(ps)
     return records
   }
 
@@ -463,6 +591,7 @@ export class Shard {
       this.states[p] = undefined
       this.partitions.splice(this.partitions.indexOf(p), 1)
     }
+    for (const k of [...this.homedSplits.keys()]) if (ps.includes(fnv1a32(k) % this.config.partitions)) this.setSplit(k, null)
     await this.storage.checkpoints.setHolder?.(ps, null).catch((err: unknown) => this.logger.warn({ err }, 'clearing the holder of released partitions failed'))
     this.onOwnership?.() // what arrived during the release goes on to the new owner
   }

@@ -40,6 +40,11 @@ export const DEFAULTS = {
   replicaId: 'main', // this deployment's (region's) id in every counter's PN-counter
   sampleSize: 16, // actors kept per counter's reservoir sample
   likesPerMinute: 100, // per user, per node: like/unlike token bucket refill (and burst)
+  // Hot counters (README "Hot counters"): a counter incremented faster than this is split.
+  hotSplitRate: 1000, // increments/s that split a counter; 0 = never split
+  hotSplitWays: 16, // sub-counters of a split counter
+  hotMergeRate: 100, // increments/s under which a split counter…
+  hotMergeAfterMs: 3_600_000, // …for this long is merged back
   // The ring of nodes (cluster storage only; cluster/README.md): nodes with the same CLUSTER_NAME share partitions.
   clusterName: 'counterd',
   advertiseUrl: '', // '' = http://HOST:PORT (the loader fills it in once the port is known)

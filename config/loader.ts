@@ -29,6 +29,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, overrides: Con
   if (config.respPort === config.port && config.port !== 0) {
     throw new ConfigError(`RESP_PORT must differ from PORT (both are ${config.port}): the Redis protocol has its own listener`)
   }
+  if (config.hotSplitRate > 0 && config.hotMergeRate >= config.hotSplitRate) {
+    throw new ConfigError(`HOT_MERGE_RATE (${config.hotMergeRate}) must be below HOT_SPLIT_RATE (${config.hotSplitRate}): a counter between them would split and merge back in turn`)
+  }
   if ((config.kafkaBrokers === '') !== (config.redisUrl === '')) {
     throw new ConfigError('KAFKA_BROKERS and REDIS_URL go together: cluster storage needs both (the log in Kafka, checkpoints in Redis); set both or neither')
   }

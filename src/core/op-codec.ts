@@ -22,13 +22,14 @@ export const OP_UNIQUE = 9 // HyperLogLog estimate of distinct actors
 export const OP_RATE = 10 // increments per second over about the last minute
 export const OP_QUOTA_TAKE = 11 // key = user, arg = Idempotency-Key or empty: ms to wait (0 = admitted, a token taken)
 export const OP_QUOTA_PEEK = 12 // key = user: tokens left
+export const OP_GET_PART = 14 // the value as stored; OP_GET answers a split counter's home with its ways + 0.5 instead (src/core/hot-keys.ts)
 
 /** Each kind's name, indexed by kind (metrics label ops by it). */
-export const OP_NAMES = ['', 'increment', 'reset', 'get', 'increment_actor', 'like', 'unlike', 'has_liked', 'like_count', 'unique', 'rate', 'quota_take', 'quota_peek']
+export const OP_NAMES = ['', 'increment', 'reset', 'get', 'increment_actor', 'like', 'unlike', 'has_liked', 'like_count', 'unique', 'rate', 'quota_take', 'quota_peek', 'add_actor', 'get_part']
 
 /** Whether an op kind carries an f64 delta after its key, and a length-prefixed argument after that. */
-export const OP_HAS_DELTA = [false, true, false, false, true, false, false, false, false, false, false, false, false, false]
-export const OP_HAS_ARG = [false, false, false, false, true, true, true, true, false, false, false, true, false, true]
+export const OP_HAS_DELTA = [false, true, false, false, true, false, false, false, false, false, false, false, false, false, false]
+export const OP_HAS_ARG = [false, false, false, false, true, true, true, true, false, false, false, true, false, true, false]
 
 /** Bytes of the op starting at `o`. */
 export function opSize (buf: Uint8Array, o: number): number {

@@ -6,10 +6,10 @@ import { CounterdError } from '../core/errors'
 import { jsonIdString } from '../core/json-ids'
 import { fnv1a32, isValidId, isValidType, splitKey } from '../core/keys'
 import { isValidDelta } from '../core/frame-ops'
-import { OP_GET, OP_INCR, OP_INCR_ACTOR, OP_RATE, OP_RESET, OP_UNIQUE } from '../core/op-codec'
+import { OP_GET, OP_GET_PART, OP_INCR, OP_INCR_ACTOR, OP_RATE, OP_RESET, OP_UNIQUE } from '../core/op-codec'
 import { failRequest, parseJsonBody, readBody, readJsonBody } from './body'
 import { admit, overloaded, type FrontContext } from './context'
-import { FieldReply, KeysReply, ResetReply, ValueReply } from './pending'
+import { FieldReply, KeysReply, PartsReply, ReadReply, ResetReply, ValueReply } from './pending'
 import { replyJson, type Abortable } from './replies'
 import { F_HTTP_REQUESTS } from './status-board'
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws'
@@ -99,11 +99,23 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
     const type = req.getParameter(0)
     const id = req.getParameter(1)
     const wantReplicas = req.getQuery('replicas') === 'true'
-    const pending = new ValueReply(ctx, res, type, id)
+    const showShards = req.getQuery('shards') === 'true'
+    const key = type + ':' + id
+    const split = ctx.router.hot?.get(key)
+    if (split !== undefined || showShards) {
+      // A split counter: every part read and summed (src/core/hot-keys.ts).
+      const state: Abortable = { aborted: false }
+      res.onAborted(() => { state.aborted = true })
+      const bad = validateTypeId(type, id) ?? admit(ctx)
+      if (bad !== null) { fail(res, state, bad); return }
+      const parts = new PartsReply(ctx, res, state, type, id, split, fnv1a32(key), showShards)
+      if (!parts.send(ctx.router)) fail(res, state, overloaded())
+      return
+    }
+    const pending = new ReadReply(ctx, res, type, id)
     res.onAborted(() => { pending.aborted = true })
     const bad = validateTypeId(type, id) ?? admit(ctx)
     if (bad !== null) { fail(res, pending, bad); return }
-    const key = type + ':' + id
     const { hash, shard } = shardOfKey(ctx, key)
     if (wantReplicas) {
       ctx.router.control(shard, 'replicas', { key }).then((replicas) => {
@@ -165,6 +177,8 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
     const key = type + ':' + id
     ctx.router.beginUnit(pending, null, -1, true)
     ctx.router.op(OP_RESET, fnv1a32(key), key)
+    const split = ctx.router.hot?.get(key)
+    if (split !== undefined) for (const part of [...split.names.subs, ...split.names.drained, ...split.names.absorbed]) ctx.router.op(OP_RESET, fnv1a32(part), part)
     if (!ctx.router.endUnit()) fail(res, pending, overloaded())
   })
 
@@ -199,8 +213,18 @@ export function readKeys (ctx: FrontContext, res: HttpResponse, state: Abortable
   router.beginUnit(pending, null, -1, true, true)
   for (let i = 0; i < keys.length; i++) {
     const { hash, shard } = shardOfKey(ctx, keys[i])
+    const split = kind === OP_GET ? router.hot?.get(keys[i]) : undefined
     pending.added(shard, i)
-    router.op(kind, hash, keys[i])
+    router.op(split === undefined ? kind : OP_GET_PART, hash, keys[i])
+    if (split !== undefined) {
+      // A split counter's value is the sum of its parts (src/core/hot-keys.ts).
+      const n = split.names
+      for (const part of [...n.subs, ...n.drained, ...n.absorbed]) {
+        const h = fnv1a32(part)
+        pending.added(router.shardOf(h % router.partitions), i, n.absorbed.includes(part))
+        router.op(OP_GET, h, part)
+      }
+    }
   }
   if (!router.endUnit()) pending.fail(overloaded())
 }

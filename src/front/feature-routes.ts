@@ -1,6 +1,7 @@
 // HTTP routes beyond plain counts: likes, samples, top-K, quotas, and replication between regions.
 // Same rules as counter-routes.ts: copy from req at once, onAborted first, validate everything
 // before any op.
+import { baseOfSub, isPartKey } from '../core/hot-keys'
 import { CounterdError } from '../core/errors'
 import { jsonIdString } from '../core/json-ids'
 import { fnv1a32, isValidId, isValidType } from '../core/keys'
@@ -90,6 +91,17 @@ class QuotaRequest implements UnitOwner, Abortable {
       user_id: this.user, limit_per_minute: limit, remaining: this.remaining, retry_after_ms: this.remaining > 0 ? 0 : Math.ceil(60_000 / limit)
     }))
   }
+}
+
+/** A split counter's sub-counters count for it (their rates add up); its other parts are not listed. */
+function mergeHotParts (list: Array<{ key: string, rate: number }>): Array<{ key: string, rate: number }> {
+  if (!list.some((t) => isPartKey(t.key))) return list
+  const rates = new Map<string, number>()
+  for (const t of list) {
+    const key = isPartKey(t.key) ? baseOfSub(t.key) : t.key
+    if (key !== null) rates.set(key, (rates.get(key) ?? 0) + t.rate)
+  }
+  return [...rates].map(([key, rate]) => ({ key, rate }))
 }
 
 export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): void {
@@ -214,7 +226,7 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
     const refused = admit(ctx)
     if (refused !== null) { fail(res, state, refused); return }
     askEveryShard(ctx, 'top', { type: type === '' ? null : type, k }).then((perShard) => {
-      const top = (perShard as Array<Array<{ key: string, rate: number }>>).flat().sort((a, b) => b.rate - a.rate).slice(0, k)
+      const top = mergeHotParts((perShard as Array<Array<{ key: string, rate: number }>>).flat()).sort((a, b) => b.rate - a.rate).slice(0, k)
       const out = top.map(({ key, rate }) => {
         const colon = key.indexOf(':')
         return { key, type: key.slice(0, colon), id: key.slice(colon + 1), rate_per_sec: Math.round(rate * 1000) / 1000 }

@@ -1,6 +1,8 @@
 // HTTP requests waiting for their ops: each is the owner of one unit (routing/router.ts) and
 // answers once every part of it is done. One class per reply shape; no closure per request.
 import { CounterdError } from '../core/errors'
+import { fnv1a32 } from '../core/keys'
+import { PartsRead, type HotEntry } from '../routing/hot-routes'
 import type { UnitOwner } from '../routing/router'
 import type { FrontContext } from './context'
 import { replyError, replyJson, type Abortable } from './replies'
@@ -89,20 +91,100 @@ export class KeysReply extends PendingRequest {
     this.order = Array.from({ length: shards }, () => [])
   }
 
-  /** Key `index` was added to the unit for `shard` (a shard of this node, or a peer link's: ring mode). */
-  added (shard: number, index: number): void {
-    (this.order[shard] ??= []).push(index)
+  /**
+   * An op for key `index` was added to the unit for `shard` (a shard of this node, or a peer
+   * link's: ring mode); its value counts for the key (a split counter's parts add up), negated
+   * with `negate` (an absorbed marker).
+   */
+  added (shard: number, index: number, negate = false): void {
+    (this.order[shard] ??= []).push(negate ? ~index : index)
   }
 
   onApplied (shard: number, values: Float64Array | null, n: number): void {
     if (values === null) return
     const order = this.order[shard]
-    for (let j = 0; j < n; j++) this.values[order[j]] = values[j]
+    for (let j = 0; j < n; j++) {
+      const i = order[j]
+      if (i >= 0) this.values[i] += values[j]
+      else this.values[~i] -= values[j]
+    }
   }
 
   protected reply (): void {
+    // A split counter this thread did not know of: its home answered ways + 0.5; read its parts.
+    const splits: Array<Promise<void>> = []
+    for (let i = 0; i < this.keys.length; i++) {
+      if (Number.isInteger(this.values[i])) continue
+      const key = this.keys[i]
+      splits.push(new Promise<number>((resolve, reject) => {
+        const read = new SumRead(key, resolve, reject)
+        if (!read.send(this.ctx.router)) reject(new CounterdError('overloaded'))
+      }).then((v) => { this.values[i] = v }))
+    }
+    if (splits.length > 0) {
+      Promise.all(splits).then(() => this.answer(), (err: CounterdError) => this.fail(err))
+      return
+    }
+    this.answer()
+  }
+
+  private answer (): void {
     const out: Record<string, number> = {}
     for (let i = 0; i < this.keys.length; i++) out[this.keys[i]] = this.values[i]
     replyJson(this.res, this, 200, JSON.stringify({ [this.wrapper]: out }))
+  }
+}
+
+/** A counter's value, split or not, as a promise. */
+export class SumRead extends PartsRead {
+  constructor (key: string, private readonly resolve: (v: number) => void, private readonly reject: (e: CounterdError) => void) {
+    super(null, { key, hash: fnv1a32(key) })
+  }
+
+  protected done (err: CounterdError | null): void {
+    if (err !== null) this.reject(err)
+    else this.resolve(this.sum)
+  }
+}
+
+/**
+ * GET of a counter that may be split (or any counter with ?shards=true): every part read in one
+ * unit and summed (routing/hot-routes.ts); with `showShards` the answer lists the parts.
+ * `state`: the request's abort flag (another reply may have started the request).
+ */
+export class PartsReply extends PartsRead {
+  constructor (readonly ctx: FrontContext, readonly res: HttpResponse, readonly state: Abortable, readonly type: string, readonly id: string,
+    private readonly entry: HotEntry | undefined, hash: number, readonly showShards: boolean) {
+    super(entry?.names ?? null, { key: type + ':' + id, hash })
+  }
+
+  protected done (err: CounterdError | null): void {
+    if (err !== null) {
+      this.ctx.metrics.countError('http', err.code)
+      replyError(this.res, this.state, err, this.ctx.config.retryAfterSeconds)
+      return
+    }
+    const body: Record<string, unknown> = { type: this.type, id: this.id, value: this.sum }
+    if (this.showShards) {
+      const n = this.split ? this.names : null
+      const P = this.ctx.router.partitions
+      const parts = [{ key: this.home.key, partition: this.home.hash % P, value: n === null ? this.values[0] : this.values[1] }]
+      if (n !== null) {
+        const w = n.ways
+        for (let j = 0; j < w; j++) parts.push({ key: n.subs[j], partition: n.subPartitions[j], value: this.values[2 + j] + this.values[2 + w + j] - this.values[2 + 2 * w + j] })
+      }
+      body.split = n === null ? null : { ways: n.ways, state: this.entry?.merging === true ? 'merging' : 'split' }
+      body.shards = parts
+    }
+    replyJson(this.res, this.state, 200, JSON.stringify(body))
+  }
+}
+
+/** GET of a counter: a split one (its home answers ways + 0.5) is read again, part by part. */
+export class ReadReply extends ValueReply {
+  protected override reply (): void {
+    if (Number.isInteger(this.value)) { super.reply(); return }
+    const parts = new PartsReply(this.ctx, this.res, this, this.type, this.id, undefined, fnv1a32(this.type + ':' + this.id), false)
+    if (!parts.send(this.ctx.router)) this.fail(new CounterdError('overloaded'))
   }
 }

@@ -21,6 +21,7 @@ import {
 } from '../core/resp-codec'
 import type { UnitOwner } from '../routing/router'
 import { admit, overloaded, type FrontContext } from './context'
+import { SumRead } from './pending'
 import { arityOk, Cmd, COMMANDS, commandDocs, commandInfo, findCommand, lookupCommand, type CommandSpec } from './resp-commands'
 import { redisError } from './resp-errors'
 import { F_COUNTERS, F_INCREMENTS_ACKED, F_RESP_COMMANDS, F_RESP_CONNECTIONS, PHASE_READY } from './status-board'
@@ -107,6 +108,7 @@ class Batch implements UnitOwner {
     this.ops = 0
     this.shardN.fill(0)
     this.statics.len = 0
+    if (this.keys.length > 0) this.keys = []
   }
 
   command (kind: number, a: number, b: number): void {
@@ -148,9 +150,29 @@ class Batch implements UnitOwner {
   onPartDone (err: CounterdError | null): void {
     if (err !== null) this.error ??= err
     if (--this.parts > 0) return
+    if (this.read && this.error === null && this.keys.length > 0) {
+      // A split counter's home answers its ways + 0.5 (src/core/hot-keys.ts): read its parts.
+      const splits: Array<Promise<void>> = []
+      for (let i = 0; i < this.ops; i++) {
+        const key = this.keys[i]
+        if (Number.isInteger(this.values[i]) || key === undefined) continue
+        splits.push(this.front.readSplit(key).then((v) => { this.values[i] = v }))
+      }
+      if (splits.length > 0) {
+        Promise.all(splits).catch((e: CounterdError) => { this.error = e }).finally(() => this.complete())
+        return
+      }
+    }
+    this.complete()
+  }
+
+  private complete (): void {
     this.done = true
     this.front.completed(this.conn)
   }
+
+  /** Read ops' keys, when counters may be split (HOT_SPLIT_RATE > 0). */
+  keys: string[] = []
 }
 
 export interface RespStats {
@@ -543,11 +565,21 @@ export class RespFront {
     if (b instanceof CounterdError) { this.replyError(conn, b); return }
     b.command(reply, b.ops, to - from)
     const router = this.ctx.router
+    const keyed = read && router.hot !== null
     for (let i = from; i < to; i++) {
       const hash = checkKey(buf, cmd.start[i], cmd.len[i])
+      if (keyed) b.keys[b.ops] = buf.toString('latin1', cmd.start[i], cmd.start[i] + cmd.len[i])
       b.op(this.shardOfHash(hash))
       router.opFromBytes(kind, hash, buf, cmd.start[i], cmd.len[i], 0, -1, 0)
     }
+  }
+
+  /** The value of a split counter (every part read and summed). */
+  async readSplit (key: string): Promise<number> {
+    return await new Promise<number>((resolve, reject) => {
+      const read = new SumRead(key, resolve, reject)
+      if (!read.send(this.ctx.router)) reject(new CounterdError('overloaded'))
+    })
   }
 
   private pfadd (conn: RespConn, buf: Buffer, cmd: RespCommand): void {

@@ -15,6 +15,7 @@ import type { DeltaRecord } from '../core/records'
 import type { FrontContext } from '../front/context'
 import { installCounterRoutes } from '../front/counter-routes'
 import { installFeatureRoutes } from '../front/feature-routes'
+import { HOT_POLL_MS, HotCounters } from '../front/hot-counters'
 import { Ingestor } from '../front/ingest'
 import { ThreadMetrics, timeRoutes } from '../front/metrics'
 import { installNodeRoutes } from '../front/node-routes'
@@ -55,6 +56,7 @@ let listenPort = -1
 let resp: RespFront | null = null
 let healthTimer: NodeJS.Timeout | null = null
 let ingestor: Ingestor | null = null
+let hot: HotCounters | null = null
 // Cluster storage means a ring of nodes (a single node is a ring of one): partitions come from the ring.
 const ringMode = isClusterStorage(config)
 let ring: RingRouting | null = null
@@ -132,6 +134,8 @@ async function recover (): Promise<void> {
   // Resolves once everything this shard applied so far is durable (ingestion with ack=applied).
   router.handlers.set('barrier', async () => { await s.commit.barrier() })
   router.handlers.set('history', async (a: { key: string, from: number, to: number, step: 'minute' | 'hour' | 'day' }) => await s.history(a.key, a.from, a.to, a.step))
+  router.handlers.set('hot-splits', () => s.hotSplits())
+  router.handlers.set('hot-drain', async (a: { key: string, ways: number, j: number }) => await s.hotDrain(a.key, a.ways, a.j))
   // Another node asks this one a node-wide question (top-K, export): every shard of this node answers.
   router.handlers.set('node', async (a: { name: string, args: unknown }) => await router.controlAll(a.name, a.args))
   ctx.router = router
@@ -168,6 +172,18 @@ async function adoptRing (view: RingView | null, self: string, waitMs: number): 
 async function serve (): Promise<void> {
   const s = shard as Shard
   s.startCheckpoints()
+  if (config.hotSplitRate > 0) {
+    // A merge waits until no front sends to the sub-counters: polls, plus a part parked for a moving partition.
+    const parkMs = ringMode ? Math.max(config.clusterSessionMs, PARK_MIN_MS) : 0
+    hot = new HotCounters(ctx, s, {
+      splitRate: config.hotSplitRate,
+      ways: config.hotSplitWays,
+      mergeRate: config.hotMergeRate,
+      mergeAfterMs: config.hotMergeAfterMs,
+      graceMs: parkMs + 6 * HOT_POLL_MS
+    })
+    hot.start()
+  }
   // Event ingestion runs in the first INGEST_CONSUMERS shard threads (default one): each is a
   // member of the group, and its router reaches every shard (README, "Event ingestion").
   if (config.ingestTopic !== '' && index < config.ingestConsumers) {
@@ -198,6 +214,7 @@ async function drain (): Promise<void> {
   if (listenSocket !== null) uws.us_listen_socket_close(listenSocket as never)
   listenSocket = null
   resp?.stopListening()
+  hot?.stop()
   const deadline = Date.now() + 30_000
   while (shard !== null && !ctx.router.idle && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
   send({ t: 'drained' })

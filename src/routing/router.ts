@@ -18,7 +18,8 @@ import type { Logger } from 'pino'
 import type { DurableWaiter } from '../../actors/group-commit'
 import { UnitResult, type Shard } from '../../actors/shard'
 import { CounterdError, asCounterdError, fromWire, type WireError } from '../core/errors'
-import { ByteSink, opSize } from '../core/op-codec'
+import { ByteSink, OP_INCR, opSize } from '../core/op-codec'
+import type { HotRoutes } from './hot-routes'
 import type { InflightGauge } from './inflight'
 import { Outbox } from './outbox'
 import type { RecordSender } from './peer-link'
@@ -133,6 +134,8 @@ export class Router {
   inflightOps = 0 // writes this shard accepted and has not yet answered
   inflightReads = 0 // reads, counted apart: a log outage holds writes, never reads
   readonly handlers = new Map<string, ControlHandler>()
+  /** Split (hot) counters: set by the front when splitting is on; plain increments spread over their sub-counters. */
+  hot: HotRoutes | null = null
 
   private readonly shard: Shard
   // Targets: 0…shards-1 are this node's shards (null for this one), then peer links as added.
@@ -213,6 +216,7 @@ export class Router {
   setRoutes (route: Int32Array): void {
     if (route.length !== this.partitions) throw new CounterdError('internal', 'a route table must have one entry per partition')
     this.route = Int32Array.from(route)
+    this.hot?.reroute(this.route)
     if (this.parked.length > 0) this.unpark() // parts waiting here may now belong elsewhere
   }
 
@@ -331,19 +335,46 @@ export class Router {
 
   /** An op on "type:id" (`key`, FNV-1a hash `hash`), with a delta and an argument as its kind wants. */
   op (kind: number, hash: number, key: string, delta = 0, arg: string | null = null): void {
-    this.sinkFor(hash % this.partitions).op(kind, hash, key, delta, arg)
+    const p = hash % this.partitions
+    if (this.hot !== null && this.hot.homes[p] !== 0 && kind === OP_INCR && this.toSub(key, delta)) return
+    this.sinkFor(p).op(kind, hash, key, delta, arg)
   }
 
   /** An op whose key and argument are copied straight from request bytes (the Redis-protocol front). */
   opFromBytes (kind: number, hash: number, src: Uint8Array, keyStart: number, keyLen: number, delta: number, argStart: number, argLen: number): void {
-    this.sinkFor(hash % this.partitions).opFromBytes(kind, hash, src, keyStart, keyLen, delta, argStart, argLen)
+    const p = hash % this.partitions
+    if (this.hot !== null && this.hot.homes[p] !== 0 && kind === OP_INCR &&
+      this.toSub(Buffer.from(src.buffer, src.byteOffset + keyStart, keyLen).toString('latin1'), delta)) return
+    this.sinkFor(p).opFromBytes(kind, hash, src, keyStart, keyLen, delta, argStart, argLen)
   }
 
   /** An increment whose key is copied straight from a binary stream frame (the stream's hot path). */
   incrementFromFrame (hash: number, src: Uint8Array, typeStart: number, typeLen: number, idStart: number, idLen: number,
     delta: number, actorStart: number, actorLen: number): void {
-    this.sinkFor(hash % this.partitions).incrementFromFrame(hash, src, typeStart, typeLen, idStart, idLen, delta, actorStart, actorLen)
+    const p = hash % this.partitions
+    if (this.hot !== null && this.hot.homes[p] !== 0 && actorStart < 0) {
+      const b = Buffer.from(src.buffer, src.byteOffset, src.byteLength)
+      if (this.toSub(b.toString('latin1', typeStart, typeStart + typeLen) + ':' + b.toString('latin1', idStart, idStart + idLen), delta)) return
+    }
+    this.sinkFor(p).incrementFromFrame(hash, src, typeStart, typeLen, idStart, idLen, delta, actorStart, actorLen)
   }
+
+  /**
+   * A plain increment of a split counter goes to one of its sub-counters (hot-routes.ts). Only in
+   * units without a dedup tag: a resend must reach the partition whose dedup saw the first send.
+   */
+  private toSub (key: string, delta: number): boolean {
+    if (this.tag !== null) return false
+    const hot = this.hot as HotRoutes
+    const j = hot.pick(key)
+    if (j < 0) return false
+    const names = (hot.get(key) as NonNullable<ReturnType<HotRoutes['get']>>).names
+    this.sinkFor(names.subPartitions[j]).op(OP_INCR, names.subHashes[j], names.subs[j], delta, null)
+    return true
+  }
+
+  /** The route table (hot counters pick near sub-counters by it). */
+  get routes (): Int32Array { return this.route }
 
   /**
    * Ends the unit and sends it: remote parts are staged for their shards, the local part is
