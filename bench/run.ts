@@ -20,6 +20,7 @@ import { probeFsync } from './fsync-probe'
 import { redisVersion } from './redis-launcher'
 import { writeResults, type BenchResults, type MachineInfo } from './report'
 import type { BenchContext, Suite, SuiteResult } from './suite'
+import { hot } from './suites/hot'
 import { httpIncrements } from './suites/http-increments'
 import { httpReads } from './suites/http-reads'
 import { httpWrk } from './suites/http-wrk'
@@ -31,7 +32,7 @@ import { resp } from './suites/resp'
 import { ring } from './suites/ring'
 import { wsStream } from './suites/ws-stream'
 
-export const SUITES: Suite[] = [httpIncrements, httpReads, httpWrk, wsStream, memory, recovery, naiveBaseline, resp, ingest, ring]
+export const SUITES: Suite[] = [httpIncrements, httpReads, httpWrk, wsStream, memory, recovery, naiveBaseline, resp, ingest, ring, hot]
 
 interface Args {
   quick: boolean

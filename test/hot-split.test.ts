@@ -4,6 +4,7 @@
 // ring of three nodes: a viral key written through all three splits, stays exact, merges back.
 import t, { type Test } from 'tap'
 import { startKafka } from './support/kafka'
+import { connectResp } from './support/resp-client'
 import { queryValues, startNode, waitReady, type NodeProcess } from './support/node-process'
 import { sleep } from './support/process-control'
 import { ringEnv, waitForRing } from './support/ring'
@@ -66,7 +67,7 @@ async function waitFor (t: Test, what: string, check: () => Promise<boolean>, ti
 const HOT_ENV = { HOT_SPLIT_RATE: '100', HOT_SPLIT_WAYS: '8', HOT_MERGE_RATE: '20', HOT_MERGE_AFTER_MS: '1500' }
 
 t.test('one node: a hot counter splits, survives kill -9 (also mid-merge) and merges back exactly', async (t) => {
-  let node = await startNode(t, { env: { WORKERS: '2', ...HOT_ENV } })
+  let node = await startNode(t, { env: { WORKERS: '2', RESP_PORT: '0', ...HOT_ENV } })
 
   // Past 100 increments/s the counter splits (the load runs until it has, however fast the machine).
   let load = new ViralLoad([node.base], 'post', 'viral', 8)
@@ -82,6 +83,9 @@ t.test('one node: a hot counter splits, survives kill -9 (also mid-merge) and me
   t.equal(s.shards.reduce((a, p) => a + p.value, 0), s.value, 'and the sum of its parts')
   t.ok(new Set(s.shards.map((p) => p.partition % 2)).size === 2, 'its parts sit on partitions of both shards')
   t.same(await queryValues(node.base, ['post:viral']), { 'post:viral': s.value }, 'a batch query sums the parts too')
+  const redis = await connectResp(t, node.respPort)
+  t.same(await redis.pipeline([['GET', 'post:viral'], ['MGET', 'post:viral', 'post:cold']]), [String(s.value), [String(s.value), null]], 'Redis GET and MGET sum the parts too')
+  redis.socket.destroy()
   const top = await (await fetch(`${node.base}/v1/top?k=10`)).json() as { top: Array<{ key: string }> }
   t.same(top.top.map((x) => x.key), ['post:viral'], 'top-K lists the counter once, none of its parts')
 

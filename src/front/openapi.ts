@@ -53,10 +53,20 @@ function build (): Json {
       get: {
         operationId: 'getCounter',
         summary: 'A counter\'s value (0 for a counter never touched)',
-        parameters: [query('replicas', 'true: add the PN-counter pair of every replica', { type: 'string', enum: ['true', 'false'] })],
+        parameters: [
+          query('replicas', 'true: add the PN-counter pair of every replica', { type: 'string', enum: ['true', 'false'] }),
+          query('shards', 'true: add how a hot counter is split (null when it is not) and the value of each part', { type: 'string', enum: ['true', 'false'] })
+        ],
         responses: {
           200: ok('the value', {
-            ...object({ type: Type, id: Id, value: Value, replicas: { type: 'array', items: object({ replica: { type: 'string' }, p: { type: 'integer', minimum: 0 }, n: { type: 'integer', minimum: 0 } }) } }, ['type', 'id', 'value'])
+            ...object({
+              type: Type,
+              id: Id,
+              value: Value,
+              replicas: { type: 'array', items: object({ replica: { type: 'string' }, p: { type: 'integer', minimum: 0 }, n: { type: 'integer', minimum: 0 } }) },
+              split: { oneOf: [{ type: 'null' }, object({ ways: { type: 'integer', minimum: 2 }, state: { type: 'string', enum: ['split', 'merging'] } })] },
+              shards: { type: 'array', items: object({ key: { type: 'string' }, partition: { type: 'integer', minimum: 0 }, value: { type: 'integer' } }) }
+            }, ['type', 'id', 'value'])
           }),
           ...errors(400, ...ROUTE_ERRORS)
         }
