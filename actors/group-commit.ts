@@ -7,6 +7,7 @@
 // acks stay held meanwhile, so the fronts shed new work once too much is in flight.
 import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
+import { CounterdError } from '../src/core/errors'
 import type { DeltaRecord } from '../src/core/records'
 import type { DeltaLog } from '../src/storage/types'
 
@@ -31,6 +32,11 @@ export interface GroupCommitOptions {
   flushIntervalMs: number
   logger: Logger
   observer?: CommitObserver
+  /**
+   * The log refused an append because a newer owner claimed one of its partitions (`fenced`):
+   * nothing of it (nor after it) is acknowledged; the host must stop (fail-stop).
+   */
+  onFenced?: (err: CounterdError) => void
 }
 
 class Batch {
@@ -155,6 +161,13 @@ export class GroupCommit {
   }
 
   private failed (batch: Batch, err: Error): void {
+    if (err instanceof CounterdError && err.code === 'fenced') {
+      // Stays in flight: no waiter of it or of any later batch is ever released.
+      this.logError = err.message
+      this.o.logger.fatal({ err }, 'log append fenced: a newer owner claimed a partition of this shard')
+      this.o.onFenced?.(err)
+      return
+    }
     this.retryDelayMs = Math.min(Math.max(this.retryDelayMs * 2, 10), 1000)
     this.logError = err.message
     this.o.observer?.failed()

@@ -114,6 +114,7 @@ export class PartitionState {
 
   // Per entry, parallel to the table's records (see the top of this file).
   private rateLandmark = Date.now() // ms
+  private replayedEpoch = 0 // the epoch of the checkpoint loaded or the last record replayed
   private ns: Float64Array | null = null // this replica's N per entry; null: every N is 0
   private ps: Float64Array | null = null // this replica's P per entry; null: P = value − pending + N
 
@@ -520,9 +521,16 @@ export class PartitionState {
     out.push(new EncodedRecord(this.partition, this.epoch, seq, now, buf))
   }
 
-  /** Applies a recovered log record (replay); records at or below the current seq are skipped. */
+  /**
+   * Applies a recovered log record (replay). Skipped: a copy (its epoch's seq at or below the
+   * current one: a produce retried) and a stale owner's late record (an epoch below one already
+   * applied: written after its successor took over, never acknowledged: see checkOwners). A
+   * successor numbers its records on from what it loaded, so a record of a higher epoch is applied
+   * even when a stale owner's late records already used its seq.
+   */
   replay (r: DeltaRecord): boolean {
-    if (r.seq <= this.seq) return false
+    if (r.epoch < this.replayedEpoch || (r.epoch === this.replayedEpoch && r.seq <= this.seq)) return false
+    this.replayedEpoch = r.epoch
     if (r instanceof EncodedRecord) {
       const L = r.layout()
       if (L.replica === undefined || L.replica === this.replica) {
@@ -620,6 +628,7 @@ export class PartitionState {
     if (cp.history !== undefined) this.loadHistory(cp.history)
     this.restoreDedup(cp.dedup)
     this.seq = cp.seq
+    this.replayedEpoch = cp.epoch
   }
 
   /** Loads packed counters (as Checkpoint.packed holds them) straight into the table. */

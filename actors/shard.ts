@@ -73,6 +73,8 @@ export interface ShardOptions {
    * partition it does not serve are refused with `partition_moving`. Else it owns p mod shards.
    */
   dynamic?: boolean
+  /** The log refused an append: a newer owner claimed one of this shard's partitions (GroupCommitOptions.onFenced). */
+  onFenced?: (err: CounterdError) => void
 }
 
 /** A split counter homed on a shard (src/core/hot-keys.ts). */
@@ -153,7 +155,8 @@ export class Shard {
       maxBatchOps: config.maxBatchOps,
       flushIntervalMs: config.flushIntervalMs,
       logger: o.logger,
-      observer: o.observer
+      observer: o.observer,
+      onFenced: o.onFenced
     })
     this.observer = o.observer
   }
@@ -250,6 +253,8 @@ export class Shard {
       let v: number
       if (kind === OP_INCR) {
         v = s.increment(src, keyOff, len, h, src.readDoubleLE(o), this.commit.sealedInto)
+        // A split counter's home answers value + 0.5: the reader adds the other parts (src/core/hot-keys.ts).
+        if (wantValues && this.hotHomes[p] !== 0 && Math.abs(v) < 2 ** 52 && this.isSplitHome(src, keyOff, len)) v += 0.5
         o += 8
       } else if (kind === OP_RESET) {
         v = s.reset(src, keyOff, len, h, this.commit.sealedInto)
@@ -306,7 +311,7 @@ export class Shard {
         const s = this.stateOf(h % this.config.partitions)
         if (kind === OP_GET) {
           const v = s.get(src, keyOff, len, h)
-          values[i] = this.hotHomes[h % this.config.partitions] === 0 ? v : this.homeAnswer(src, keyOff, len, v)
+          values[i] = this.hotHomes[h % this.config.partitions] === 0 ? v : this.readAnswer(src, keyOff, len, v)
         } else if (kind === OP_GET_PART) values[i] = s.get(src, keyOff, len, h)
         else if (kind === OP_RATE) values[i] = s.rate(src, keyOff, len, h, now)
         else {
@@ -442,9 +447,13 @@ export class Shard {
    * OP_GET of a counter homed in a partition with split counters: a split one answers its ways +
    * 0.5 (no counter value is fractional), telling the reader to sum its parts instead.
    */
-  private homeAnswer (src: Buffer, keyOff: number, len: number, v: number): number {
+  private readAnswer (src: Buffer, keyOff: number, len: number, v: number): number {
     const split = this.homedSplits.get(src.toString('latin1', keyOff, keyOff + len))
     return split === undefined ? v : split.ways + 0.5
+  }
+
+  private isSplitHome (src: Buffer, keyOff: number, len: number): boolean {
+    return this.homedSplits.has(src.toString('latin1', keyOff, keyOff + len))
   }
 
   private setSplit (key: string, split: HotSplit | null): void {

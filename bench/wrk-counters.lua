@@ -56,8 +56,11 @@ function init(args)
    want_type = need("WRK_COUNTERS_TYPE")
    local template
    if mode == "increment" then
-      template = wrk.format("POST", "/v1/counter/" .. want_type .. "/" .. MARK .. "/increment",
-         { ["Content-Type"] = "application/json" }, '{"by":1}')
+      local headers = { ["Content-Type"] = "application/json" }
+      -- WRK_COUNTERS_PREFER: a Prefer header for the increments ("return=minimal": 204, no value)
+      local prefer = os.getenv("WRK_COUNTERS_PREFER")
+      if prefer ~= nil and prefer ~= "" then headers["Prefer"] = prefer end
+      template = wrk.format("POST", "/v1/counter/" .. want_type .. "/" .. MARK .. "/increment", headers, '{"by":1}')
    elseif mode == "get" then
       template = wrk.format("GET", "/v1/counter/" .. want_type .. "/" .. MARK)
       expected = {}

@@ -126,6 +126,8 @@ export interface WrkOptions {
   type: string
   /** file of ids, one a line (writeIdsFile) */
   idsFile: string
+  /** increment mode: a Prefer header ("return=minimal": the node answers 204 without the value) */
+  prefer?: string
   /** get mode: file of "id value" lines (writeExpectedFile) */
   expectedFile?: string
   timeoutSec?: number
@@ -175,7 +177,8 @@ export async function runWrk (o: WrkOptions): Promise<WrkResult> {
     WRK_COUNTERS_IDS: o.idsFile,
     WRK_COUNTERS_THREADS: String(o.threads),
     WRK_COUNTERS_PORTS: o.ports.join(','),
-    ...(o.expectedFile === undefined ? {} : { WRK_COUNTERS_EXPECTED: o.expectedFile })
+    ...(o.expectedFile === undefined ? {} : { WRK_COUNTERS_EXPECTED: o.expectedFile }),
+    ...(o.prefer === undefined ? {} : { WRK_COUNTERS_PREFER: o.prefer })
   }
   const { code, out, err } = await new Promise<{ code: number | null, out: string, err: string }>((resolve, reject) => {
     const p = spawn('wrk', args, { env, stdio: ['ignore', 'pipe', 'pipe'] })

@@ -76,7 +76,8 @@ export const hot: Suite = {
       const ports: Record<System, number[]> = { split: [split.port], unsplit: [unsplit.port], bare: bare.ports }
       const pids: Record<System, Record<string, number>> = { split: { counterd: split.pid }, unsplit: { counterd: unsplit.pid }, bare: { 'bare uWS': bare.pid } }
       const readPort: Record<System, number> = { split: split.port, unsplit: unsplit.port, bare: bare.port }
-      const options = (s: System, durationSec: number): WrkOptions => ({ ports: ports[s], threads: wrkThreads, connections: CONNECTIONS, durationSec, mode: 'increment', type: TYPE, idsFile })
+      // Prefer: return=minimal: an increment that answers the new value needs every part of a split counter.
+      const options = (s: System, durationSec: number): WrkOptions => ({ ports: ports[s], threads: wrkThreads, connections: CONNECTIONS, durationSec, mode: 'increment', type: TYPE, idsFile, prefer: 'return=minimal' })
       // Unmeasured warm-up: long enough for the splitting node to split the key (a tick to see the
       // rate, two polls until every thread routes to sub-counters).
       for (const s of SYSTEMS) await runWrk(options(s, s === 'split' ? 4 : 1))
@@ -98,7 +99,7 @@ export const hot: Suite = {
       await bare?.stop()
       fs.rmSync(dir, { recursive: true, force: true })
     }
-    const load = `wrk -t ${wrkThreads} -c ${CONNECTIONS} -d ${Math.max(1, Math.round(ctx.durationSec))}s, POST /v1/counter/${TYPE}/${ID}/increment, one key`
+    const load = `wrk -t ${wrkThreads} -c ${CONNECTIONS} -d ${Math.max(1, Math.round(ctx.durationSec))}s, POST /v1/counter/${TYPE}/${ID}/increment with Prefer: return=minimal, one key`
     notes.push(`Each round runs ${SYSTEMS.map(s => LABELS[s]).join(', ')} in turn; counterd with WORKERS=${threads}, ack=durable. An increment run is exact when 2xx ≤ the key's growth ≤ 2xx + ${CONNECTIONS} connections.`)
     const comparisons: Comparison[] = [
       compare({

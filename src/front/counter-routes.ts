@@ -9,7 +9,7 @@ import { isValidDelta } from '../core/frame-ops'
 import { OP_GET, OP_GET_PART, OP_INCR, OP_INCR_ACTOR, OP_RATE, OP_RESET, OP_UNIQUE } from '../core/op-codec'
 import { failRequest, parseJsonBody, readBody, readJsonBody } from './body'
 import { admit, overloaded, type FrontContext } from './context'
-import { FieldReply, KeysReply, PartsReply, ReadReply, ResetReply, ValueReply } from './pending'
+import { AckReply, FieldReply, KeysReply, PartsReply, ResetReply, ValueReply } from './pending'
 import { replyJson, type Abortable } from './replies'
 import { F_HTTP_REQUESTS } from './status-board'
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws'
@@ -57,7 +57,10 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
     const id = req.getParameter(1)
     const idem = req.getHeader('idempotency-key')
     const contentLength = req.getHeader('content-length')
-    const pending = new ValueReply(ctx, res, type, id, true)
+    // Prefer: return=minimal (RFC 7240): 204 without the new value, which lets a hot counter's
+    // increment go to one of its sub-counters (the value needs every part).
+    const minimal = /\breturn=minimal\b/i.test(req.getHeader('prefer'))
+    const pending = minimal ? new AckReply(ctx, res) : new ValueReply(ctx, res, type, id, true)
     res.onAborted(() => { pending.aborted = true })
     readBody(ctx, res, pending, contentLength, (body) => {
       if (body === null) return
@@ -88,7 +91,7 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
       const refused = admit(ctx)
       if (refused !== null) { fail(res, pending, refused); return }
       const key = type + ':' + id
-      ctx.router.beginUnit(pending, idem === '' ? null : key + '\n' + idem, -1, true)
+      ctx.router.beginUnit(pending, idem === '' ? null : key + '\n' + idem, -1, !minimal)
       ctx.router.op(actor === null ? OP_INCR : OP_INCR_ACTOR, fnv1a32(key), key, by, actor)
       if (!ctx.router.endUnit()) fail(res, pending, overloaded())
     })
@@ -112,7 +115,7 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
       if (!parts.send(ctx.router)) fail(res, state, overloaded())
       return
     }
-    const pending = new ReadReply(ctx, res, type, id)
+    const pending = new ValueReply(ctx, res, type, id)
     res.onAborted(() => { pending.aborted = true })
     const bad = validateTypeId(type, id) ?? admit(ctx)
     if (bad !== null) { fail(res, pending, bad); return }

@@ -43,9 +43,12 @@ function build (): Json {
       post: {
         operationId: 'increment',
         summary: 'Add `by` (default 1, may be negative) to a counter; the reply carries the value right after it',
-        parameters: [{ name: 'Idempotency-Key', in: 'header', required: false, description: 'a retry with the same key on the same counter is applied once, within DEDUP_WINDOW_MS', schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,128}$' } }],
+        parameters: [
+          { name: 'Idempotency-Key', in: 'header', required: false, description: 'a retry with the same key on the same counter is applied once, within DEDUP_WINDOW_MS', schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,128}$' } },
+          { name: 'Prefer', in: 'header', required: false, description: 'return=minimal: answered 204 without the value (a hot counter\'s increment may then go to one of its sub-counters)', schema: { type: 'string' } }
+        ],
         requestBody: body({ type: 'object', properties: { by: { ...Value, default: 1 }, actor: { ...IdInBody, description: 'who incremented: feeds the unique count and the sample' } } }, false),
-        responses: { 200: ok('applied (and with ACK_MODE=durable, durable)', ValueReply), ...errors(400, 413, ...ROUTE_ERRORS) }
+        responses: { 200: ok('applied (and with ACK_MODE=durable, durable)', ValueReply), 204: { description: 'applied (and with ACK_MODE=durable, durable); sent with Prefer: return=minimal' }, ...errors(400, 413, ...ROUTE_ERRORS) }
       }
     },
     '/v1/counter/{type}/{id}': {

@@ -5,7 +5,7 @@ import { fnv1a32 } from '../core/keys'
 import { PartsRead, type HotEntry } from '../routing/hot-routes'
 import type { UnitOwner } from '../routing/router'
 import type { FrontContext } from './context'
-import { replyError, replyJson, type Abortable } from './replies'
+import { replyError, replyJson, replyNoContent, type Abortable } from './replies'
 import { F_INCREMENTS_ACKED } from './status-board'
 import type { HttpResponse } from './uws'
 
@@ -47,8 +47,38 @@ export class ValueReply extends PendingRequest {
 
   protected reply (): void {
     if (Number.isNaN(this.value)) { this.fail(new CounterdError('value_out_of_range')); return }
+    if (!Number.isInteger(this.value)) {
+      // A split counter's home answered a read with its ways + 0.5, an increment with its own
+      // value + 0.5 (src/core/hot-keys.ts): add the other parts.
+      const home = this.countsIncrement ? Math.floor(this.value) : null
+      const read = new SumRead(this.type + ':' + this.id, (v) => { this.value = v; this.answer() }, (err) => this.fail(err), home)
+      if (!read.send(this.ctx.router)) this.fail(new CounterdError('overloaded'))
+      return
+    }
+    this.answer()
+  }
+
+  private answer (): void {
     if (this.countsIncrement) this.ctx.metrics.add(F_INCREMENTS_ACKED)
     replyJson(this.res, this, 200, `{"type":"${this.type}","id":"${this.id}","value":${this.value}}`)
+  }
+}
+
+/**
+ * An increment sent with `Prefer: return=minimal`: 204 once applied, without the value (so it may
+ * go to a sub-counter of a hot counter: routing/hot-routes.ts).
+ */
+export class AckReply extends PendingRequest {
+  private refused = false
+
+  onApplied (_shard: number, _values: Float64Array | null, _n: number, refused: number): void {
+    if (refused > 0) this.refused = true
+  }
+
+  protected reply (): void {
+    if (this.refused) { this.fail(new CounterdError('value_out_of_range')); return }
+    this.ctx.metrics.add(F_INCREMENTS_ACKED)
+    replyNoContent(this.res, this)
   }
 }
 
@@ -135,15 +165,21 @@ export class KeysReply extends PendingRequest {
   }
 }
 
-/** A counter's value, split or not, as a promise. */
+/**
+ * A counter's value, split or not. `home`: the home's own value an increment answered (then the
+ * value is that plus the other parts as they are now, so the answers of a pipeline of increments
+ * keep their order); null: the sum of every part.
+ */
 export class SumRead extends PartsRead {
-  constructor (key: string, private readonly resolve: (v: number) => void, private readonly reject: (e: CounterdError) => void) {
+  constructor (key: string, private readonly resolve: (v: number) => void, private readonly reject: (e: CounterdError) => void,
+    private readonly homeValue: number | null = null) {
     super(null, { key, hash: fnv1a32(key) })
   }
 
   protected done (err: CounterdError | null): void {
     if (err !== null) this.reject(err)
-    else this.resolve(this.sum)
+    else if (this.homeValue === null) this.resolve(this.sum)
+    else this.resolve(this.homeValue + (this.split ? this.sum - this.values[1] : 0))
   }
 }
 
@@ -180,11 +216,3 @@ export class PartsReply extends PartsRead {
   }
 }
 
-/** GET of a counter: a split one (its home answers ways + 0.5) is read again, part by part. */
-export class ReadReply extends ValueReply {
-  protected override reply (): void {
-    if (Number.isInteger(this.value)) { super.reply(); return }
-    const parts = new PartsReply(this.ctx, this.res, this, this.type, this.id, undefined, fnv1a32(this.type + ':' + this.id), false)
-    if (!parts.send(this.ctx.router)) this.fail(new CounterdError('overloaded'))
-  }
-}

@@ -32,6 +32,17 @@ export function replyJson (res: HttpResponse, state: Abortable, status: number, 
   })
 }
 
+/** 204: a write applied (durable per the ack mode), no body (`Prefer: return=minimal`). */
+export function replyNoContent (res: HttpResponse, state: Abortable): void {
+  if (state.aborted) return
+  state.aborted = true
+  observeAnswer(res, 204)
+  res.cork(() => {
+    res.writeStatus('204 No Content')
+    res.endWithoutBody()
+  })
+}
+
 export function replyError (res: HttpResponse, state: Abortable, err: CounterdError, retryAfterSeconds: number, extraHeaders?: Record<string, string>): void {
   const headers: Record<string, string> = { ...extraHeaders }
   if (err.status === 503 || err.status === 429) headers['retry-after'] = String(retryAfterSeconds)

@@ -150,13 +150,20 @@ class Batch implements UnitOwner {
   onPartDone (err: CounterdError | null): void {
     if (err !== null) this.error ??= err
     if (--this.parts > 0) return
-    if (this.read && this.error === null && this.keys.length > 0) {
-      // A split counter's home answers its ways + 0.5 (src/core/hot-keys.ts): read its parts.
+    if (this.error === null && this.keys.length > 0) {
+      // A split counter's home answers a read or an increment with its ways + 0.5
+      // (src/core/hot-keys.ts): its value is the sum of its parts.
       const splits: Array<Promise<void>> = []
-      for (let i = 0; i < this.ops; i++) {
-        const key = this.keys[i]
-        if (Number.isInteger(this.values[i]) || key === undefined) continue
-        splits.push(this.front.readSplit(key).then((v) => { this.values[i] = v }))
+      for (let c = 0; c < this.n; c++) {
+        const kind = this.kind[c]
+        if (kind === R_STATIC) continue
+        for (let i = this.a[c]; i < this.a[c] + this.b[c]; i++) {
+          const key = this.keys[i]
+          if (Number.isInteger(this.values[i]) || key === undefined) continue
+          // An increment answered its home's value + 0.5, a read its ways + 0.5.
+          const home = kind === R_INCR ? Math.floor(this.values[i]) : null
+          splits.push(this.front.readSplit(key, home).then((v) => { this.values[i] = v }))
+        }
       }
       if (splits.length > 0) {
         Promise.all(splits).catch((e: CounterdError) => { this.error = e }).finally(() => this.complete())
@@ -171,7 +178,7 @@ class Batch implements UnitOwner {
     this.front.completed(this.conn)
   }
 
-  /** Read ops' keys, when counters may be split (HOT_SPLIT_RATE > 0). */
+  /** The keys of reads and increments, when counters may be split (HOT_SPLIT_RATE > 0). */
   keys: string[] = []
 }
 
@@ -552,6 +559,7 @@ export class RespFront {
     const b = this.unitBatch(conn, false)
     if (b instanceof CounterdError) { this.replyError(conn, b); return }
     b.command(R_INCR, b.ops, 1)
+    if (this.ctx.router.hot !== null) b.keys[b.ops] = buf.toString('latin1', ks, ks + kl)
     b.op(this.shardOfHash(hash))
     this.ctx.router.opFromBytes(OP_INCR, hash, buf, ks, kl, by, -1, 0)
   }
@@ -574,10 +582,10 @@ export class RespFront {
     }
   }
 
-  /** The value of a split counter (every part read and summed). */
-  async readSplit (key: string): Promise<number> {
+  /** The value of a split counter (every part read and summed; `home`: see SumRead). */
+  async readSplit (key: string, home: number | null): Promise<number> {
     return await new Promise<number>((resolve, reject) => {
-      const read = new SumRead(key, resolve, reject)
+      const read = new SumRead(key, resolve, reject, home)
       if (!read.send(this.ctx.router)) reject(new CounterdError('overloaded'))
     })
   }

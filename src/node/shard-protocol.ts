@@ -40,4 +40,4 @@ export type FromShard =
   | { t: 'drained' }
   | { t: 'closed' }
   | { t: 'aborted' }
-  | { t: 'failed', stage: 'recover' | 'close', error: WireError, exitCode?: number }
+  | { t: 'failed', stage: 'recover' | 'close' | 'commit', error: WireError, exitCode?: number }

@@ -102,7 +102,21 @@ async function recover (): Promise<void> {
   const partitions: number[] = []
   if (!ringMode) for (let p = index; p < config.partitions; p += init.shards) partitions.push(p)
   const storage = await openStorage(config, index, init.shards, partitions, init.epoch, { logger })
-  const s = shard = new Shard({ index, shards: init.shards, config, storage, logger, observer: threadMetrics, dynamic: ringMode })
+  const s = shard = new Shard({
+    index,
+    shards: init.shards,
+    config,
+    storage,
+    logger,
+    observer: threadMetrics,
+    dynamic: ringMode,
+    // Fenced: a successor owns a partition this shard still wrote. Nothing since is acknowledged;
+    // the node stops (its supervisor restarts it, and it rejoins the ring under a new epoch).
+    onFenced: (err) => {
+      closeSockets()
+      send({ t: 'failed', stage: 'commit', error: err.toWire() })
+    }
+  })
   const router = new Router({
     index,
     shards: init.shards,

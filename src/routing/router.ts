@@ -361,10 +361,11 @@ export class Router {
 
   /**
    * A plain increment of a split counter goes to one of its sub-counters (hot-routes.ts). Only in
-   * units without a dedup tag: a resend must reach the partition whose dedup saw the first send.
+   * units without a dedup tag (a resend must reach the partition whose dedup saw the first send)
+   * that do not answer values (the counter's value needs every part).
    */
   private toSub (key: string, delta: number): boolean {
-    if (this.tag !== null) return false
+    if (this.tag !== null || (this.flags & UNIT_VALUES) !== 0) return false
     const hot = this.hot as HotRoutes
     const j = hot.pick(key)
     if (j < 0) return false

@@ -49,7 +49,9 @@ export async function openStorage (config: Config, shard: number, shards: number
     topic: config.kafkaTopic,
     clientId: `counterd-shard-${shard}`,
     numPartitions: config.partitions,
-    logger: hooks.logger
+    logger: hooks.logger,
+    // Fencing: an append is acknowledged only while no successor has claimed its partitions.
+    confirm: async (records) => await checkpoints.checkOwners(records)
   })
   const claimed = await checkpoints.claimEpoch(partitions, epoch)
   return {
