@@ -88,6 +88,12 @@ t.test('one node: a hot counter splits, survives kill -9 (also mid-merge) and me
   t.same(await plain.json(), { type: 'post', id: 'viral', value: s.value + 2 }, 'an increment that answers the value goes to the home counter and answers the whole value')
   load.acked += 2
   s = await shardsOf(node.base, 'post', 'viral')
+  const history = await (await fetch(`${node.base}/v1/counter/post/viral/history`)).json() as { points: Array<{ value: number }> }
+  t.equal(history.points.reduce((a, p) => a + p.value, 0), s.value, 'its per-minute history sums the parts: the minutes add up to the value')
+  const rate = await (await fetch(`${node.base}/v1/counter/post/viral/rate`)).json() as { rate_per_sec: number }
+  const homeRate = await (await fetch(`${node.base}/v1/counter/post/viral~0/rate`)).status
+  t.ok(rate.rate_per_sec > 0, `its rate sums the parts: ${rate.rate_per_sec}/s`)
+  t.equal(homeRate, 400, 'a part cannot be named by a client')
   const redis = await connectResp(t, node.respPort)
   t.same(await redis.pipeline([['GET', 'post:viral'], ['MGET', 'post:viral', 'post:cold']]), [String(s.value), [String(s.value), null]], 'Redis GET and MGET sum the parts too')
   redis.socket.destroy()

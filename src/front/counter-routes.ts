@@ -3,6 +3,7 @@
 // validates everything before any op reaches the router, and answers errors as
 // {"error":{code,message}}.
 import { CounterdError } from '../core/errors'
+import type { HistoryPoint } from '../core/history'
 import { jsonIdString } from '../core/json-ids'
 import { fnv1a32, isValidId, isValidType, splitKey } from '../core/keys'
 import { isValidDelta } from '../core/frame-ops'
@@ -146,6 +147,9 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
       const key = type + ':' + id
       ctx.router.beginUnit(pending, null, -1, true, true)
       ctx.router.op(kind, fnv1a32(key), key)
+      // A split counter's rate is its parts' (unique counts stay the home's: increments with an actor go there).
+      const split = kind === OP_RATE ? ctx.router.hot?.get(key) : undefined
+      if (split !== undefined) for (let j = 0; j < split.names.ways; j++) ctx.router.op(OP_RATE, split.names.subHashes[j], split.names.subs[j])
       if (!ctx.router.endUnit()) fail(res, pending, overloaded())
     })
   }
@@ -164,7 +168,7 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
     const range = parseHistoryRange(q.from, q.to, q.step, Date.now())
     if (range instanceof CounterdError) { fail(res, state, range); return }
     const key = type + ':' + id
-    ctx.router.control(shardOfKey(ctx, key).shard, 'history', { key, from: range.from, to: range.to, step: range.step }).then(
+    historyOf(ctx, key, range).then(
       (points) => replyJson(res, state, 200, JSON.stringify({ type, id, step: range.step, from: range.from, to: range.to, points })),
       (err: CounterdError) => fail(res, state, err))
   })
@@ -206,6 +210,26 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
       readKeys(ctx, res, state, keys as string[], OP_GET, 'values')
     })
   })
+}
+
+/**
+ * A counter's history from the shard that owns it; a split counter's sums the histories of its
+ * parts (home + Σ sub + drained − absorbed: a merge step's moves cancel out within a minute).
+ */
+async function historyOf (ctx: FrontContext, key: string, range: { from: number, to: number, step: string }): Promise<HistoryPoint[]> {
+  const ask = async (part: string): Promise<HistoryPoint[]> =>
+    await ctx.router.control(shardOfKey(ctx, part).shard, 'history', { key: part, from: range.from, to: range.to, step: range.step }) as HistoryPoint[]
+  const split = ctx.router.hot?.get(key)
+  if (split === undefined) return await ask(key)
+  const n = split.names
+  const parts = [key, ...n.subs, ...n.drained, ...n.absorbed]
+  const answers = await Promise.all(parts.map(ask))
+  const sums = new Map<number, number>()
+  answers.forEach((points, i) => {
+    const sign = i > 2 * n.ways ? -1 : 1
+    for (const p of points) sums.set(p.ts, (sums.get(p.ts) ?? 0) + sign * p.value)
+  })
+  return [...sums].filter(([, v]) => v !== 0).sort((a, b) => a[0] - b[0]).map(([ts, value]) => ({ ts, value }))
 }
 
 /** One read op per key, answered as {[wrapper]: {key: value}}. */

@@ -89,7 +89,7 @@ export class ResetReply extends ValueReply {
   }
 }
 
-/** A one-op request answered as {…fields, [field]: value} (likes, unique counts, rates). */
+/** A request answered as {…fields, [field]: value} (likes, unique counts, rates): the sum of its ops' values (a split counter's rate). */
 export class FieldReply extends PendingRequest {
   value = NaN
 
@@ -98,8 +98,11 @@ export class FieldReply extends PendingRequest {
     super(ctx, res)
   }
 
-  onApplied (_shard: number, values: Float64Array | null): void {
-    if (values !== null) this.value = values[0]
+  onApplied (_shard: number, values: Float64Array | null, n: number): void {
+    if (values === null) return
+    let sum = Number.isNaN(this.value) ? 0 : this.value
+    for (let k = 0; k < n; k++) sum += values[k]
+    this.value = sum
   }
 
   protected reply (): void {
