@@ -9,6 +9,7 @@ import http from 'node:http'
 import path from 'node:path'
 import { startCounterd, stopCounterd, type Counterd } from '../counterd'
 import { CpuMeter } from '../proc-stats'
+import { postJson } from '../readback'
 import { compare, target, type BenchContext, type Comparison, type Run, type Suite } from '../suite'
 import { serverThreads, startUwsPeer, type UwsPeer } from '../uws-peers'
 import { assertWrkInstalled, incrementCheck, runWrk, writeIdsFile, type WrkOptions } from '../wrk'
@@ -26,17 +27,16 @@ const LABELS: Record<System, string> = {
 const TYPE = 'viral'
 const ID = '1'
 
+/** The key's value through the batch query (the bare peer sums its threads' counts only there). */
 async function readValue (port: number): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path: `/v1/counter/${TYPE}/${ID}` }, (res) => {
-      let body = ''
-      res.on('data', (c: Buffer) => { body += c.toString() })
-      res.on('end', () => {
-        if (res.statusCode !== 200) { reject(new Error(`GET answered ${String(res.statusCode)}: ${body}`)); return }
-        resolve((JSON.parse(body) as { value: number }).value)
-      })
-    }).on('error', reject)
-  })
+  const agent = new http.Agent({ keepAlive: false })
+  try {
+    const { status, json } = await postJson(agent, port, '/v1/counters/query', { keys: [`${TYPE}:${ID}`] })
+    if (status !== 200) throw new Error(`the batch query answered ${status}: ${JSON.stringify(json)}`)
+    return (json as { values: Record<string, number> }).values[`${TYPE}:${ID}`]
+  } finally {
+    agent.destroy()
+  }
 }
 
 async function splitState (port: number): Promise<string> {
