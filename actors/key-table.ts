@@ -491,6 +491,13 @@ export class KeyTable {
     return true
   }
 
+  /** Whether the key of entry e holds the byte `b` anywhere. */
+  hasByte (e: number, b: number): boolean {
+    const n = this.copyKey(e, this.keyScratch, 0)
+    for (let k = 1; k < n; k++) if (this.keyScratch[k] === b) return true
+    return false
+  }
+
   key (e: number): string {
     const n = this.copyKey(e, this.keyScratch, 0)
     return this.keyScratch.toString('latin1', 1, n)

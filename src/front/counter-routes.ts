@@ -5,6 +5,7 @@
 import { CounterdError } from '../core/errors'
 import { jsonIdString } from '../core/json-ids'
 import { fnv1a32, isValidId, isValidType, splitKey } from '../core/keys'
+import { qualify } from '../core/namespaces'
 import { isValidDelta } from '../core/frame-ops'
 import { OP_GET, OP_INCR, OP_INCR_ACTOR, OP_RATE, OP_RESET, OP_UNIQUE } from '../core/op-codec'
 import { failRequest, parseJsonBody, readBody, readJsonBody } from './body'
@@ -51,7 +52,7 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
   const { config, metrics } = ctx
   const fail = (res: HttpResponse, state: Abortable, err: CounterdError): void => failRequest(ctx, res, state, err)
 
-  app.post('/v1/counter/:type/:id/increment', (res: HttpResponse, req: HttpRequest) => {
+  app.post('/v1/counter/:type/:id/increment', (res: HttpResponse, req: HttpRequest, ns = '') => {
     metrics.add(F_HTTP_REQUESTS)
     const type = req.getParameter(0)
     const id = req.getParameter(1)
@@ -87,14 +88,14 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
       }
       const refused = admit(ctx)
       if (refused !== null) { fail(res, pending, refused); return }
-      const key = type + ':' + id
+      const key = qualify(ns, type + ':' + id)
       ctx.router.beginUnit(pending, idem === '' ? null : key + '\n' + idem, -1, true)
       ctx.router.op(actor === null ? OP_INCR : OP_INCR_ACTOR, fnv1a32(key), key, by, actor)
       if (!ctx.router.endUnit()) fail(res, pending, overloaded())
     })
   })
 
-  app.get('/v1/counter/:type/:id', (res: HttpResponse, req: HttpRequest) => {
+  app.get('/v1/counter/:type/:id', (res: HttpResponse, req: HttpRequest, ns = '') => {
     metrics.add(F_HTTP_REQUESTS)
     const type = req.getParameter(0)
     const id = req.getParameter(1)
@@ -103,7 +104,7 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
     res.onAborted(() => { pending.aborted = true })
     const bad = validateTypeId(type, id) ?? admit(ctx)
     if (bad !== null) { fail(res, pending, bad); return }
-    const key = type + ':' + id
+    const key = qualify(ns, type + ':' + id)
     const { hash, shard } = shardOfKey(ctx, key)
     if (wantReplicas) {
       ctx.router.control(shard, 'replicas', { key }).then((replicas) => {
@@ -120,7 +121,7 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
 
   // Single-number reads of a counter's features: unique actors, recent rate.
   const numberRoute = (suffix: string, kind: number, field: string): void => {
-    app.get(`/v1/counter/:type/:id/${suffix}`, (res: HttpResponse, req: HttpRequest) => {
+    app.get(`/v1/counter/:type/:id/${suffix}`, (res: HttpResponse, req: HttpRequest, ns = '') => {
       metrics.add(F_HTTP_REQUESTS)
       const type = req.getParameter(0)
       const id = req.getParameter(1)
@@ -128,7 +129,7 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
       res.onAborted(() => { pending.aborted = true })
       const bad = validateTypeId(type, id) ?? admit(ctx)
       if (bad !== null) { fail(res, pending, bad); return }
-      const key = type + ':' + id
+      const key = qualify(ns, type + ':' + id)
       ctx.router.beginUnit(pending, null, -1, true, true)
       ctx.router.op(kind, fnv1a32(key), key)
       if (!ctx.router.endUnit()) fail(res, pending, overloaded())
@@ -137,7 +138,7 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
   numberRoute('unique', OP_UNIQUE, 'unique')
   numberRoute('rate', OP_RATE, 'rate_per_sec')
 
-  app.get('/v1/counter/:type/:id/history', (res: HttpResponse, req: HttpRequest) => {
+  app.get('/v1/counter/:type/:id/history', (res: HttpResponse, req: HttpRequest, ns = '') => {
     metrics.add(F_HTTP_REQUESTS)
     const type = req.getParameter(0)
     const id = req.getParameter(1)
@@ -148,13 +149,13 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
     if (bad !== null) { fail(res, state, bad); return }
     const range = parseHistoryRange(q.from, q.to, q.step, Date.now())
     if (range instanceof CounterdError) { fail(res, state, range); return }
-    const key = type + ':' + id
+    const key = qualify(ns, type + ':' + id)
     ctx.router.control(shardOfKey(ctx, key).shard, 'history', { key, from: range.from, to: range.to, step: range.step }).then(
       (points) => replyJson(res, state, 200, JSON.stringify({ type, id, step: range.step, from: range.from, to: range.to, points })),
       (err: CounterdError) => fail(res, state, err))
   })
 
-  app.del('/v1/counter/:type/:id', (res: HttpResponse, req: HttpRequest) => {
+  app.del('/v1/counter/:type/:id', (res: HttpResponse, req: HttpRequest, ns = '') => {
     metrics.add(F_HTTP_REQUESTS)
     const type = req.getParameter(0)
     const id = req.getParameter(1)
@@ -162,13 +163,13 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
     res.onAborted(() => { pending.aborted = true })
     const bad = validateTypeId(type, id) ?? admit(ctx)
     if (bad !== null) { fail(res, pending, bad); return }
-    const key = type + ':' + id
+    const key = qualify(ns, type + ':' + id)
     ctx.router.beginUnit(pending, null, -1, true)
     ctx.router.op(OP_RESET, fnv1a32(key), key)
     if (!ctx.router.endUnit()) fail(res, pending, overloaded())
   })
 
-  app.post('/v1/counters/query', (res: HttpResponse, req: HttpRequest) => {
+  app.post('/v1/counters/query', (res: HttpResponse, req: HttpRequest, ns = '') => {
     metrics.add(F_HTTP_REQUESTS)
     const contentLength = req.getHeader('content-length')
     const state: Abortable = { aborted: false }
@@ -186,21 +187,22 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
       if (keys.length === 0) { replyJson(res, state, 200, '{"values":{}}'); return }
       const refused = admit(ctx)
       if (refused !== null) { fail(res, state, refused); return }
-      readKeys(ctx, res, state, keys as string[], OP_GET, 'values')
+      readKeys(ctx, res, state, keys as string[], OP_GET, 'values', ns)
     })
   })
 }
 
-/** One read op per key, answered as {[wrapper]: {key: value}}. */
-export function readKeys (ctx: FrontContext, res: HttpResponse, state: Abortable, keys: string[], kind: number, wrapper: string): void {
+/** One read op per key (of namespace `ns`), answered as {[wrapper]: {key: value}} with the keys as given. */
+export function readKeys (ctx: FrontContext, res: HttpResponse, state: Abortable, keys: string[], kind: number, wrapper: string, ns: string): void {
   const router = ctx.router
   const pending = new KeysReply(ctx, res, keys, wrapper, router.shards)
   res.onAborted(() => { pending.aborted = true; state.aborted = true })
   router.beginUnit(pending, null, -1, true, true)
   for (let i = 0; i < keys.length; i++) {
-    const { hash, shard } = shardOfKey(ctx, keys[i])
+    const key = qualify(ns, keys[i])
+    const { hash, shard } = shardOfKey(ctx, key)
     pending.added(shard, i)
-    router.op(kind, hash, keys[i])
+    router.op(kind, hash, key)
   }
   if (!router.endUnit()) pending.fail(overloaded())
 }

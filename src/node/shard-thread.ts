@@ -8,6 +8,7 @@ import { Shard } from '../../actors/shard'
 import { isClusterStorage } from '../../config/loader'
 import { RingRouting } from '../../cluster/ring-routing'
 import { ApiKeyVerifier } from '../core/api-keys'
+import { KeyRateLimiter } from '../core/key-rate'
 import { withDeadline } from '../core/deadline'
 import { asCounterdError } from '../core/errors'
 import { guardRoutes } from '../front/auth'
@@ -48,7 +49,7 @@ const sockets = new Set<WebSocket<StreamConn>>()
 const inflight = new InflightGauge(init.inflight, config.maxInflightOps)
 const cluster = config.kafkaBrokers !== ''
 const threadMetrics = new ThreadMetrics({ shard: index, board, row, inflight, log: cluster ? 'kafka' : 'wal', checkpoints: cluster ? 'redis' : 'snapshot', ingestTopic: config.ingestTopic })
-const ctx: FrontContext = { config, router: null as unknown as Router, ring: null, selfUrl: '', metrics: row, threadMetrics, auth: init.auth === null ? null : new ApiKeyVerifier(init.auth), board, inflight, logger }
+const ctx: FrontContext = { config, router: null as unknown as Router, ring: null, selfUrl: '', metrics: row, threadMetrics, auth: init.auth === null ? null : new ApiKeyVerifier(init.auth), keyLimit: init.keyRates === null ? null : new KeyRateLimiter(init.keyRates, config.keyOpsPerSecond), board, inflight, logger }
 let shard: Shard | null = null
 let listenSocket: unknown = null
 let listenPort = -1
@@ -119,7 +120,7 @@ async function recover (): Promise<void> {
   })
   router.handlers.set('sample', (a: { key: string, n: number }) => s.sample(a.key, a.n))
   router.handlers.set('replicas', (a: { key: string }) => s.replicas(a.key))
-  router.handlers.set('top', (a: { type: string | null, k: number }) => s.top(a.type, a.k))
+  router.handlers.set('top', (a: { ns?: string, type: string | null, k: number }) => s.top(a.type, a.k, a.ns ?? ''))
   router.handlers.set('export', () => s.exportTotals())
   router.handlers.set('metrics', async () => await threadMetrics.snapshot())
   threadMetrics.readStatsFrom(() => s.stats())

@@ -339,10 +339,10 @@ export class Router {
     this.sinkFor(hash % this.partitions).opFromBytes(kind, hash, src, keyStart, keyLen, delta, argStart, argLen)
   }
 
-  /** An increment whose key is copied straight from a binary stream frame (the stream's hot path). */
+  /** An increment whose key is copied straight from a binary stream frame (the stream's hot path); prefix: a namespace's. */
   incrementFromFrame (hash: number, src: Uint8Array, typeStart: number, typeLen: number, idStart: number, idLen: number,
-    delta: number, actorStart: number, actorLen: number): void {
-    this.sinkFor(hash % this.partitions).incrementFromFrame(hash, src, typeStart, typeLen, idStart, idLen, delta, actorStart, actorLen)
+    delta: number, actorStart: number, actorLen: number, prefix: Uint8Array | null = null): void {
+    this.sinkFor(hash % this.partitions).incrementFromFrame(hash, src, typeStart, typeLen, idStart, idLen, delta, actorStart, actorLen, prefix)
   }
 
   /**

@@ -15,7 +15,7 @@
 // not added to history (counted in status().droppedRecords and logged); counters are unaffected.
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client'
 import { CounterdError } from '../core/errors'
-import { splitKey } from '../core/keys'
+import { isValidStoredKey } from '../core/namespaces'
 import type { DeltaRecord } from '../core/records'
 
 export type HistoryStep = 'minute' | 'hour' | 'day'
@@ -284,7 +284,7 @@ export class ClickHouseHistory {
    * rows not flushed yet.
    */
   async query (key: string, fromMs: number, toMs: number, step: HistoryStep): Promise<HistoryPoint[]> {
-    if (splitKey(key) === null) throw new CounterdError('invalid_key')
+    if (!isValidStoredKey(key)) throw new CounterdError('invalid_key')
     if (!Number.isSafeInteger(fromMs) || !Number.isSafeInteger(toMs) || fromMs < 0 || toMs <= fromMs) {
       throw new CounterdError('invalid_argument', 'from and to must be integers (ms since the Unix epoch) with 0 <= from < to')
     }
