@@ -12,7 +12,9 @@
 import type { ApiKey, Scope } from '../core/api-keys'
 import { prefixHash, prefixOf } from '../core/namespaces'
 import { chargeKey } from './auth'
+import fs from 'node:fs'
 import net from 'node:net'
+import tls from 'node:tls'
 import os from 'node:os'
 import { asCounterdError, CounterdError } from '../core/errors'
 import { FNV_OFFSET, fnv1a32Bytes, isIdByte, isTypeByte, MAX_ID_LEN, MAX_TYPE_LEN } from '../core/keys'
@@ -189,7 +191,12 @@ export class RespFront {
 
   /** Listens on host:port (0: a free port); resolves with the port. */
   async listen (host: string, port: number): Promise<number> {
-    const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket))
+    // With TLS_CERT_FILE + TLS_KEY_FILE the Redis port speaks TLS only (as redis-server's tls-port).
+    const { tlsCertFile, tlsKeyFile } = this.ctx.config
+    const server = tlsCertFile === ''
+      ? net.createServer({ noDelay: true }, (socket) => this.accept(socket))
+      : tls.createServer({ noDelay: true, cert: fs.readFileSync(tlsCertFile), key: fs.readFileSync(tlsKeyFile) }, (socket) => this.accept(socket))
+    server.on('tlsClientError', () => {}) // a client that fails the TLS handshake is simply disconnected
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen({ host, port }, () => { server.off('error', reject); resolve() })

@@ -2,6 +2,7 @@
 // shards' listening sockets: SO_REUSEPORT), its own storage and partitions, and a router that
 // reaches the other shards through shared-memory rings. Composition only: the parts live in
 // src/front, src/routing, actors and src/storage.
+import fs from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
 import pino from 'pino'
 import { Shard } from '../../actors/shard'
@@ -140,7 +141,16 @@ async function recover (): Promise<void> {
   router.start()
   let peerPort = -1
   if (ringMode) {
-    ring = ctx.ring = new RingRouting({ router, index, shards: init.shards, partitions: config.partitions, linkLimit: config.shardRingBytes, logger })
+    ring = ctx.ring = new RingRouting({
+      router,
+      index,
+      shards: init.shards,
+      partitions: config.partitions,
+      linkLimit: config.shardRingBytes,
+      logger,
+      secret: config.clusterSecret,
+      tls: config.tlsCertFile === '' ? null : { cert: fs.readFileSync(config.tlsCertFile), key: fs.readFileSync(config.tlsKeyFile) }
+    })
     peerPort = await ring.listen(config.host, config.peerPort === 0 ? 0 : config.peerPort + index)
   }
   const stats = await s.recover()
