@@ -23,9 +23,6 @@ import { startRedis } from './support/redis'
 const SECRET = 'ring-secret-0123456789-abcdef'
 const PARTITIONS = 64
 
-// The nodes serve HTTPS with a self-signed certificate; this process's HTTP client accepts it.
-process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'
-
 /** A peer-link frame holding one unit: an increment of `key` by `by` (as a node's router would send). */
 function unitFrame (key: string, by: number): Buffer {
   const sink = new ByteSink(256)
@@ -58,6 +55,10 @@ t.test('a ring with CLUSTER_SECRET over TLS works; a peer without the secret is 
   const { env } = ringEnv(kafka, redis, 'ring-sec')
   const secured = { ...env, CLUSTER_SECRET: SECRET, TLS_CERT_FILE: cert, TLS_KEY_FILE: key }
   const started = await Promise.all([0, 1, 2].map(async () => await startNode(t, { env: secured, waitReady: false })))
+  // The nodes serve HTTPS with a self-signed certificate; this process's HTTP client accepts it
+  // (set once the nodes are started, so they do not inherit it).
+  process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'
+  t.teardown(() => { delete process.env.NODE_TLS_REJECT_UNAUTHORIZED })
   const nodes: NodeProcess[] = started.map((n) => ({ ...n, base: n.base.replace('http://', 'https://') }))
   const view = await waitForRing(t, nodes)
   const metrics = await (await fetch(`${nodes[0].base}/metrics`)).text()
