@@ -10,12 +10,16 @@ import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { Redis } from 'ioredis'
 import { CounterStream } from '../client'
 import { freePort } from '../src/node/free-port'
 import { MAIN } from './trial'
 
 export interface RingTrialOptions {
-  /** Kafka brokers and a Redis URL, shared by every trial of a run (each trial has its own cluster name and topic) */
+  /**
+   * Kafka brokers and a Redis URL, shared by every trial of a run: each trial has its own cluster
+   * name and topic, and empties the Redis first (checkpoint keys are per partition, not per ring).
+   */
   kafkaBrokers: string
   redisUrl: string
   /** the kill comes this long after the third node is started: uniform in [min, max] ms */
@@ -106,6 +110,8 @@ export async function runRingTrial (o: RingTrialOptions): Promise<RingTrialResul
     WORKERS: '2',
     CHECKPOINT_INTERVAL_MS: '200'
   }
+  const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 1 })
+  try { await redis.flushall() } finally { redis.disconnect() }
   const ports = await Promise.all([0, 1, 2].map(async () => await freePort()))
   const nodes: RingNode[] = [startNode(ports[0], env), startNode(ports[1], env)]
   const rnd = (n: number): number => Math.floor(o.random() * n)

@@ -48,13 +48,6 @@ export function authenticate (verifier: ApiKeyVerifier, key: string, scope: Scop
   return entry
 }
 
-/** null when `key` may act with `scope`; else the error to answer (nothing is done). */
-export function authorize (verifier: ApiKeyVerifier | null, key: string, scope: Scope): CounterdError | null {
-  if (verifier === null) return null
-  const entry = authenticate(verifier, key, scope)
-  return entry instanceof CounterdError ? entry : null
-}
-
 /** null when `n` more ops of `key` fit its rate (they are charged); else the rate_limited error. */
 export function chargeKey (ctx: FrontContext, key: ApiKey, n: number): CounterdError | null {
   const limit = ctx.keyLimit
