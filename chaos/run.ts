@@ -38,7 +38,7 @@ async function ringTrials (n: number, random: () => number): Promise<RingTrialRe
 }
 
 async function main (): Promise<void> {
-  const trials = arg('trials', 100)
+  const trials = arg('trials', 100, 0)
   const ringCount = arg('ring-trials', 10, 0)
   const seed = arg('seed', Date.now() % 1_000_000)
   const random = seeded(seed)
@@ -59,7 +59,9 @@ async function main (): Promise<void> {
   const table = [
     '| kind | trials | failed | acked | lost | double | max recovery | median recovery |',
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
-    `| one node | ${trials} | ${failed} | ${sum(r => r.acked)} | ${sum(r => r.lost)} | ${sum(r => r.double)} | ${Math.max(...results.map(r => r.recoveryMs))} ms | ${median(results.map(r => r.recoveryMs))} ms |`,
+    ...(results.length === 0
+      ? []
+      : [`| one node | ${trials} | ${failed} | ${sum(r => r.acked)} | ${sum(r => r.lost)} | ${sum(r => r.double)} | ${Math.max(...results.map(r => r.recoveryMs))} ms | ${median(results.map(r => r.recoveryMs))} ms |`]),
     ...(ring.length === 0
       ? []
       : [`| ring, kill during a handoff | ${ring.length} | ${ringFailed} | ${ringSum(r => r.acked)} | ${ringSum(r => r.lost)} | ${ringSum(r => r.double)} | ${Math.max(...ring.map(r => r.recoveryMs))} ms | ${median(ring.map(r => r.recoveryMs))} ms |`])
@@ -88,7 +90,9 @@ the three nodes serve every partition again. Every counter and like count is rea
 the three nodes (lost/double counted as read through the first).
 
 ${table}
-
+${ring.some(r => r.problems.length > 0)
+  ? '\nRing trials that failed (node killed, first problems):\n\n' + ring.filter(r => r.problems.length > 0).map(r => `- node ${r.killed} killed ${r.killedAtMs} ms into the handoff: ${r.lost} lost, ${r.double} double — ${r.problems.slice(0, 3).join('; ')}`).join('\n') + '\n'
+  : ''}
 A full disk is tested apart (test/disk-full.test.ts: DATA_DIR on a small tmpfs filled to the last
 byte; acks are held, requests past MAX_INFLIGHT_OPS are refused as overloaded, and when space returns
 every counter is exact, also after a kill -9), and so is a flood (test/flood.test.ts: 2M stream ops
