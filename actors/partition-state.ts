@@ -431,7 +431,7 @@ export class PartitionState {
     for (let e = 0; e < t.count; e++) {
       if (t.aux(e) === 0) continue
       if (prefix !== null && !t.hasPrefix(e, prefix)) continue
-      if (ns === '' && t.hasByte(e, NS_SEPARATOR_BYTE)) continue
+      if (ns === '' && prefix === null && t.hasByte(e, NS_SEPARATOR_BYTE)) continue // (a type prefix already excludes them)
       const rate = this.rateAt(e, now)
       if (best.length === k && rate <= best[k - 1].rate) continue
       let i = best.length < k ? best.length : k - 1

@@ -9,7 +9,7 @@ import { FNV_OFFSET, fnv1a32Byte, splitKey } from './keys'
 
 export const NAMESPACE_RE = /^[A-Za-z0-9_.-]{1,64}$/
 export const NS_SEPARATOR = '/'
-const SEP_BYTE = 0x2f
+export const NS_SEPARATOR_BYTE = 0x2f
 
 /** A key (or name) as the partitions store it: `name` itself without a namespace. */
 export function qualify (ns: string, name: string): string {
@@ -45,5 +45,3 @@ export function isValidStoredKey (stored: string): boolean {
   if (slash < 0) return splitKey(stored) !== null
   return NAMESPACE_RE.test(stored.slice(0, slash)) && splitKey(stored.slice(slash + 1)) !== null
 }
-
-export { SEP_BYTE as NS_SEPARATOR_BYTE }
