@@ -18,6 +18,7 @@
 // Per-minute history (without ClickHouse) is not kept per entry either: each sealed or replayed
 // record adds its net deltas to the minute of its ts (minute-history.ts), so a counter costs
 // nothing there until it changes, and then a pair per minute it changed in.
+import { NS_SEPARATOR_BYTE, prefixOf } from '../src/core/namespaces'
 import {
   EncodedRecord, RecordFormatError, decodeTail, dedupSize, featuresSize, recordHeaderSize, writeDedupEntries, writeFeatures, writeRecordHeader,
   type PayloadLayout
@@ -419,14 +420,19 @@ export class PartitionState {
     return g === 0 ? 0 : g * Math.exp(-(now - this.rateLandmark) / RATE_TAU_MS) / (RATE_TAU_MS / 1000)
   }
 
-  /** The k counters (of `type`, or any) rising fastest: a scan, kept out of the hot path. */
-  top (type: string | null, k: number, now: number): Array<{ key: string, rate: number }> {
+  /**
+   * The k counters (of `type`, or any) of namespace `ns` rising fastest: a scan, kept out of the
+   * hot path. ns '' lists only keys of no namespace (src/core/namespaces.ts).
+   */
+  top (type: string | null, k: number, now: number, ns = ''): Array<{ key: string, rate: number }> {
     const t = this.table
     const best: Array<{ e: number, rate: number }> = []
-    const prefix = type === null ? null : Buffer.from(type + ':', 'latin1')
+    const p = prefixOf(ns) + (type === null ? '' : type + ':')
+    const prefix = p === '' ? null : Buffer.from(p, 'latin1')
     for (let e = 0; e < t.count; e++) {
       if (t.aux(e) === 0) continue
       if (prefix !== null && !t.hasPrefix(e, prefix)) continue
+      if (ns === '' && prefix === null && t.hasByte(e, NS_SEPARATOR_BYTE)) continue // (a type prefix already excludes them)
       const rate = this.rateAt(e, now)
       if (best.length === k && rate <= best[k - 1].rate) continue
       let i = best.length < k ? best.length : k - 1
@@ -781,7 +787,7 @@ export class PartitionState {
     const first = mark.charCodeAt(0)
     for (let e = 0; e < t.count; e++) {
       const v = t.value(e)
-      if (v === 0 || !t.keyHas(e, first)) continue
+      if (v === 0 || !t.hasByte(e, first)) continue
       const key = t.key(e)
       if (key.includes(mark)) out.push([key, v])
     }

@@ -339,11 +339,11 @@ export class Shard {
     return this.stateOf(h % this.config.partitions).replicas(buf, 0, buf.length, h)
   }
 
-  /** The k counters (of `type`, or any) of this shard rising fastest. */
-  top (type: string | null, k: number): Array<{ key: string, rate: number }> {
+  /** The k counters (of `type`, or any) of namespace `ns` ('' none) of this shard rising fastest; keys as stored. */
+  top (type: string | null, k: number, ns = ''): Array<{ key: string, rate: number }> {
     const now = Date.now()
     const all: Array<{ key: string, rate: number }> = []
-    for (const p of this.partitions) all.push(...this.stateOf(p).top(type, k, now))
+    for (const p of this.partitions) all.push(...this.stateOf(p).top(type, k, now, ns))
     return all.sort((a, b) => b.rate - a.rate).slice(0, k)
   }
 

@@ -14,7 +14,7 @@ import { seededRandom } from '../bench/zipf'
 import { CounterStream } from '../client'
 import { freePort } from '../src/node/free-port'
 
-const MAIN = path.join(__dirname, '..', 'src', 'main.js')
+export const MAIN = path.join(__dirname, '..', 'src', 'main.js')
 
 export interface TrialOptions {
   /** the kill comes this long after the load starts: uniform in [min, max] ms */

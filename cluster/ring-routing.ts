@@ -3,9 +3,11 @@
 // it there), keeps one outgoing peer link per remote shard, and accepts the links other nodes
 // open to this shard. Which partitions this shard itself must own is what own() is then told.
 import net from 'node:net'
+import tls from 'node:tls'
 import type { Logger } from 'pino'
 import { CounterdError } from '../src/core/errors'
-import { PeerLink } from '../src/routing/peer-link'
+import { authenticatePeer } from '../src/routing/peer-auth'
+import { PeerLink, type PeerSecurity } from '../src/routing/peer-link'
 import type { Router } from '../src/routing/router'
 import type { MemberInfo, RingView } from './ring-view'
 
@@ -18,6 +20,10 @@ export interface RingRoutingOptions {
   /** Bytes staged on a peer link beyond which new units are refused (overloaded). */
   linkLimit: number
   logger: Logger
+  /** CLUSTER_SECRET ('' none): links authenticate with it. */
+  secret?: string
+  /** TLS_CERT_FILE/TLS_KEY_FILE contents: links are TLS (this shard serves with them); null: plain TCP. */
+  tls?: { cert: Buffer, key: Buffer } | null
 }
 
 export class RingRouting {
@@ -29,14 +35,26 @@ export class RingRouting {
   private retiring: Array<{ target: number, link: PeerLink }> = []
   private retireTimer: NodeJS.Timeout | null = null
 
-  constructor (private readonly o: RingRoutingOptions) {}
+  private readonly security: PeerSecurity
+  private readonly refusedLogged = new Set<string>() // outgoing links whose refusal was logged (once per outage)
+
+  constructor (private readonly o: RingRoutingOptions) {
+    this.security = { secret: o.secret ?? '', tls: (o.tls ?? null) !== null }
+  }
 
   get current (): RingView | null { return this.view }
   get self (): string { return this.selfId }
 
   /** Accepts peer links from other nodes on host:port (0: any free port); resolves with the port. */
   async listen (host: string, port: number): Promise<number> {
-    const server = net.createServer((socket) => this.accept(socket))
+    const creds = this.o.tls ?? null
+    const server = creds === null
+      ? net.createServer((socket) => this.authenticate(socket))
+      : tls.createServer({ cert: creds.cert, key: creds.key }, (socket) => this.authenticate(socket))
+    // A client that fails TLS is refused like one that fails the secret.
+    server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+      this.o.logger.warn({ peer: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`, reason: err.message }, 'peer link refused: TLS failed')
+    })
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen({ host, port }, () => { server.off('error', reject); resolve() })
@@ -45,7 +63,21 @@ export class RingRouting {
     return (server.address() as net.AddressInfo).port
   }
 
-  private accept (socket: net.Socket): void {
+  /** With CLUSTER_SECRET, a connection becomes a link only once the peer proved it knows the secret. */
+  private authenticate (socket: net.Socket): void {
+    const secret = this.security.secret
+    if (secret === '') { this.accept(socket); return }
+    socket.on('error', () => {}) // a reset during the handshake: 'close' ends it
+    authenticatePeer(socket, secret, 'accept', (err, rest) => {
+      if (err !== null) {
+        this.o.logger.warn({ peer: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`, reason: err }, 'peer link refused')
+        return
+      }
+      this.accept(socket, rest)
+    })
+  }
+
+  private accept (socket: net.Socket, rest?: Buffer): void {
     const { router } = this.o
     let target = -1
     const link = PeerLink.accept(socket, this.o.linkLimit, {
@@ -54,7 +86,7 @@ export class RingRouting {
         this.accepted.delete(link)
         router.linkLost(target, new CounterdError('peer_unavailable', reason))
       }
-    })
+    }, rest)
     target = router.addLink(link)
     this.accepted.add(link)
   }
@@ -135,8 +167,16 @@ export class RingRouting {
         if (wasUp) this.o.logger.warn({ peer: name }, 'peer link lost; reconnecting')
         router.linkLost(target, new CounterdError('peer_unavailable', reason))
       },
-      onConnected: () => this.o.logger.debug({ peer: name }, 'peer link connected')
-    })
+      onConnected: () => {
+        this.refusedLogged.delete(name)
+        this.o.logger.debug({ peer: name }, 'peer link connected')
+      },
+      onRefused: (reason) => {
+        if (this.refusedLogged.has(name)) return
+        this.refusedLogged.add(name)
+        this.o.logger.warn({ peer: name, reason }, 'peer link not authenticated; retrying')
+      }
+    }, this.security)
     target = router.addLink(link)
     this.out.set(name, { target, link })
     return target

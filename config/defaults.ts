@@ -30,6 +30,8 @@ export const DEFAULTS = {
   metricsOpen: false, // with AUTH_FILE: /metrics without a key
   tlsCertFile: '', // PEM certificate (chain): HTTPS and WSS on PORT; with tlsKeyFile
   tlsKeyFile: '', // PEM private key of tlsCertFile
+  keyOpsPerSecond: 0, // with AUTH_FILE: ops per second each API key may send (node-wide; a second's worth may come at once); 0 = no limit
+  clusterSecret: '', // a ring's shared secret: peer links authenticate with it (HMAC challenge/response); '' = links are not authenticated
   // Cluster storage (docs/cluster-storage.md): both set → Kafka log + Redis checkpoints.
   kafkaBrokers: '', // host:port[,host:port…]
   kafkaTopic: 'counter-deltas',

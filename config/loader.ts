@@ -35,6 +35,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, overrides: Con
   if ((config.kafkaBrokers === '') !== (config.redisUrl === '')) {
     throw new ConfigError('KAFKA_BROKERS and REDIS_URL go together: cluster storage needs both (the log in Kafka, checkpoints in Redis); set both or neither')
   }
+  if (config.keyOpsPerSecond > 0 && config.authFile === '') {
+    throw new ConfigError('KEY_OPS_PER_SECOND limits each API key: it needs AUTH_FILE (an open node has no keys to limit)')
+  }
   resolveIngest(config)
   return Object.freeze(config)
 }

@@ -52,6 +52,12 @@ function nonEmpty (raw: string, name: string): string {
   return raw
 }
 
+/** A shared secret: checked like the others, but never echoed in the message. */
+function secret (raw: string, name: string): string {
+  if (!/^[\x21-\x7e]{16,1024}$/.test(raw)) throw new ConfigError(`${name} must be 16 to 1024 printable ASCII characters without spaces (got ${raw.length} characters; the value is not shown)`)
+  return raw
+}
+
 const BROKERS_RE = /^[^\s:,]+:\d{1,5}(,[^\s:,]+:\d{1,5})*$/
 const TOPIC_RE = /^[A-Za-z0-9._-]{1,249}$/
 
@@ -82,6 +88,8 @@ export const SCHEMA: { [K in keyof Defaults]: { env: string, parse: Parser<Defau
   authFile: { env: 'AUTH_FILE', parse: nonEmpty },
   tlsCertFile: { env: 'TLS_CERT_FILE', parse: nonEmpty },
   tlsKeyFile: { env: 'TLS_KEY_FILE', parse: nonEmpty },
+  keyOpsPerSecond: { env: 'KEY_OPS_PER_SECOND', parse: integer(0, 1_000_000_000) },
+  clusterSecret: { env: 'CLUSTER_SECRET', parse: secret },
   metricsOpen: { env: 'METRICS_OPEN', parse: (raw, name) => oneOf('true', 'false')(raw, name) === 'true' },
   kafkaBrokers: { env: 'KAFKA_BROKERS', parse: pattern(BROKERS_RE, 'a comma-separated list of host:port') },
   kafkaTopic: { env: 'KAFKA_TOPIC', parse: pattern(TOPIC_RE, 'a Kafka topic name ([A-Za-z0-9._-]{1,249})') },

@@ -34,7 +34,11 @@ t.test('bad values are refused, naming the variable', async (t) => {
     [{ RESP_PORT: 'redis' }, /^RESP_PORT must be an integer from 0 to 65535/],
     [{ RESP_PORT: '9000', PORT: '9000' }, /^RESP_PORT must differ from PORT \(both are 9000\)/],
     [{ HISTORY_RETENTION_MINUTES: '-5' }, /^HISTORY_RETENTION_MINUTES must be an integer from 0 to 43200, got "-5"$/],
-    [{ HISTORY_RETENTION_MINUTES: '1 day' }, /^HISTORY_RETENTION_MINUTES must be an integer/]
+    [{ HISTORY_RETENTION_MINUTES: '1 day' }, /^HISTORY_RETENTION_MINUTES must be an integer/],
+    [{ KEY_OPS_PER_SECOND: '-1' }, /^KEY_OPS_PER_SECOND must be an integer from 0 to 1000000000, got "-1"$/],
+    [{ KEY_OPS_PER_SECOND: '10' }, /^KEY_OPS_PER_SECOND limits each API key: it needs AUTH_FILE/],
+    [{ CLUSTER_SECRET: 'short-secret' }, /^CLUSTER_SECRET must be 16 to 1024 printable ASCII characters without spaces \(got 12 characters; the value is not shown\)$/],
+    [{ CLUSTER_SECRET: 'a secret with spaces 123' }, /^CLUSTER_SECRET must be 16 to 1024 printable ASCII/]
   ]
   for (const [env, re] of cases) t.throws(() => loadConfig(env), { name: 'ConfigError', message: re }, JSON.stringify(env))
   t.ok(new ConfigError('x') instanceof Error)

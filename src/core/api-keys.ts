@@ -3,6 +3,7 @@
 // A plain "key":"…" is accepted too (the caller warns). Keys are kept only as SHA-256 digests, and
 // a presented key is found by its digest, so no comparison runs over the secret itself.
 import { createHash, timingSafeEqual } from 'node:crypto'
+import { NAMESPACE_RE } from './namespaces'
 
 export const SCOPES = ['read', 'write', 'admin'] as const
 export type Scope = typeof SCOPES[number]
@@ -12,6 +13,8 @@ export interface ApiKey {
   digest: string
   namespace: string
   scopes: Scope[]
+  /** The key's slot in the node-wide rate limit (KEY_OPS_PER_SECOND); kept across reloads */
+  slot: number
 }
 
 /** What the shards get: plain data, so it crosses to worker threads as is. */
@@ -24,7 +27,6 @@ export interface ApiKeyTable {
 export class ApiKeyFileError extends Error {}
 
 const HEX64 = /^[0-9a-f]{64}$/
-const NAMESPACE = /^[A-Za-z0-9_.-]{1,64}$/
 
 export function digestOf (key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex')
@@ -54,13 +56,31 @@ export function parseApiKeyFile (text: string): ApiKeyTable {
     }
     if (seen.has(digest)) throw new ApiKeyFileError(`keys[${i}].key appears twice`)
     seen.add(digest)
-    if (typeof e.namespace !== 'string' || !NAMESPACE.test(e.namespace)) throw new ApiKeyFileError(`keys[${i}].namespace must match [A-Za-z0-9_.-]{1,64}`)
+    if (typeof e.namespace !== 'string' || !NAMESPACE_RE.test(e.namespace)) throw new ApiKeyFileError(`keys[${i}].namespace must match [A-Za-z0-9_.-]{1,64}`)
     if (!Array.isArray(e.scopes) || e.scopes.length === 0 || !e.scopes.every((s: unknown) => (SCOPES as readonly unknown[]).includes(s))) {
       throw new ApiKeyFileError(`keys[${i}].scopes must be a non-empty list of ${SCOPES.map(s => `"${s}"`).join(', ')}`)
     }
-    keys.push({ digest, namespace: e.namespace, scopes: [...new Set(e.scopes as Scope[])] })
+    keys.push({ digest, namespace: e.namespace, scopes: [...new Set(e.scopes as Scope[])], slot: i })
   })
   return { keys, plain }
+}
+
+/**
+ * Gives each key a rate-limit slot, the same one a key had in an earlier table (`slots`: digest →
+ * slot, updated), so a reload neither resets a key's rate nor hands its slot to another key.
+ */
+export function assignSlots (table: ApiKeyTable, slots: Map<string, number>, capacity: number): void {
+  const taken = new Set(slots.values())
+  let next = 0
+  for (const k of table.keys) {
+    const s = slots.get(k.digest)
+    if (s !== undefined) { k.slot = s; continue }
+    while (taken.has(next)) next++
+    if (next >= capacity) throw new ApiKeyFileError(`more than ${capacity} keys over the node's life; restart the node to reuse rate-limit slots`)
+    k.slot = next
+    slots.set(k.digest, next)
+    taken.add(next)
+  }
 }
 
 /** Looks presented keys up by digest; built once per table. */

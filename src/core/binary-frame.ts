@@ -19,8 +19,9 @@ const TWO_POW_53 = 2 ** 53
 /**
  * Decodes and validates a whole frame into `out`. Returns null when the frame is good, or the
  * error to ack it with. Frames too short to carry a seq throw: they can only be answered by a close.
+ * `seed`: the FNV-1a state the keys' hashes continue from (a namespace's prefix, src/core/namespaces.ts).
  */
-export function decodeBinaryFrame (buf: Uint8Array, out: FrameOps): CounterdError | null {
+export function decodeBinaryFrame (buf: Uint8Array, out: FrameOps, seed = FNV_OFFSET): CounterdError | null {
   if (buf.length < HEADER_BYTES) throw new CounterdError('malformed_frame', `binary frame of ${buf.length} bytes is shorter than its 7-byte header`)
   out.seq = (buf[1] | (buf[2] << 8) | (buf[3] << 16)) + buf[4] * 0x1000000
   out.n = 0
@@ -36,7 +37,7 @@ export function decodeBinaryFrame (buf: Uint8Array, out: FrameOps): CounterdErro
     const typeLen = head & 0x3f
     if (typeLen < 1 || typeLen > MAX_TYPE_LEN) return new CounterdError('invalid_type', `op ${i}: type length ${typeLen} is outside 1..${MAX_TYPE_LEN}`)
     if (o + typeLen + 1 > len) return truncated(i)
-    let h = FNV_OFFSET
+    let h = seed
     const typeStart = o
     for (const end = o + typeLen; o < end; o++) {
       const c = buf[o]

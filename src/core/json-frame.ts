@@ -7,8 +7,11 @@ import { isValidDelta, type FrameOps } from './frame-ops'
 
 export const MAX_SEQ = 0xffffffff
 
-/** Parses and validates a whole text frame into `out`; returns null or the error to ack with. */
-export function decodeJsonFrame (text: string, out: FrameOps): CounterdError | null {
+/**
+ * Parses and validates a whole text frame into `out`; returns null or the error to ack with. Keys
+ * start with `prefix` (a namespace's, src/core/namespaces.ts; '' none).
+ */
+export function decodeJsonFrame (text: string, out: FrameOps, prefix = ''): CounterdError | null {
   out.n = 0
   out.seq = -1
   let frame: unknown
@@ -45,7 +48,7 @@ export function decodeJsonFrame (text: string, out: FrameOps): CounterdError | n
       if (a instanceof CounterdError) return a
       actor = a
     }
-    const key = type + ':' + id
+    const key = prefix + type + ':' + id
     out.keys[i] = key
     out.actors[i] = actor
     out.delta[i] = by

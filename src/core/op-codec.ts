@@ -141,15 +141,17 @@ export class ByteSink {
   }
 
   /**
-   * An increment whose key is copied straight from a binary stream frame: type bytes, ':', id
-   * bytes, and the actor when actorStart ≥ 0. The stream's hot path: plain byte stores only.
+   * An increment whose key is copied straight from a binary stream frame: [prefix (a namespace's)],
+   * type bytes, ':', id bytes, and the actor when actorStart ≥ 0. The stream's hot path: plain byte
+   * stores only.
    */
   incrementFromFrame (hash: number, src: Uint8Array, typeStart: number, typeLen: number, idStart: number, idLen: number,
-    delta: number, actorStart: number, actorLen: number): void {
-    const keyLen = typeLen + 1 + idLen
+    delta: number, actorStart: number, actorLen: number, prefix: Uint8Array | null = null): void {
+    const keyLen = (prefix === null ? 0 : prefix.length) + typeLen + 1 + idLen
     this.reserve(OP_HEADER_BYTES + keyLen + 9 + actorLen)
     const buf = this.buf
     let o = this.header(actorStart < 0 ? OP_INCR : OP_INCR_ACTOR, keyLen, hash)
+    if (prefix !== null) for (let k = 0; k < prefix.length; k++) buf[o++] = prefix[k]
     for (let k = typeStart, end = typeStart + typeLen; k < end; k++) buf[o++] = src[k]
     buf[o++] = 0x3a // ':'
     for (let k = idStart, end = idStart + idLen; k < end; k++) buf[o++] = src[k]

@@ -1,7 +1,9 @@
 // Who may call what (AUTH_FILE): every route needs a key with its scope — read, write or admin —
 // given as `Authorization: Bearer <key>` (the stream also takes `?token=`). Without AUTH_FILE
-// the node is open. The check wraps the route handlers once, at install, so no route can forget it.
-import type { ApiKeyVerifier, Scope } from '../core/api-keys'
+// the node is open. The check wraps the route handlers once, at install, so no route can forget it;
+// it hands the handler the key's namespace (src/core/namespaces.ts) and charges the key's rate
+// (KEY_OPS_PER_SECOND).
+import type { ApiKey, ApiKeyVerifier, Scope } from '../core/api-keys'
 import { CounterdError } from '../core/errors'
 import { failRequest } from './body'
 import type { FrontContext } from './context'
@@ -38,14 +40,25 @@ export function scopeOf (route: string, metricsOpen: boolean): Scope | null {
   return SCOPE_OF[route] ?? 'admin'
 }
 
-/** null when `key` may act with `scope`; else the error to answer (nothing is done). */
-export function authorize (verifier: ApiKeyVerifier | null, key: string, scope: Scope): CounterdError | null {
-  if (verifier === null) return null
+/** The key's entry when `key` may act with `scope`; else the error to answer (nothing is done). */
+export function authenticate (verifier: ApiKeyVerifier, key: string, scope: Scope): ApiKey | CounterdError {
   const entry = key === '' ? null : verifier.find(key)
   if (entry === null) return new CounterdError('unauthorized', key === '' ? 'an API key is required: Authorization: Bearer <key>' : 'unknown API key')
   if (!entry.scopes.includes(scope)) return new CounterdError('forbidden', `this key lacks the ${scope} scope`)
-  return null
+  return entry
 }
+
+/** null when `n` more ops of `key` fit its rate (they are charged); else the rate_limited error. */
+export function chargeKey (ctx: FrontContext, key: ApiKey, n: number): CounterdError | null {
+  const limit = ctx.keyLimit
+  if (limit === null) return null
+  const waitMs = limit.take(key.slot, n)
+  if (waitMs === 0) return null
+  return new CounterdError('rate_limited', `this API key is over ${limit.perSecond} ops per second; retry in ${Math.ceil(waitMs / 1000)} s`)
+}
+
+/** A route handler; `ns` is the caller's namespace ('' on an open node). */
+export type Handler = (res: HttpResponse, req: HttpRequest, ns?: string) => void
 
 /** The key in `Authorization: Bearer <key>`, or ''. */
 export function bearerOf (header: string): string {
@@ -59,15 +72,17 @@ export function guardRoutes (app: TemplatedApp, ctx: FrontContext): TemplatedApp
     get (target, prop, receiver) {
       const method = typeof prop === 'string' ? methods[prop] : undefined
       if (method === undefined) return Reflect.get(target, prop, receiver)
-      return (pattern: string, handler: (res: HttpResponse, req: HttpRequest) => void) => {
+      return (pattern: string, handler: Handler) => {
         const scope = scopeOf(`${method} ${pattern}`, ctx.config.metricsOpen)
         const register = Reflect.get(target, prop, receiver) as (p: string, h: (res: HttpResponse, req: HttpRequest) => void) => TemplatedApp
         register(pattern, scope === null
           ? handler
           : (res: HttpResponse, req: HttpRequest) => {
               if (ctx.auth === null) { handler(res, req); return } // an open node reads no header
-              const refused = authorize(ctx.auth, bearerOf(req.getHeader('authorization')), scope)
-              if (refused === null) { handler(res, req); return }
+              const entry = authenticate(ctx.auth, bearerOf(req.getHeader('authorization')), scope)
+              // One op per request (a batch query too): the limit guards the node, not the counters.
+              const refused = entry instanceof CounterdError ? entry : chargeKey(ctx, entry, 1)
+              if (refused === null) { handler(res, req, (entry as ApiKey).namespace); return }
               failRequest(ctx, res, { aborted: false }, refused)
             })
         return guarded

@@ -5,6 +5,7 @@ import type { Config } from '../../config/loader'
 import { CounterdError } from '../core/errors'
 import type { InflightGauge } from '../routing/inflight'
 import type { ApiKeyVerifier } from '../core/api-keys'
+import type { KeyRateLimiter } from '../core/key-rate'
 import type { Router } from '../routing/router'
 import type { RingRouting } from '../../cluster/ring-routing'
 import type { ThreadMetrics } from './metrics'
@@ -21,6 +22,8 @@ export interface FrontContext {
   metrics: ShardRow
   /** API keys (AUTH_FILE), replaced on SIGHUP; null: the node is open. */
   auth: ApiKeyVerifier | null
+  /** KEY_OPS_PER_SECOND: the node-wide rate of each API key; null: no limit */
+  keyLimit: KeyRateLimiter | null
   /** This thread's prom-client registry and hot-path histograms. */
   threadMetrics: ThreadMetrics
   board: StatusBoard

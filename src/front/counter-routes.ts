@@ -6,6 +6,7 @@ import { CounterdError } from '../core/errors'
 import type { HistoryPoint } from '../core/history'
 import { jsonIdString } from '../core/json-ids'
 import { fnv1a32, isValidId, isValidType, splitKey } from '../core/keys'
+import { prefixOf, qualify } from '../core/namespaces'
 import { isValidDelta } from '../core/frame-ops'
 import { OP_GET, OP_GET_PART, OP_INCR, OP_INCR_ACTOR, OP_RATE, OP_RESET, OP_UNIQUE } from '../core/op-codec'
 import { failRequest, parseJsonBody, readBody, readJsonBody } from './body'
@@ -52,7 +53,7 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
   const { config, metrics } = ctx
   const fail = (res: HttpResponse, state: Abortable, err: CounterdError): void => failRequest(ctx, res, state, err)
 
-  app.post('/v1/counter/:type/:id/increment', (res: HttpResponse, req: HttpRequest) => {
+  app.post('/v1/counter/:type/:id/increment', (res: HttpResponse, req: HttpRequest, ns = '') => {
     metrics.add(F_HTTP_REQUESTS)
     const type = req.getParameter(0)
     const id = req.getParameter(1)
@@ -61,7 +62,7 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
     // Prefer: return=minimal (RFC 7240): 204 without the new value, which lets a hot counter's
     // increment go to one of its sub-counters (the value needs every part).
     const minimal = /\breturn=minimal\b/i.test(req.getHeader('prefer'))
-    const pending = minimal ? new AckReply(ctx, res) : new ValueReply(ctx, res, type, id, true)
+    const pending = minimal ? new AckReply(ctx, res) : new ValueReply(ctx, res, type, id, true, qualify(ns, type + ':' + id))
     res.onAborted(() => { pending.aborted = true })
     readBody(ctx, res, pending, contentLength, (body) => {
       if (body === null) return
@@ -91,20 +92,20 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
       }
       const refused = admit(ctx)
       if (refused !== null) { fail(res, pending, refused); return }
-      const key = type + ':' + id
+      const key = qualify(ns, type + ':' + id)
       ctx.router.beginUnit(pending, idem === '' ? null : key + '\n' + idem, -1, !minimal)
       ctx.router.op(actor === null ? OP_INCR : OP_INCR_ACTOR, fnv1a32(key), key, by, actor)
       if (!ctx.router.endUnit()) fail(res, pending, overloaded())
     })
   })
 
-  app.get('/v1/counter/:type/:id', (res: HttpResponse, req: HttpRequest) => {
+  app.get('/v1/counter/:type/:id', (res: HttpResponse, req: HttpRequest, ns = '') => {
     metrics.add(F_HTTP_REQUESTS)
     const type = req.getParameter(0)
     const id = req.getParameter(1)
     const wantReplicas = req.getQuery('replicas') === 'true'
     const showShards = req.getQuery('shards') === 'true'
-    const key = type + ':' + id
+    const key = qualify(ns, type + ':' + id)
     const split = ctx.router.hot?.get(key)
     if (split !== undefined || showShards) {
       // A split counter: every part read and summed (src/core/hot-keys.ts).
@@ -112,11 +113,11 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
       res.onAborted(() => { state.aborted = true })
       const bad = validateTypeId(type, id) ?? admit(ctx)
       if (bad !== null) { fail(res, state, bad); return }
-      const parts = new PartsReply(ctx, res, state, type, id, split, fnv1a32(key), showShards)
+      const parts = new PartsReply(ctx, res, state, type, id, split, key, fnv1a32(key), showShards)
       if (!parts.send(ctx.router)) fail(res, state, overloaded())
       return
     }
-    const pending = new ValueReply(ctx, res, type, id)
+    const pending = new ValueReply(ctx, res, type, id, false, key)
     res.onAborted(() => { pending.aborted = true })
     const bad = validateTypeId(type, id) ?? admit(ctx)
     if (bad !== null) { fail(res, pending, bad); return }
@@ -136,7 +137,7 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
 
   // Single-number reads of a counter's features: unique actors, recent rate.
   const numberRoute = (suffix: string, kind: number, field: string): void => {
-    app.get(`/v1/counter/:type/:id/${suffix}`, (res: HttpResponse, req: HttpRequest) => {
+    app.get(`/v1/counter/:type/:id/${suffix}`, (res: HttpResponse, req: HttpRequest, ns = '') => {
       metrics.add(F_HTTP_REQUESTS)
       const type = req.getParameter(0)
       const id = req.getParameter(1)
@@ -144,7 +145,7 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
       res.onAborted(() => { pending.aborted = true })
       const bad = validateTypeId(type, id) ?? admit(ctx)
       if (bad !== null) { fail(res, pending, bad); return }
-      const key = type + ':' + id
+      const key = qualify(ns, type + ':' + id)
       ctx.router.beginUnit(pending, null, -1, true, true)
       ctx.router.op(kind, fnv1a32(key), key)
       // A split counter's rate is its parts' (unique counts stay the home's: increments with an actor go there).
@@ -156,7 +157,7 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
   numberRoute('unique', OP_UNIQUE, 'unique')
   numberRoute('rate', OP_RATE, 'rate_per_sec')
 
-  app.get('/v1/counter/:type/:id/history', (res: HttpResponse, req: HttpRequest) => {
+  app.get('/v1/counter/:type/:id/history', (res: HttpResponse, req: HttpRequest, ns = '') => {
     metrics.add(F_HTTP_REQUESTS)
     const type = req.getParameter(0)
     const id = req.getParameter(1)
@@ -167,13 +168,13 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
     if (bad !== null) { fail(res, state, bad); return }
     const range = parseHistoryRange(q.from, q.to, q.step, Date.now())
     if (range instanceof CounterdError) { fail(res, state, range); return }
-    const key = type + ':' + id
+    const key = qualify(ns, type + ':' + id)
     historyOf(ctx, key, range).then(
       (points) => replyJson(res, state, 200, JSON.stringify({ type, id, step: range.step, from: range.from, to: range.to, points })),
       (err: CounterdError) => fail(res, state, err))
   })
 
-  app.del('/v1/counter/:type/:id', (res: HttpResponse, req: HttpRequest) => {
+  app.del('/v1/counter/:type/:id', (res: HttpResponse, req: HttpRequest, ns = '') => {
     metrics.add(F_HTTP_REQUESTS)
     const type = req.getParameter(0)
     const id = req.getParameter(1)
@@ -181,7 +182,7 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
     res.onAborted(() => { pending.aborted = true })
     const bad = validateTypeId(type, id) ?? admit(ctx)
     if (bad !== null) { fail(res, pending, bad); return }
-    const key = type + ':' + id
+    const key = qualify(ns, type + ':' + id)
     ctx.router.beginUnit(pending, null, -1, true)
     ctx.router.op(OP_RESET, fnv1a32(key), key)
     const split = ctx.router.hot?.get(key)
@@ -189,7 +190,7 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
     if (!ctx.router.endUnit()) fail(res, pending, overloaded())
   })
 
-  app.post('/v1/counters/query', (res: HttpResponse, req: HttpRequest) => {
+  app.post('/v1/counters/query', (res: HttpResponse, req: HttpRequest, ns = '') => {
     metrics.add(F_HTTP_REQUESTS)
     const contentLength = req.getHeader('content-length')
     const state: Abortable = { aborted: false }
@@ -207,7 +208,7 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
       if (keys.length === 0) { replyJson(res, state, 200, '{"values":{}}'); return }
       const refused = admit(ctx)
       if (refused !== null) { fail(res, state, refused); return }
-      readKeys(ctx, res, state, keys as string[], OP_GET, 'values')
+      readKeys(ctx, res, state, keys as string[], OP_GET, 'values', ns)
     })
   })
 }
@@ -232,17 +233,18 @@ async function historyOf (ctx: FrontContext, key: string, range: { from: number,
   return [...sums].filter(([, v]) => v !== 0).sort((a, b) => a[0] - b[0]).map(([ts, value]) => ({ ts, value }))
 }
 
-/** One read op per key, answered as {[wrapper]: {key: value}}. */
-export function readKeys (ctx: FrontContext, res: HttpResponse, state: Abortable, keys: string[], kind: number, wrapper: string): void {
+/** One read op per key (of namespace `ns`), answered as {[wrapper]: {key: value}} with the keys as given. */
+export function readKeys (ctx: FrontContext, res: HttpResponse, state: Abortable, keys: string[], kind: number, wrapper: string, ns: string): void {
   const router = ctx.router
-  const pending = new KeysReply(ctx, res, keys, wrapper, router.shards)
+  const pending = new KeysReply(ctx, res, keys, wrapper, router.shards, prefixOf(ns))
   res.onAborted(() => { pending.aborted = true; state.aborted = true })
   router.beginUnit(pending, null, -1, true, true)
   for (let i = 0; i < keys.length; i++) {
-    const { hash, shard } = shardOfKey(ctx, keys[i])
-    const split = kind === OP_GET ? router.hot?.get(keys[i]) : undefined
+    const key = qualify(ns, keys[i])
+    const { hash, shard } = shardOfKey(ctx, key)
+    const split = kind === OP_GET ? router.hot?.get(key) : undefined
     pending.added(shard, i)
-    router.op(split === undefined ? kind : OP_GET_PART, hash, keys[i])
+    router.op(split === undefined ? kind : OP_GET_PART, hash, key)
     if (split !== undefined) {
       // A split counter's value is the sum of its parts (src/core/hot-keys.ts).
       const n = split.names

@@ -5,6 +5,7 @@ import { baseOfSub, isPartKey } from '../core/hot-keys'
 import { CounterdError } from '../core/errors'
 import { jsonIdString } from '../core/json-ids'
 import { fnv1a32, isValidId, isValidType } from '../core/keys'
+import { qualify, unqualify } from '../core/namespaces'
 import { OP_HAS_LIKED, OP_LIKE, OP_LIKE_COUNT, OP_QUOTA_PEEK, OP_QUOTA_TAKE, OP_UNLIKE } from '../core/op-codec'
 import { decodeFrames, decodeRecord, encodeFrames } from '../core/record-codec'
 import type { DeltaRecord } from '../core/records'
@@ -42,7 +43,7 @@ class LikeRequest implements UnitOwner {
   private error: CounterdError | null = null
 
   constructor (readonly ctx: FrontContext, readonly res: HttpResponse, readonly state: Abortable, readonly t: LikeTarget,
-    readonly idem: string, readonly kind: number) {}
+    readonly idem: string, readonly kind: number, readonly ns: string) {}
 
   onApplied (_shard: number, values: Float64Array | null): void {
     if (values !== null) this.wait = values[0]
@@ -61,7 +62,7 @@ class LikeRequest implements UnitOwner {
     const liked = this.kind === OP_LIKE
     const pending = new FieldReply(ctx, res, { user_id: t.user, item_id: t.id, item_type: t.type, liked }, 'count')
     res.onAborted(() => { pending.aborted = true; state.aborted = true })
-    const item = t.type + ':' + t.id
+    const item = qualify(this.ns, t.type + ':' + t.id)
     const router = ctx.router
     router.beginUnit(pending, this.idem === '' ? null : item + '\n' + (liked ? 'like:' : 'unlike:') + t.user + '\n' + this.idem, -1, true)
     router.op(this.kind, fnv1a32(item), item, 0, t.user)
@@ -109,7 +110,7 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
   const fail = (res: HttpResponse, state: Abortable, err: CounterdError): void => failRequest(ctx, res, state, err)
 
   const likeRoute = (path: string, kind: number): void => {
-    app.post(path, (res: HttpResponse, req: HttpRequest) => {
+    app.post(path, (res: HttpResponse, req: HttpRequest, ns = '') => {
       metrics.add(F_HTTP_REQUESTS)
       const idem = req.getHeader('idempotency-key')
       const contentLength = req.getHeader('content-length')
@@ -126,9 +127,11 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
         if (idem !== '' && !IDEMPOTENCY_KEY_RE.test(idem)) { fail(res, state, new CounterdError('invalid_idempotency_key')); return }
         const refused = admit(ctx)
         if (refused !== null) { fail(res, state, refused); return }
-        const like = new LikeRequest(ctx, res, state, t, idem, kind)
+        const like = new LikeRequest(ctx, res, state, t, idem, kind, ns)
+        // A user's quota is per namespace too: "u42" of one tenant is not "u42" of another.
+        const user = qualify(ns, t.user)
         ctx.router.beginUnit(like, null, -1, true, true)
-        ctx.router.op(OP_QUOTA_TAKE, fnv1a32(t.user), t.user, 0, idem)
+        ctx.router.op(OP_QUOTA_TAKE, fnv1a32(user), user, 0, idem)
         if (!ctx.router.endUnit()) fail(res, state, overloaded())
       })
     })
@@ -136,7 +139,7 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
   likeRoute('/v1/like', OP_LIKE)
   likeRoute('/v1/unlike', OP_UNLIKE)
 
-  app.get('/v1/count', (res: HttpResponse, req: HttpRequest) => {
+  app.get('/v1/count', (res: HttpResponse, req: HttpRequest, ns = '') => {
     metrics.add(F_HTTP_REQUESTS)
     const t = likeTarget('', req.getQuery('item_type'), req.getQuery('item_id'), false)
     const state: Abortable = { aborted: false }
@@ -146,13 +149,13 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
     if (refused !== null) { fail(res, state, refused); return }
     const pending = new FieldReply(ctx, res, { item_id: t.id, item_type: t.type }, 'count')
     res.onAborted(() => { pending.aborted = true })
-    const item = t.type + ':' + t.id
+    const item = qualify(ns, t.type + ':' + t.id)
     ctx.router.beginUnit(pending, null, -1, true, true)
     ctx.router.op(OP_LIKE_COUNT, fnv1a32(item), item)
     if (!ctx.router.endUnit()) pending.fail(overloaded())
   })
 
-  app.get('/v1/has-liked', (res: HttpResponse, req: HttpRequest) => {
+  app.get('/v1/has-liked', (res: HttpResponse, req: HttpRequest, ns = '') => {
     metrics.add(F_HTTP_REQUESTS)
     const t = likeTarget(req.getQuery('user_id'), req.getQuery('item_type'), req.getQuery('item_id'), true)
     const state: Abortable = { aborted: false }
@@ -162,14 +165,14 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
     if (refused !== null) { fail(res, state, refused); return }
     const pending = new FieldReply(ctx, res, { user_id: t.user, item_id: t.id, item_type: t.type }, 'liked', true)
     res.onAborted(() => { pending.aborted = true })
-    const item = t.type + ':' + t.id
+    const item = qualify(ns, t.type + ':' + t.id)
     ctx.router.beginUnit(pending, null, -1, true, true)
     ctx.router.op(OP_HAS_LIKED, fnv1a32(item), item, 0, t.user)
     if (!ctx.router.endUnit()) pending.fail(overloaded())
   })
 
   // Batch like counts: {"items":[{"item_type":"post","item_id":"1"}, ...]} → {"counts":{"post:1":3}}
-  app.post('/v1/counts', (res: HttpResponse, req: HttpRequest) => {
+  app.post('/v1/counts', (res: HttpResponse, req: HttpRequest, ns = '') => {
     metrics.add(F_HTTP_REQUESTS)
     const contentLength = req.getHeader('content-length')
     const state: Abortable = { aborted: false }
@@ -188,11 +191,11 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
       if (keys.length === 0) { replyJson(res, state, 200, '{"counts":{}}'); return }
       const refused = admit(ctx)
       if (refused !== null) { fail(res, state, refused); return }
-      readKeys(ctx, res, state, keys, OP_LIKE_COUNT, 'counts')
+      readKeys(ctx, res, state, keys, OP_LIKE_COUNT, 'counts', ns)
     })
   })
 
-  app.get('/v1/counter/:type/:id/sample', (res: HttpResponse, req: HttpRequest) => {
+  app.get('/v1/counter/:type/:id/sample', (res: HttpResponse, req: HttpRequest, ns = '') => {
     metrics.add(F_HTTP_REQUESTS)
     const type = req.getParameter(0)
     const id = req.getParameter(1)
@@ -208,13 +211,13 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
     }
     const refused = admit(ctx)
     if (refused !== null) { fail(res, state, refused); return }
-    const key = type + ':' + id
+    const key = qualify(ns, type + ':' + id)
     ctx.router.control(shardOfKey(ctx, key).shard, 'sample', { key, n }).then(
       (sample) => replyJson(res, state, 200, JSON.stringify({ type, id, sample })),
       (err: CounterdError) => fail(res, state, err))
   })
 
-  app.get('/v1/top', (res: HttpResponse, req: HttpRequest) => {
+  app.get('/v1/top', (res: HttpResponse, req: HttpRequest, ns = '') => {
     metrics.add(F_HTTP_REQUESTS)
     const type = req.getQuery('type') ?? ''
     const kq = req.getQuery('k') ?? ''
@@ -225,9 +228,11 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
     if (!/^\d*$/.test(kq) || !Number.isInteger(k) || k < 1 || k > 1000) { fail(res, state, new CounterdError('invalid_argument', 'k must be an integer from 1 to 1000')); return }
     const refused = admit(ctx)
     if (refused !== null) { fail(res, state, refused); return }
-    askEveryShard(ctx, 'top', { type: type === '' ? null : type, k }).then((perShard) => {
+    // Each shard lists only this namespace's counters; their keys come back as the caller spells them.
+    askEveryShard(ctx, 'top', { type: type === '' ? null : type, k, ns }).then((perShard) => {
       const top = mergeHotParts((perShard as Array<Array<{ key: string, rate: number }>>).flat()).sort((a, b) => b.rate - a.rate).slice(0, k)
-      const out = top.map(({ key, rate }) => {
+      const out = top.map(({ key: stored, rate }) => {
+        const key = unqualify(ns, stored)
         const colon = key.indexOf(':')
         return { key, type: key.slice(0, colon), id: key.slice(colon + 1), rate_per_sec: Math.round(rate * 1000) / 1000 }
       })
@@ -235,7 +240,7 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
     }, (err: CounterdError) => fail(res, state, err))
   })
 
-  app.get('/v1/quota', (res: HttpResponse, req: HttpRequest) => {
+  app.get('/v1/quota', (res: HttpResponse, req: HttpRequest, ns = '') => {
     metrics.add(F_HTTP_REQUESTS)
     const user = req.getQuery('user_id') ?? ''
     const pending = new QuotaRequest(ctx, res, user)
@@ -243,8 +248,9 @@ export function installFeatureRoutes (app: TemplatedApp, ctx: FrontContext): voi
     if (!isValidId(user)) { fail(res, pending, new CounterdError('invalid_user_id')); return }
     const refused = admit(ctx)
     if (refused !== null) { fail(res, pending, refused); return }
+    const stored = qualify(ns, user)
     ctx.router.beginUnit(pending, null, -1, true, true)
-    ctx.router.op(OP_QUOTA_PEEK, fnv1a32(user), user)
+    ctx.router.op(OP_QUOTA_PEEK, fnv1a32(stored), stored)
     if (!ctx.router.endUnit()) fail(res, pending, overloaded())
   })
 

@@ -278,8 +278,10 @@ function build (): Json {
       const scope = scopeOf(`${method === 'delete' ? 'DELETE' : method.toUpperCase()} ${p.replace(/\{([a-z]+)\}/g, ':$1')}`, false)
       if (scope === null) continue
       op.security = [{ bearer: [scope] }]
-      op.description = `Needs a key with the ${scope} scope when the node has AUTH_FILE${scope === 'admin' && p === '/metrics' ? ' (not with METRICS_OPEN=true)' : ''}.`
-      Object.assign(op.responses as Json, errors(401, 403))
+      op.description = `Needs a key with the ${scope} scope when the node has AUTH_FILE${scope === 'admin' && p === '/metrics' ? ' (not with METRICS_OPEN=true)' : ''}. ` +
+        (scope === 'admin' ? 'Admin routes are node-wide (every namespace). ' : 'Counters, likes and quotas are those of the key\'s namespace; keys in replies are spelled without it. ') +
+        'With KEY_OPS_PER_SECOND each request costs the key one op: over the rate, 429 rate_limited with Retry-After, nothing applied.'
+      Object.assign(op.responses as Json, errors(401, 403, 429))
     }
   }
 
@@ -306,7 +308,7 @@ function build (): Json {
         Error: object({ error: ref('schemas', 'ErrorBody') })
       },
       securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', description: 'An API key from AUTH_FILE: Authorization: Bearer <key> (the stream also takes ?token=<key>)' }
+        bearer: { type: 'http', scheme: 'bearer', description: 'An API key from AUTH_FILE: Authorization: Bearer <key> (the stream also takes ?token=<key>). The key\'s namespace holds the counters it reads and writes.' }
       },
       responses: {
         E400: errorResponse(400, 'a bad argument, id, body or header (see the error code); nothing was applied'),
@@ -314,7 +316,7 @@ function build (): Json {
         E403: errorResponse(403, 'forbidden: the key lacks the scope this route needs'),
         E404: errorResponse(404, 'not_found'),
         E413: errorResponse(413, 'payload_too_large: the body is over MAX_BODY_BYTES; the connection is closed'),
-        E429: errorResponse(429, 'rate_limited', Retry),
+        E429: errorResponse(429, 'rate_limited: a user over LIKES_PER_MINUTE, or an API key over KEY_OPS_PER_SECOND; nothing was applied', Retry),
         E503: errorResponse(503, 'overloaded, not_ready, shutting_down or storage_unavailable', Retry)
       }
     }

@@ -37,7 +37,9 @@ abstract class PendingRequest implements UnitOwner, Abortable {
 export class ValueReply extends PendingRequest {
   value = NaN
 
-  constructor (ctx: FrontContext, res: HttpResponse, readonly type: string, readonly id: string, readonly countsIncrement = false) {
+  /** `key`: the counter as stored (namespace-qualified: src/core/namespaces.ts). */
+  constructor (ctx: FrontContext, res: HttpResponse, readonly type: string, readonly id: string, readonly countsIncrement = false,
+    readonly key = type + ':' + id) {
     super(ctx, res)
   }
 
@@ -51,7 +53,7 @@ export class ValueReply extends PendingRequest {
       // A split counter's home answered a read with its ways + 0.5, an increment with its own
       // value + 0.5 (src/core/hot-keys.ts): add the other parts.
       const home = this.countsIncrement ? Math.floor(this.value) : null
-      const read = new SumRead(this.type + ':' + this.id, (v) => { this.value = v; this.answer() }, (err) => this.fail(err), home)
+      const read = new SumRead(this.key, (v) => { this.value = v; this.answer() }, (err) => this.fail(err), home)
       if (!read.send(this.ctx.router)) this.fail(new CounterdError('overloaded'))
       return
     }
@@ -118,7 +120,8 @@ export class KeysReply extends PendingRequest {
   private readonly values: number[]
   private readonly order: number[][]
 
-  constructor (ctx: FrontContext, res: HttpResponse, readonly keys: string[], readonly wrapper: string, shards: number) {
+  /** `prefix`: the namespace prefix of the stored keys (src/core/namespaces.ts), '' without. */
+  constructor (ctx: FrontContext, res: HttpResponse, readonly keys: string[], readonly wrapper: string, shards: number, readonly prefix = '') {
     super(ctx, res)
     this.values = new Array(keys.length).fill(0)
     this.order = Array.from({ length: shards }, () => [])
@@ -150,7 +153,7 @@ export class KeysReply extends PendingRequest {
       if (Number.isInteger(this.values[i])) continue
       const key = this.keys[i]
       splits.push(new Promise<number>((resolve, reject) => {
-        const read = new SumRead(key, resolve, reject)
+        const read = new SumRead(this.prefix + key, resolve, reject)
         if (!read.send(this.ctx.router)) reject(new CounterdError('overloaded'))
       }).then((v) => { this.values[i] = v }))
     }
@@ -192,9 +195,10 @@ export class SumRead extends PartsRead {
  * `state`: the request's abort flag (another reply may have started the request).
  */
 export class PartsReply extends PartsRead {
+  /** `key`: the counter as stored (namespace-qualified), `hash` its hash. */
   constructor (readonly ctx: FrontContext, readonly res: HttpResponse, readonly state: Abortable, readonly type: string, readonly id: string,
-    private readonly entry: HotEntry | undefined, hash: number, readonly showShards: boolean) {
-    super(entry?.names ?? null, { key: type + ':' + id, hash })
+    private readonly entry: HotEntry | undefined, key: string, hash: number, readonly showShards: boolean) {
+    super(entry?.names ?? null, { key, hash })
   }
 
   protected done (err: CounterdError | null): void {
@@ -207,10 +211,11 @@ export class PartsReply extends PartsRead {
     if (this.showShards) {
       const n = this.split ? this.names : null
       const P = this.ctx.router.partitions
-      const parts = [{ key: this.home.key, partition: this.home.hash % P, value: n === null ? this.values[0] : this.values[1] }]
+      const cut = this.home.key.length - (this.type.length + 1 + this.id.length) // a namespace's prefix: not shown
+      const parts = [{ key: this.home.key.slice(cut), partition: this.home.hash % P, value: n === null ? this.values[0] : this.values[1] }]
       if (n !== null) {
         const w = n.ways
-        for (let j = 0; j < w; j++) parts.push({ key: n.subs[j], partition: n.subPartitions[j], value: this.values[2 + j] + this.values[2 + w + j] - this.values[2 + 2 * w + j] })
+        for (let j = 0; j < w; j++) parts.push({ key: n.subs[j].slice(cut), partition: n.subPartitions[j], value: this.values[2 + j] + this.values[2 + w + j] - this.values[2 + 2 * w + j] })
       }
       body.split = n === null ? null : { ways: n.ways, state: this.entry?.merging === true ? 'merging' : 'split' }
       body.shards = parts

@@ -9,8 +9,12 @@
 // connection's queue; replies are written strictly in queue order, so a read whose shard answered
 // at once still waits for the durable write sent before it (ack=durable: a write's reply is sent
 // after its owner's commit).
-import type { Scope } from '../core/api-keys'
+import type { ApiKey, Scope } from '../core/api-keys'
+import { prefixHash, prefixOf } from '../core/namespaces'
+import { chargeKey } from './auth'
+import fs from 'node:fs'
 import net from 'node:net'
+import tls from 'node:tls'
 import os from 'node:os'
 import { asCounterdError, CounterdError } from '../core/errors'
 import { FNV_OFFSET, fnv1a32Bytes, isIdByte, isTypeByte, MAX_ID_LEN, MAX_TYPE_LEN } from '../core/keys'
@@ -50,6 +54,11 @@ const R_NUMBER = 6 // one op: the value as an integer (PFCOUNT)
 class RespConn {
   /** With AUTH_FILE: the scopes of the key given to AUTH; null until then */
   scopes: readonly Scope[] | null = null
+  /** With AUTH_FILE: the key given to AUTH (its rate is charged per command) */
+  apiKey: ApiKey | null = null
+  /** The key's namespace prefix (src/core/namespaces.ts); null: none */
+  prefix: Buffer | null = null
+  seed = FNV_OFFSET // FNV-1a state after the prefix: the keys' hashes continue from it
   proto = 2
   name = ''
   libName = ''
@@ -193,6 +202,7 @@ export class RespFront {
   private readonly conns = new Set<RespConn>()
   private readonly cmd = new RespCommand()
   private readonly out = new ByteSink(64 * 1024) // replies of the connection being served
+  private readonly scratch = Buffer.alloc(512) // a namespaced key (≤ 226 bytes) and its argument (≤ 128)
   private readonly spare: Batch[] = []
   private readonly dirty: RespConn[] = []
   private readonly stalled: RespConn[] = []
@@ -210,7 +220,12 @@ export class RespFront {
 
   /** Listens on host:port (0: a free port); resolves with the port. */
   async listen (host: string, port: number): Promise<number> {
-    const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket))
+    // With TLS_CERT_FILE + TLS_KEY_FILE the Redis port speaks TLS only (as redis-server's tls-port).
+    const { tlsCertFile, tlsKeyFile } = this.ctx.config
+    const server = tlsCertFile === ''
+      ? net.createServer({ noDelay: true }, (socket) => this.accept(socket))
+      : tls.createServer({ noDelay: true, cert: fs.readFileSync(tlsCertFile), key: fs.readFileSync(tlsKeyFile) }, (socket) => this.accept(socket))
+    server.on('tlsClientError', () => {}) // a client that fails the TLS handshake is simply disconnected
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen({ host, port }, () => { server.off('error', reject); resolve() })
@@ -523,6 +538,10 @@ export class RespFront {
       if (conn.scopes === null) { this.replyError(conn, new CounterdError('unauthorized')); return }
       const need = spec.flags.includes('write') ? 'write' : spec.flags.includes('readonly') ? 'read' : null
       if (need !== null && !conn.scopes.includes(need)) { this.replyError(conn, new CounterdError('forbidden', `this key lacks the ${need} scope`)); return }
+      if (need !== null && conn.apiKey !== null) {
+        const limited = chargeKey(this.ctx, conn.apiKey, 1)
+        if (limited !== null) { this.replyError(conn, limited); return }
+      }
     }
     switch (spec.id) {
       case Cmd.INCR: this.increment(conn, buf, cmd, 1); return
@@ -554,14 +573,14 @@ export class RespFront {
   private increment (conn: RespConn, buf: Buffer, cmd: RespCommand, by: number): void {
     const ks = cmd.start[1]
     const kl = cmd.len[1]
-    const hash = checkKey(buf, ks, kl)
+    const hash = checkKey(buf, ks, kl, conn.seed)
     if (hash < 0) { this.replyError(conn, invalidKey(buf, ks, kl)); return }
     const b = this.unitBatch(conn, false)
     if (b instanceof CounterdError) { this.replyError(conn, b); return }
     b.command(R_INCR, b.ops, 1)
-    if (this.ctx.router.hot !== null) b.keys[b.ops] = buf.toString('latin1', ks, ks + kl)
+    if (this.ctx.router.hot !== null) b.keys[b.ops] = storedKey(conn, buf, ks, kl)
     b.op(this.shardOfHash(hash))
-    this.ctx.router.opFromBytes(OP_INCR, hash, buf, ks, kl, by, -1, 0)
+    this.opFromBytes(conn, OP_INCR, hash, buf, ks, kl, by, -1, 0)
   }
 
   /** One op of `kind` per key argument from..to−1 (all keys checked first: a bad one changes nothing). */
@@ -572,13 +591,12 @@ export class RespFront {
     const b = this.unitBatch(conn, read)
     if (b instanceof CounterdError) { this.replyError(conn, b); return }
     b.command(reply, b.ops, to - from)
-    const router = this.ctx.router
-    const keyed = read && router.hot !== null
+    const keyed = read && this.ctx.router.hot !== null
     for (let i = from; i < to; i++) {
-      const hash = checkKey(buf, cmd.start[i], cmd.len[i])
-      if (keyed) b.keys[b.ops] = buf.toString('latin1', cmd.start[i], cmd.start[i] + cmd.len[i])
+      const hash = checkKey(buf, cmd.start[i], cmd.len[i], conn.seed)
+      if (keyed) b.keys[b.ops] = storedKey(conn, buf, cmd.start[i], cmd.len[i])
       b.op(this.shardOfHash(hash))
-      router.opFromBytes(kind, hash, buf, cmd.start[i], cmd.len[i], 0, -1, 0)
+      this.opFromBytes(conn, kind, hash, buf, cmd.start[i], cmd.len[i], 0, -1, 0)
     }
   }
 
@@ -593,7 +611,7 @@ export class RespFront {
   private pfadd (conn: RespConn, buf: Buffer, cmd: RespCommand): void {
     const ks = cmd.start[1]
     const kl = cmd.len[1]
-    const hash = checkKey(buf, ks, kl)
+    const hash = checkKey(buf, ks, kl, conn.seed)
     if (hash < 0) { this.replyError(conn, invalidKey(buf, ks, kl)); return }
     for (let i = 2; i < cmd.argc; i++) {
       if (!validActor(buf, cmd.start[i], cmd.len[i])) {
@@ -609,8 +627,23 @@ export class RespFront {
     const shard = this.shardOfHash(hash)
     for (let i = 2; i < cmd.argc; i++) {
       b.op(shard)
-      this.ctx.router.opFromBytes(OP_ADD_ACTOR, hash, buf, ks, kl, 0, cmd.start[i], cmd.len[i])
+      this.opFromBytes(conn, OP_ADD_ACTOR, hash, buf, ks, kl, 0, cmd.start[i], cmd.len[i])
     }
+  }
+
+  /**
+   * An op on a key (and argument) of the request's bytes. With a namespace the key goes behind its
+   * prefix first (copied to a scratch buffer the router copies from at once); without, straight.
+   */
+  private opFromBytes (conn: RespConn, kind: number, hash: number, buf: Buffer, ks: number, kl: number, delta: number, as: number, al: number): void {
+    const prefix = conn.prefix
+    if (prefix === null) { this.ctx.router.opFromBytes(kind, hash, buf, ks, kl, delta, as, al); return }
+    const s = this.scratch
+    prefix.copy(s, 0)
+    buf.copy(s, prefix.length, ks, ks + kl)
+    const keyLen = prefix.length + kl
+    if (as >= 0) buf.copy(s, keyLen, as, as + al)
+    this.ctx.router.opFromBytes(kind, hash, s, 0, keyLen, delta, as < 0 ? -1 : keyLen, al)
   }
 
   private shardOfHash (hash: number): number {
@@ -640,6 +673,9 @@ export class RespFront {
         conn.proto = 2
         conn.name = ''
         conn.scopes = null
+        conn.apiKey = null
+        conn.prefix = null
+        conn.seed = FNV_OFFSET
         this.replyOk(conn, 'RESET')
         return
       case Cmd.SELECT: {
@@ -656,6 +692,9 @@ export class RespFront {
           const key = this.ctx.auth.find(arg(cmd.argc - 1))
           if (key === null) { this.replyError(conn, new CounterdError('wrong_password')); return }
           conn.scopes = key.scopes
+          conn.apiKey = key
+          conn.prefix = Buffer.from(prefixOf(key.namespace), 'latin1')
+          conn.seed = prefixHash(key.namespace)
           this.replyOk(conn)
         } else if (cmd.argc === 2) this.replyError(conn, new CounterdError('auth_not_configured'))
         // With no password set, the default user takes any password; other users do not exist.
@@ -809,8 +848,17 @@ export class RespFront {
 
 // ---- validation straight from request bytes ----
 
-/** The FNV-1a hash of a valid key "type:id" at buf[start…start+len), or −1 when it breaks the key rules. */
-function checkKey (buf: Uint8Array, start: number, len: number): number {
+/**
+ * The FNV-1a hash of a valid key "type:id" at buf[start…start+len) (continued from `seed`: a
+ * namespace's prefix), or −1 when it breaks the key rules.
+ */
+/** A key as stored: with the connection's namespace prefix (only for hot counters' reads: a string). */
+function storedKey (conn: RespConn, buf: Buffer, start: number, len: number): string {
+  const key = buf.toString('latin1', start, start + len)
+  return conn.prefix === null ? key : conn.prefix.toString('latin1') + key
+}
+
+function checkKey (buf: Uint8Array, start: number, len: number, seed = FNV_OFFSET): number {
   const end = start + len
   let i = start
   while (i < end && buf[i] !== 0x3a) {
@@ -821,7 +869,7 @@ function checkKey (buf: Uint8Array, start: number, len: number): number {
   const idLen = end - i - 1
   if (typeLen < 1 || typeLen > MAX_TYPE_LEN || idLen < 1 || idLen > MAX_ID_LEN) return -1
   for (let k = i + 1; k < end; k++) if (!isIdByte(buf[k])) return -1
-  return fnv1a32Bytes(FNV_OFFSET, buf, start, end) >>> 0
+  return fnv1a32Bytes(seed, buf, start, end) >>> 0
 }
 
 function validActor (buf: Uint8Array, start: number, len: number): boolean {

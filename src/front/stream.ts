@@ -10,13 +10,21 @@ import { decodeJsonFrame } from '../core/json-frame'
 import { FrameOps } from '../core/frame-ops'
 import { OP_INCR, OP_INCR_ACTOR } from '../core/op-codec'
 import type { UnitOwner } from '../routing/router'
-import { authorize, bearerOf } from './auth'
+import type { ApiKey } from '../core/api-keys'
+import { prefixHash, prefixOf, qualify } from '../core/namespaces'
+import { authenticate, bearerOf, chargeKey } from './auth'
 import { admit, overloaded, type FrontContext } from './context'
 import { F_INCREMENTS_ACKED, F_WS_CONNECTIONS, F_WS_FRAMES, F_WS_OPS } from './status-board'
 import { uws, type HttpRequest, type HttpResponse, type TemplatedApp, type WebSocket } from './uws'
 
 export interface StreamConn {
-  clientId: string | null // set: resent frames (same clientId, same seq) count once
+  clientId: string | null // set: resent frames (same clientId, same seq) count once; namespaced as the keys
+  /** With AUTH_FILE: the key the upgrade gave (its rate is charged per op) */
+  apiKey: ApiKey | null
+  /** The namespace's key prefix ('' and null on an open node) and the FNV-1a state after it */
+  prefix: string
+  prefixBytes: Buffer | null
+  seed: number
   inflight: number
   open: boolean
   done: FrameAck[] // frames answered and not yet acked: sent together (AckBatcher)
@@ -120,8 +128,9 @@ export function installStream (app: TemplatedApp, ctx: FrontContext, sockets: Se
       const key = req.getHeader('sec-websocket-key')
       const protocol = req.getHeader('sec-websocket-protocol')
       const extensions = req.getHeader('sec-websocket-extensions')
-      const refused = authorize(ctx.auth, bearerOf(req.getHeader('authorization')) || (req.getQuery('token') ?? ''), 'write')
-      if (refused !== null) {
+      const entry = ctx.auth === null ? null : authenticate(ctx.auth, bearerOf(req.getHeader('authorization')) || (req.getQuery('token') ?? ''), 'write')
+      if (entry instanceof CounterdError) {
+        const refused = entry
         metrics.countError('http', refused.code)
         res.cork(() => res.writeStatus(refused.status === 401 ? '401 Unauthorized' : '403 Forbidden').writeHeader('content-type', 'application/json').end(JSON.stringify(refused.toJSON())))
         return
@@ -131,7 +140,18 @@ export function installStream (app: TemplatedApp, ctx: FrontContext, sockets: Se
         res.cork(() => res.writeStatus('400 Bad Request').writeHeader('content-type', 'application/json').end(JSON.stringify(err.toJSON())))
         return
       }
-      res.upgrade<StreamConn>({ clientId: clientId === '' ? null : clientId, inflight: 0, open: true, done: [] }, key, protocol, extensions, context)
+      const ns = entry === null ? '' : entry.namespace
+      const prefix = prefixOf(ns)
+      res.upgrade<StreamConn>({
+        clientId: clientId === '' ? null : qualify(ns, clientId),
+        apiKey: entry,
+        prefix,
+        prefixBytes: prefix === '' ? null : Buffer.from(prefix, 'latin1'),
+        seed: prefixHash(ns),
+        inflight: 0,
+        open: true,
+        done: []
+      }, key, protocol, extensions, context)
     },
 
     open: (ws: WebSocket<StreamConn>) => {
@@ -150,8 +170,8 @@ export function installStream (app: TemplatedApp, ctx: FrontContext, sockets: Se
       let bad: CounterdError | null
       try {
         bad = isBinary
-          ? decodeBinaryFrame(new Uint8Array(message), ops)
-          : decodeJsonFrame(Buffer.from(message).toString('utf8'), ops)
+          ? decodeBinaryFrame(new Uint8Array(message), ops, conn.seed)
+          : decodeJsonFrame(Buffer.from(message).toString('utf8'), ops, conn.prefix)
       } catch (err) {
         ws.end(CLOSE_INVALID_DATA, (err as Error).message.slice(0, 120))
         return
@@ -165,6 +185,7 @@ export function installStream (app: TemplatedApp, ctx: FrontContext, sockets: Se
       }
       const seq = ops.seq
       if (bad === null) bad = admit(ctx)
+      if (bad === null && conn.apiKey !== null) bad = chargeKey(ctx, conn.apiKey, ops.n)
       if (bad === null && (conn.inflight >= config.maxInflightFrames || ws.getBufferedAmount() > config.maxWsBackpressureBytes)) {
         bad = new CounterdError('overloaded', `more than ${config.maxInflightFrames} frames in flight on this connection, or acks not read; retry later`)
       }
@@ -175,7 +196,8 @@ export function installStream (app: TemplatedApp, ctx: FrontContext, sockets: Se
       router.beginUnit(ack, conn.clientId, conn.clientId === null ? -1 : seq, false)
       if (isBinary) {
         const src = new Uint8Array(message)
-        for (let i = 0; i < ops.n; i++) router.incrementFromFrame(ops.hash[i], src, ops.typeStart[i], ops.typeLen[i], ops.idStart[i], ops.idLen[i], ops.delta[i], ops.actorStart[i], ops.actorLen[i])
+        const prefix = conn.prefixBytes
+        for (let i = 0; i < ops.n; i++) router.incrementFromFrame(ops.hash[i], src, ops.typeStart[i], ops.typeLen[i], ops.idStart[i], ops.idLen[i], ops.delta[i], ops.actorStart[i], ops.actorLen[i], prefix)
       } else {
         for (let i = 0; i < ops.n; i++) {
           const actor = ops.actors[i]

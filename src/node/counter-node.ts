@@ -9,7 +9,8 @@ import tls from 'node:tls'
 import { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
 import { isClusterStorage, type Config } from '../../config/loader'
-import { parseApiKeyFile, type ApiKeyTable } from '../core/api-keys'
+import { assignSlots, parseApiKeyFile, type ApiKeyTable } from '../core/api-keys'
+import { KEY_RATE_SLOTS, KeyRateLimiter } from '../core/key-rate'
 import { withDeadline } from '../core/deadline'
 import { fromWire } from '../core/errors'
 import { PHASE_DRAINING, PHASE_READY, PHASE_RECOVERING, StatusBoard } from '../front/status-board'
@@ -88,7 +89,7 @@ export class CounterNode {
     let auth: ApiKeyTable | null
     try {
       checkTls(config)
-      auth = loadApiKeys(config, logger)
+      auth = loadApiKeys(config, logger, keySlots)
     } catch (err) {
       fs.rmSync(lockFile, { force: true })
       throw err
@@ -105,6 +106,7 @@ export class CounterNode {
     const boardMemory = StatusBoard.allocate(n)
     const inflight = InflightGauge.allocate()
     const board = new StatusBoard(boardMemory, n)
+    const keyRates = config.keyOpsPerSecond > 0 ? KeyRateLimiter.allocate() : null
     let node: CounterNode | null = null
     let failing = false
     const failed = (err: Error, exitCode?: number): void => {
@@ -123,7 +125,8 @@ export class CounterNode {
         bells,
         board: boardMemory,
         inflight,
-        auth
+        auth,
+        keyRates
       }
       const worker = new Worker(path.join(__dirname, 'shard-thread.js'), { workerData: init })
       // A shard thread that dies takes partition state with it: the node cannot go on serving.
@@ -141,7 +144,7 @@ export class CounterNode {
   reloadApiKeys (): void {
     let table: ApiKeyTable | null
     try {
-      table = loadApiKeys(this.config, this.logger)
+      table = loadApiKeys(this.config, this.logger, keySlots)
     } catch (err) {
       this.logger.error({ err: (err as Error).message }, 'AUTH_FILE not reloaded; the keys in use stay')
       return
@@ -359,7 +362,10 @@ function writeDurably (dataDir: string, name: string, text: string): void {
 }
 
 /** AUTH_FILE's keys, checked whole (a bad file stops the start with exit 2); null: no AUTH_FILE. */
-function loadApiKeys (config: Config, logger: Logger): ApiKeyTable | null {
+/** Each API key's rate-limit slot, by digest, over the process's life (reloads keep a key's slot). */
+const keySlots = new Map<string, number>()
+
+function loadApiKeys (config: Config, logger: Logger, slots: Map<string, number>): ApiKeyTable | null {
   if (config.authFile === '') {
     logger.warn('AUTH_FILE is not set: every client may read and write every counter')
     return null
@@ -367,13 +373,11 @@ function loadApiKeys (config: Config, logger: Logger): ApiKeyTable | null {
   let table: ApiKeyTable
   try {
     table = parseApiKeyFile(fs.readFileSync(config.authFile, 'utf8'))
+    assignSlots(table, slots, KEY_RATE_SLOTS)
   } catch (err) {
     throw new StartError(`AUTH_FILE ${config.authFile}: ${(err as Error).message}`)
   }
   if (table.plain > 0) logger.warn({ plainKeys: table.plain }, 'AUTH_FILE holds keys in plain text; store "sha256:<hex>" instead')
-  if (new Set(table.keys.map(k => k.namespace)).size > 1) {
-    logger.warn('AUTH_FILE names several namespaces, but namespaces do not isolate counters yet: every key reaches every counter its scopes allow')
-  }
   return table
 }
 

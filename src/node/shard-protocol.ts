@@ -20,6 +20,8 @@ export interface ShardInit {
   inflight: SharedArrayBuffer
   /** API keys from AUTH_FILE; null: the node is open */
   auth: ApiKeyTable | null
+  /** KEY_OPS_PER_SECOND > 0: the node-wide per-key rate state (src/core/key-rate.ts); null: no limit */
+  keyRates: SharedArrayBuffer | null
 }
 
 export type ToShard =

@@ -2,12 +2,14 @@
 // shards' listening sockets: SO_REUSEPORT), its own storage and partitions, and a router that
 // reaches the other shards through shared-memory rings. Composition only: the parts live in
 // src/front, src/routing, actors and src/storage.
+import fs from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
 import pino from 'pino'
 import { Shard } from '../../actors/shard'
 import { isClusterStorage } from '../../config/loader'
 import { RingRouting } from '../../cluster/ring-routing'
 import { ApiKeyVerifier } from '../core/api-keys'
+import { KeyRateLimiter } from '../core/key-rate'
 import { withDeadline } from '../core/deadline'
 import { asCounterdError } from '../core/errors'
 import { guardRoutes } from '../front/auth'
@@ -49,7 +51,7 @@ const sockets = new Set<WebSocket<StreamConn>>()
 const inflight = new InflightGauge(init.inflight, config.maxInflightOps)
 const cluster = config.kafkaBrokers !== ''
 const threadMetrics = new ThreadMetrics({ shard: index, board, row, inflight, log: cluster ? 'kafka' : 'wal', checkpoints: cluster ? 'redis' : 'snapshot', ingestTopic: config.ingestTopic })
-const ctx: FrontContext = { config, router: null as unknown as Router, ring: null, selfUrl: '', metrics: row, threadMetrics, auth: init.auth === null ? null : new ApiKeyVerifier(init.auth), board, inflight, logger }
+const ctx: FrontContext = { config, router: null as unknown as Router, ring: null, selfUrl: '', metrics: row, threadMetrics, auth: init.auth === null ? null : new ApiKeyVerifier(init.auth), keyLimit: init.keyRates === null ? null : new KeyRateLimiter(init.keyRates, config.keyOpsPerSecond), board, inflight, logger }
 let shard: Shard | null = null
 let listenSocket: unknown = null
 let listenPort = -1
@@ -135,7 +137,7 @@ async function recover (): Promise<void> {
   })
   router.handlers.set('sample', (a: { key: string, n: number }) => s.sample(a.key, a.n))
   router.handlers.set('replicas', (a: { key: string }) => s.replicas(a.key))
-  router.handlers.set('top', (a: { type: string | null, k: number }) => s.top(a.type, a.k))
+  router.handlers.set('top', (a: { ns?: string, type: string | null, k: number }) => s.top(a.type, a.k, a.ns ?? ''))
   router.handlers.set('export', () => s.exportTotals())
   router.handlers.set('metrics', async () => await threadMetrics.snapshot())
   threadMetrics.readStatsFrom(() => s.stats())
@@ -157,7 +159,16 @@ async function recover (): Promise<void> {
   router.start()
   let peerPort = -1
   if (ringMode) {
-    ring = ctx.ring = new RingRouting({ router, index, shards: init.shards, partitions: config.partitions, linkLimit: config.shardRingBytes, logger })
+    ring = ctx.ring = new RingRouting({
+      router,
+      index,
+      shards: init.shards,
+      partitions: config.partitions,
+      linkLimit: config.shardRingBytes,
+      logger,
+      secret: config.clusterSecret,
+      tls: config.tlsCertFile === '' ? null : { cert: fs.readFileSync(config.tlsCertFile), key: fs.readFileSync(config.tlsKeyFile) }
+    })
     peerPort = await ring.listen(config.host, config.peerPort === 0 ? 0 : config.peerPort + index)
   }
   const stats = await s.recover()

@@ -6,13 +6,25 @@
 //
 // Framing: `u32 length | records…` (little-endian); a frame holds whole records only.
 //
+// With CLUSTER_SECRET a link carries records only after both ends proved they know the secret
+// (peer-auth.ts); with TLS_CERT_FILE/TLS_KEY_FILE it runs over TLS (the handshake then binds to the
+// TLS session, so peers are authenticated by the secret rather than by certificates).
+//
 // An outgoing link reconnects by itself after a loss (backoff 50 ms → 1 s). While it connects,
 // records are staged (and sent once it is up); once an attempt has failed it admits nothing until
 // it is up again (the router refuses the unit: 503, retry). Every part it carried that was not
 // answered when the connection went (or never came) fails with `peer_unavailable` (the owner may or may not have applied it: the same
 // doubt as any lost reply; an Idempotency-Key or the stream's (clientId, seq) make the retry safe).
 import net from 'node:net'
+import tls from 'node:tls'
 import { ByteSink } from '../core/op-codec'
+import { authenticatePeer } from './peer-auth'
+
+/** How links of this node connect: the ring's secret ('' none) and whether they use TLS. */
+export interface PeerSecurity {
+  secret: string
+  tls: boolean
+}
 
 /** What the router needs of any target it stages records for (an Outbox to a shard, or a PeerLink). */
 export interface RecordSender {
@@ -33,6 +45,8 @@ export interface PeerLinkEvents {
   onLost: (reason: string, wasUp: boolean) => void
   /** An outgoing link is (again) connected. */
   onConnected?: () => void
+  /** An outgoing link's peer refused it, or failed the handshake (CLUSTER_SECRET). */
+  onRefused?: (reason: string) => void
 }
 
 const MAX_FRAME = 256 * 1024 * 1024
@@ -52,20 +66,25 @@ export class PeerLink implements RecordSender {
     readonly name: string,
     readonly limit: number,
     private readonly events: PeerLinkEvents,
-    private readonly target: { host: string, port: number } | null
+    private readonly target: { host: string, port: number } | null,
+    private readonly security: PeerSecurity = { secret: '', tls: false }
   ) {}
 
   /** A link this side opens (and reopens after a loss) to host:port. */
-  static connect (host: string, port: number, limit: number, events: PeerLinkEvents): PeerLink {
-    const link = new PeerLink(`${host}:${port}`, limit, events, { host, port })
+  static connect (host: string, port: number, limit: number, events: PeerLinkEvents, security?: PeerSecurity): PeerLink {
+    const link = new PeerLink(`${host}:${port}`, limit, events, { host, port }, security)
     link.open(true)
     return link
   }
 
-  /** A link the other side opened; it is not reopened when lost. */
-  static accept (socket: net.Socket, limit: number, events: PeerLinkEvents): PeerLink {
+  /**
+   * A link the other side opened (already authenticated, when the ring has a secret); it is not
+   * reopened when lost. `rest`: bytes that came after the handshake.
+   */
+  static accept (socket: net.Socket, limit: number, events: PeerLinkEvents, rest?: Buffer): PeerLink {
     const link = new PeerLink(`${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`, limit, events, null)
     link.attach(socket)
+    link.read(rest)
     link.connected = true
     return link
   }
@@ -112,22 +131,39 @@ export class PeerLink implements RecordSender {
   private open (first = false): void {
     if (first) this.connecting = true
     const { host, port } = this.target as { host: string, port: number }
-    const socket = net.connect({ host, port })
+    const { secret } = this.security
+    // Peers present the node's serving certificate; who they are is proven by the secret (bound to
+    // this TLS session), not by a certificate authority.
+    const socket = this.security.tls ? tls.connect({ host, port, rejectUnauthorized: false }) : net.connect({ host, port })
     socket.setNoDelay(true)
     this.attach(socket)
-    socket.once('connect', () => {
+    const up = (rest?: Buffer): void => {
+      this.read(rest)
       this.connected = true
       this.connecting = false
       this.backoff = 50
       this.flush() // what was staged while connecting
       this.events.onConnected?.()
+    }
+    socket.once(this.security.tls ? 'secureConnect' : 'connect', () => {
+      if (secret === '') { up(); return }
+      authenticatePeer(socket, secret, 'dial', (err, rest) => {
+        if (err !== null) this.events.onRefused?.(err)
+        else up(rest)
+      })
     })
+  }
+
+  /** Starts taking records from the socket (after the handshake, if any): `rest` first. */
+  private read (rest?: Buffer): void {
+    const socket = this.socket as net.Socket
+    socket.on('data', (chunk: Buffer) => this.onData(chunk))
+    if (rest !== undefined && rest.length > 0) this.onData(rest)
   }
 
   private attach (socket: net.Socket): void {
     this.socket = socket
     socket.setNoDelay(true)
-    socket.on('data', (chunk: Buffer) => this.onData(chunk))
     socket.on('error', () => {}) // 'close' follows, with the loss handled there
     socket.on('close', () => {
       const wasUp = this.connected

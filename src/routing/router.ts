@@ -348,15 +348,16 @@ export class Router {
     this.sinkFor(p).opFromBytes(kind, hash, src, keyStart, keyLen, delta, argStart, argLen)
   }
 
-  /** An increment whose key is copied straight from a binary stream frame (the stream's hot path). */
+  /** An increment whose key is copied straight from a binary stream frame (the stream's hot path); prefix: a namespace's. */
   incrementFromFrame (hash: number, src: Uint8Array, typeStart: number, typeLen: number, idStart: number, idLen: number,
-    delta: number, actorStart: number, actorLen: number): void {
+    delta: number, actorStart: number, actorLen: number, prefix: Uint8Array | null = null): void {
     const p = hash % this.partitions
     if (this.hot !== null && this.hot.homes[p] !== 0 && actorStart < 0) {
       const b = Buffer.from(src.buffer, src.byteOffset, src.byteLength)
-      if (this.toSub(b.toString('latin1', typeStart, typeStart + typeLen) + ':' + b.toString('latin1', idStart, idStart + idLen), delta)) return
+      const ns = prefix === null ? '' : Buffer.from(prefix.buffer, prefix.byteOffset, prefix.byteLength).toString('latin1')
+      if (this.toSub(ns + b.toString('latin1', typeStart, typeStart + typeLen) + ':' + b.toString('latin1', idStart, idStart + idLen), delta)) return
     }
-    this.sinkFor(p).incrementFromFrame(hash, src, typeStart, typeLen, idStart, idLen, delta, actorStart, actorLen)
+    this.sinkFor(p).incrementFromFrame(hash, src, typeStart, typeLen, idStart, idLen, delta, actorStart, actorLen, prefix)
   }
 
   /**

@@ -16,7 +16,7 @@
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client'
 import { CounterdError } from '../core/errors'
 import { baseOfPart } from '../core/hot-keys'
-import { splitKey } from '../core/keys'
+import { isValidStoredKey } from '../core/namespaces'
 import type { DeltaRecord } from '../core/records'
 
 export type HistoryStep = 'minute' | 'hour' | 'day'
@@ -285,7 +285,7 @@ export class ClickHouseHistory {
    * rows not flushed yet.
    */
   async query (key: string, fromMs: number, toMs: number, step: HistoryStep): Promise<HistoryPoint[]> {
-    if (splitKey(baseOfPart(key)) === null) throw new CounterdError('invalid_key') // a hot counter's parts too
+    if (!isValidStoredKey(baseOfPart(key))) throw new CounterdError('invalid_key') // a hot counter's parts too
     if (!Number.isSafeInteger(fromMs) || !Number.isSafeInteger(toMs) || fromMs < 0 || toMs <= fromMs) {
       throw new CounterdError('invalid_argument', 'from and to must be integers (ms since the Unix epoch) with 0 <= from < to')
     }
