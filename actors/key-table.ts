@@ -493,7 +493,6 @@ export class KeyTable {
 
   /** Whether the key of entry e holds the byte `b` anywhere (a scan for marked keys without a string per key). */
   hasByte (e: number, b: number): boolean {
-    if ((this.keyWord(e) & INLINE) !== 0) return false // "type:digits": none of the marks
     const n = this.copyKey(e, this.keyScratch, 0)
     for (let k = 1; k < n; k++) if (this.keyScratch[k] === b) return true
     return false
