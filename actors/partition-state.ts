@@ -27,6 +27,7 @@ import {
   DEDUP_IDEMPOTENCY, DEDUP_STREAM, FEATURE_ACTOR, FEATURE_LIKE, FEATURE_UNLIKE, packedCheckpoint,
   type Checkpoint, type DedupEntry, type DeltaRecord, type FeatureOp, type PackedCounters
 } from '../src/core/records'
+import { streamAdd } from '../src/core/stream-dedup'
 import { STEP_SECONDS, minuteRange, type HistoryPoint, type HistoryStep } from '../src/core/history'
 import { FeatureState } from './feature-state'
 import { FLAG_A, FLAG_B, KeyTable, RECORD_CHUNK_BITS, hashBytes } from './key-table'
@@ -459,9 +460,11 @@ export class PartitionState {
     return { partition: this.partition, epoch: this.epoch, seq: this.seq, ts: now, replica: this.replica, keys, deltas: new Array(keys.length).fill(0), ps, ns, dedup: [] }
   }
 
+  /** Frame `seq` of a stream client was applied here (the entry keeps a window of seqs: src/core/stream-dedup.ts). */
   recordStream (clientId: string, seq: number, now: number): void {
-    this.streams.set(clientId, seq, now)
-    this.pendingDedup.push({ kind: DEDUP_STREAM, tag: clientId, value: seq, ts: now })
+    const value = streamAdd(this.streams.get(clientId, now), seq)
+    this.streams.set(clientId, value, now)
+    this.pendingDedup.push({ kind: DEDUP_STREAM, tag: clientId, value, ts: now })
   }
 
   recordIdempotent (tag: string, value: number, now: number): void {

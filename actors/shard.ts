@@ -10,6 +10,7 @@ import { CounterdError } from '../src/core/errors'
 import { MAX_HISTORY_POINTS, STEP_SECONDS, type HistoryPoint, type HistoryStep } from '../src/core/history'
 import { baseOfWaysKey, hotNames, mergingKeyOf, waysKeyOf } from '../src/core/hot-keys'
 import { fnv1a32 } from '../src/core/keys'
+import { streamSeen } from '../src/core/stream-dedup'
 import {
   OP_ADD_ACTOR, OP_GET, OP_GET_PART, OP_HAS_LIKED, OP_HEADER_BYTES, OP_INCR, OP_INCR_ACTOR, OP_LIKE, OP_LIKE_COUNT, OP_QUOTA_PEEK, OP_QUOTA_TAKE,
   OP_RATE, OP_RESET, OP_UNIQUE, OP_UNLIKE, opSize
@@ -235,7 +236,7 @@ export class Shard {
       if (tag !== null && this.unitMark[p] !== serial) {
         this.unitMark[p] = serial
         const seen = seq >= 0 ? s.streams.get(tag, now) : s.idempotency.get(tag, now)
-        const dup = seen !== undefined && (seq < 0 || seq <= seen)
+        const dup = seq >= 0 ? streamSeen(seen, seq) : seen !== undefined
         this.unitDup[p] = dup ? 1 : 0
         this.unitValue[p] = seen ?? NaN
         if (dup) out.dup = true

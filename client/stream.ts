@@ -8,7 +8,10 @@
 // applied for the clientId. A frame of unknown fate (sent on a lost connection) must therefore be
 // retried under its own seq before any later frame can be applied, or the retry would be taken
 // for a duplicate. A frame refused on its first attempt (overloaded, not ready) was certainly not
-// applied, so it goes back into the queue and gets a new seq when it is sent again.
+// applied, so it goes back into the queue and gets a new seq when it is sent again; one that failed
+// in some partition (moving, a lost peer link) may have applied in others, so it is retried under
+// its seq, which the node keeps a window of per partition (at most 21 frames apart: keep
+// maxInflightFrames at 20 or below for exactly-once across such failures).
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import WebSocket from 'ws'
@@ -44,6 +47,9 @@ interface StreamConfig {
   readonly reconnectMinMs: number
   readonly reconnectMaxMs: number
 }
+
+/** Refusals that come before any op of a frame is applied: such a frame gets a new seq when sent again. */
+const REFUSED_WHOLE = new Set(['overloaded', 'not_ready', 'shutting_down', 'rate_limited'])
 
 const DEFAULTS = { maxOpsPerFrame: 1000, maxInflightFrames: 8, highWaterOps: 1_000_000, lingerMs: 2, reconnectMinMs: 50, reconnectMaxMs: 2000 }
 const CLIENT_ID_RE = /^[A-Za-z0-9_.:-]{1,64}$/
@@ -229,8 +235,11 @@ export class CounterStream extends EventEmitter {
         this.stats.failedFrames++
         this.settle(frame)
         this.emit('error', Object.assign(err, { seq: ack.seq, ops: frame.ops }))
-      } else if (frame.uncertain) {
-        // Retried under its own seq after a pause; nothing later is sent meanwhile.
+      } else if (frame.uncertain || !REFUSED_WHOLE.has(ack.code)) {
+        // Of unknown fate (a retry, or a part failed after others may have applied: a moving
+        // partition, a lost peer link): retried under its own seq after a pause, nothing later
+        // sent meanwhile; the partitions that applied it skip it (src/core/stream-dedup.ts).
+        frame.uncertain = true
         this.resend.unshift(frame)
         this.pauseSending()
       } else {

@@ -11,6 +11,7 @@ import { DEDUP_IDEMPOTENCY, DEDUP_STREAM, unpackCounters, type Checkpoint, type 
 import { decodeSnapshot, encodeSnapshot } from '../src/storage/snapshot-store'
 import { crc32 } from 'node:zlib'
 import { rng } from './support/load'
+import { streamSeen } from '../src/core/stream-dedup'
 
 const T0 = 1_800_000_000_000
 
@@ -282,13 +283,14 @@ t.test('dedup entries recovered from records and checkpoints answer resends', as
   s.seal(T0, out)
   const back = state()
   back.replay(out[0])
-  t.equal(back.streams.get('client-1', T0 + 1), 41)
+  const recovered = back.streams.get('client-1', T0 + 1)
+  t.ok(streamSeen(recovered, 41) && !streamSeen(recovered, 42), 'the stream\'s frame 41 is recovered as applied, 42 as not')
   t.equal(back.idempotency.get('post:1\nkey', T0 + 1), 9)
   const cp = back.capture(true, T0 + 2)
   t.same(cp.dedup.map((d) => d.kind).sort(), [DEDUP_STREAM, DEDUP_IDEMPOTENCY].sort())
   const again = state()
   again.load(decodeSnapshot(encodeSnapshot(cp)))
-  t.equal(again.streams.get('client-1', T0 + 3), 41)
+  t.equal(again.streams.get('client-1', T0 + 3), recovered, 'and the same from a snapshot')
 })
 
 /** A snapshot file as version 2 wrote it (kept here to test that such files are still read). */
