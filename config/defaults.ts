@@ -36,7 +36,7 @@ export const DEFAULTS = {
   redisUrl: '', // redis://host:port, or a comma-separated list of Redis Cluster nodes
   clickhouseUrl: '', // set → per-minute history in ClickHouse (either storage mode)
   historyFlushMs: 5000,
-  historyRetentionMinutes: 1440, // per-minute history kept by each partition without ClickHouse (embedded mode); 0: none
+  historyRetentionMinutes: 1440, // per-minute history kept by each partition without ClickHouse (either storage mode); 0: none
   replicaId: 'main', // this deployment's (region's) id in every counter's PN-counter
   sampleSize: 16, // actors kept per counter's reservoir sample
   likesPerMinute: 100, // per user, per node: like/unlike token bucket refill (and burst)
