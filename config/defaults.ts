@@ -28,6 +28,9 @@ export const DEFAULTS = {
   logLevel: 'info',
   authFile: '', // API keys and their scopes (README "Security"); '' = open
   metricsOpen: false, // with AUTH_FILE: /metrics without a key
+  // false: the per-request, per-frame, per-commit and forwarding histograms record nothing (their
+  // series stay at 0); the other metrics are read at scrape time either way. For measuring their cost.
+  metricsHistograms: true,
   tlsCertFile: '', // PEM certificate (chain): HTTPS and WSS on PORT; with tlsKeyFile
   tlsKeyFile: '', // PEM private key of tlsCertFile
   // Cluster storage (docs/cluster-storage.md): both set → Kafka log + Redis checkpoints.

@@ -83,6 +83,7 @@ export const SCHEMA: { [K in keyof Defaults]: { env: string, parse: Parser<Defau
   tlsCertFile: { env: 'TLS_CERT_FILE', parse: nonEmpty },
   tlsKeyFile: { env: 'TLS_KEY_FILE', parse: nonEmpty },
   metricsOpen: { env: 'METRICS_OPEN', parse: (raw, name) => oneOf('true', 'false')(raw, name) === 'true' },
+  metricsHistograms: { env: 'METRICS_HISTOGRAMS', parse: (raw, name) => oneOf('true', 'false')(raw, name) === 'true' },
   kafkaBrokers: { env: 'KAFKA_BROKERS', parse: pattern(BROKERS_RE, 'a comma-separated list of host:port') },
   kafkaTopic: { env: 'KAFKA_TOPIC', parse: pattern(TOPIC_RE, 'a Kafka topic name ([A-Za-z0-9._-]{1,249})') },
   redisUrl: { env: 'REDIS_URL', parse: pattern(/^rediss?:\/\/\S+$/, 'a redis:// URL or a comma-separated list of them') },

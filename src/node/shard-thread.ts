@@ -48,6 +48,8 @@ const sockets = new Set<WebSocket<StreamConn>>()
 const inflight = new InflightGauge(init.inflight, config.maxInflightOps)
 const cluster = config.kafkaBrokers !== ''
 const threadMetrics = new ThreadMetrics({ shard: index, board, row, inflight, log: cluster ? 'kafka' : 'wal', checkpoints: cluster ? 'redis' : 'snapshot', ingestTopic: config.ingestTopic })
+// METRICS_HISTOGRAMS=false: nothing is timed or observed per request, frame, commit or hop.
+const observer = config.metricsHistograms ? threadMetrics : undefined
 const ctx: FrontContext = { config, router: null as unknown as Router, ring: null, selfUrl: '', metrics: row, threadMetrics, auth: init.auth === null ? null : new ApiKeyVerifier(init.auth), board, inflight, logger }
 let shard: Shard | null = null
 let listenSocket: unknown = null
@@ -63,7 +65,7 @@ let ring: RingRouting | null = null
 const app = config.tlsCertFile === '' ? uws.App() : uws.SSLApp({ cert_file_name: config.tlsCertFile, key_file_name: config.tlsKeyFile })
 installStream(app, ctx, sockets)
 // Timing outermost, so refused requests are timed too; then the key check; then the route.
-const timed = guardRoutes(timeRoutes(app, threadMetrics), ctx)
+const timed = guardRoutes(config.metricsHistograms ? timeRoutes(app, threadMetrics) : app, ctx)
 installFeatureRoutes(timed, ctx)
 installCounterRoutes(timed, ctx)
 installNodeRoutes(timed, ctx)
@@ -100,7 +102,7 @@ async function recover (): Promise<void> {
   const partitions: number[] = []
   if (!ringMode) for (let p = index; p < config.partitions; p += init.shards) partitions.push(p)
   const storage = await openStorage(config, index, init.shards, partitions, init.epoch, { logger })
-  const s = shard = new Shard({ index, shards: init.shards, config, storage, logger, observer: threadMetrics, dynamic: ringMode })
+  const s = shard = new Shard({ index, shards: init.shards, config, storage, logger, observer, dynamic: ringMode })
   const router = new Router({
     index,
     shards: init.shards,
@@ -115,7 +117,7 @@ async function recover (): Promise<void> {
     outboxLimit: config.shardRingBytes,
     parkMs: ringMode ? Math.max(config.clusterSessionMs, PARK_MIN_MS) : 0,
     logger,
-    observer: threadMetrics
+    observer
   })
   router.handlers.set('sample', (a: { key: string, n: number }) => s.sample(a.key, a.n))
   router.handlers.set('replicas', (a: { key: string }) => s.replicas(a.key))
