@@ -3,7 +3,9 @@
 // HISTORY_RETENTION_MINUTES=1440), "no history" (histograms, HISTORY_RETENTION_MINUTES=0) and
 // "lean" (METRICS_HISTOGRAMS=false, HISTORY_RETENTION_MINUTES=0) — and every round drives each
 // with the http-wrk POST load (ack=durable) and the ws-stream binary load, in a rotating order.
-// Only ratios to "lean" measured in the same round mean anything on a shared machine.
+// Only ratios to "lean" measured in the same round mean anything on a shared machine; beside
+// throughput each run also gives counterd's CPU time per acknowledged op (all its threads), which
+// other work on the machine disturbs less than it disturbs throughput.
 import path from 'node:path'
 import { startCounterd, stopCounterd, type Counterd } from '../counterd'
 import { readCounterd } from '../readback'
@@ -22,6 +24,12 @@ const ENV: Record<Variant, Record<string, string>> = {
   nohist: { HISTORY_RETENTION_MINUTES: '0' },
   lean: { METRICS_HISTOGRAMS: 'false', HISTORY_RETENTION_MINUTES: '0' }
 }
+/** The same run with its value replaced by counterd's CPU microseconds per acknowledged op. */
+function cpuPerOp (r: Run, durationSec: number): Run {
+  const cpuMs = r.cpu?.counterd?.cpuMs ?? NaN
+  return { ...r, value: cpuMs * 1000 / (r.value * durationSec) }
+}
+
 const LABELS: Record<Variant, string> = {
   full: 'histograms + minute history (defaults)',
   nohist: 'histograms, no minute history',
@@ -75,8 +83,18 @@ export const metricsCost: Suite = {
     const post = `wrk -t ${wrkThreads} -c ${CONNECTIONS} -d ${Math.max(1, Math.round(ctx.durationSec))}s, POST …/increment {"by":1}, Zipf s=${ZIPF_S} over ${KEY_SPACE} ids, ack=durable, WORKERS=${threads}`
     const stream = `${WS.connections} connections × ${WS.framesInFlight} frames in flight × ${WS.opsPerFrame} ops/frame, Zipf s=${ZIPF_S} over ${KEY_SPACE} ids, ack=durable, WORKERS=${threads}`
     const comparisons: Comparison[] = []
+    const seconds = (r: Run): number => Number((r.details as { durationSec?: number, elapsedMs?: number } | undefined)?.durationSec ?? ((r.details as { elapsedMs?: number } | undefined)?.elapsedMs ?? NaN) / 1000)
     for (const [name, unit, runs, config] of [['http', 'req/s', http, post], ['stream', 'incr/s', ws, stream]] as const) {
       for (const v of ['full', 'nohist'] as const) {
+        comparisons.push(compare({
+          name: `metrics-cost-${name}-${v}-cpu`,
+          label: `${name === 'http' ? 'HTTP POST' : 'WebSocket stream'}, counterd CPU per op: ${LABELS[v]} vs ${LABELS.lean}`,
+          unit: 'CPU µs/op',
+          higherIsBetter: false,
+          subject: { system: `counterd, ${LABELS[v]}`, config, runs: runs[v].map((r) => cpuPerOp(r, seconds(r))) },
+          peer: { system: `counterd, ${LABELS.lean}`, config, runs: runs.lean.map((r) => cpuPerOp(r, seconds(r))) },
+          targets: (_s, _p, ratio) => v === 'full' ? [target('≤ 1.05× lean', ratio, r => r <= 1.05)] : []
+        }))
         comparisons.push(compare({
           name: `metrics-cost-${name}-${v}`,
           label: `${name === 'http' ? 'HTTP POST' : 'WebSocket stream'}: ${LABELS[v]} vs ${LABELS.lean}`,
