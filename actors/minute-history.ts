@@ -8,8 +8,8 @@
 //   closed minutes: entries sorted ascending (u32) with their deltas (i32 when every delta of the
 //     minute fits, else f64) in exact-size arrays: 8 or 12 bytes per counter per minute; a query
 //     finds a counter in a minute by binary search.
-//   the open (newest) minute: a direct-mapped accumulator of 256 slots, grown up to 4096 while the
-//     minute's distinct counters outnumber them (a counter in its slot adds to it) in front of pairs appended in 16 KiB chunks of 2048 from the thread's chunk pool (no
+//   the open (newest) minute: a 256-slot direct-mapped accumulator (a hot counter adds to its
+//     slot) in front of pairs appended in 16 KiB chunks of 2048 from the thread's chunk pool (no
 //     array grown by copying, no holes among transient buffers; deltas i32 while they fit). A
 //     counter pushed out of the accumulator again and again has several pairs until the minute
 //     is compacted (summed per counter in entry order, zeros dropped): each time its pairs
@@ -28,8 +28,7 @@ const CHUNK = 1 << CHUNK_BITS // pairs per chunk of the open minute (the first s
 const CHUNK_BYTES = 16384 // a full chunk: CHUNK entries (u32) then CHUNK deltas (i32), from the thread's chunk pool
 const MIN_COMPACT = 4096 // the open minute is first compacted at this many pairs
 const INT32_MAX = 0x7fffffff
-const ACC_BITS = 8 // slots of the open minute's accumulator at first: 2^8 × 12 bytes
-const MAX_ACC_BITS = 12 // at most 2^12 × 12 bytes = 48 KiB per partition
+const ACC_BITS = 8 // slots of the open minute's accumulator: 2^8 × 12 bytes
 const RADIX_BITS = 11
 const RADIX = 1 << RADIX_BITS
 
@@ -172,7 +171,6 @@ export class MinuteHistory {
   // appends its sum. Emptied into the pairs before anything reads them.
   private accE: Uint32Array | null = null
   private accD: Float64Array | null = null
-  private accBits = ACC_BITS
   // Pairs of a record older than the open minute (a clock that stepped back): merged at end().
   private lateMinute = -1
   private lateE: number[] = []
@@ -207,9 +205,9 @@ export class MinuteHistory {
       this.lateD.push(d)
       return
     }
-    const accE = this.accE ??= new Uint32Array(1 << this.accBits)
-    const accD = this.accD ??= new Float64Array(1 << this.accBits)
-    const slot = Math.imul(e, 0x9e3779b1) >>> (32 - this.accBits)
+    const accE = this.accE ??= new Uint32Array(1 << ACC_BITS)
+    const accD = this.accD ??= new Float64Array(1 << ACC_BITS)
+    const slot = Math.imul(e, 0x9e3779b1) >>> (32 - ACC_BITS)
     const held = accE[slot]
     if (held === e + 1) {
       accD[slot] += d
@@ -424,14 +422,6 @@ export class MinuteHistory {
     this.keepChunks(out === 0 ? 0 : 1 + ((out - 1) >>> CHUNK_BITS))
     this.openN = out
     this.compactAt = Math.max(MIN_COMPACT, 2 * out)
-    // More distinct counters this minute than half the accumulator's slots: most pushes evict a
-    // slot and append a pair (then compacted again). A larger accumulator (empty now) absorbs
-    // them: for a partition's few thousand busy counters, seal adds to a slot and appends nothing.
-    if (out > (1 << (this.accBits - 1)) && this.accBits < MAX_ACC_BITS) {
-      while (this.accBits < MAX_ACC_BITS && out > (1 << (this.accBits - 1))) this.accBits++
-      this.accE = null
-      this.accD = null
-    }
   }
 
   private closeOpen (): void {
