@@ -5,7 +5,7 @@
 // synchronous but storage I/O.
 import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
-import { isClusterStorage, type Config } from '../config/loader'
+import type { Config } from '../config/loader'
 import { CounterdError } from '../src/core/errors'
 import { MAX_HISTORY_POINTS, STEP_SECONDS, type HistoryPoint, type HistoryStep } from '../src/core/history'
 import { baseOfWaysKey, hotNames, mergingKeyOf, waysKeyOf } from '../src/core/hot-keys'
@@ -126,9 +126,10 @@ export class Shard {
 
   constructor (o: ShardOptions) {
     const { config } = o
-    // Without ClickHouse each partition keeps its own minutes, in its snapshots and log (embedded
-    // mode only: Redis checkpoints do not carry them, so in cluster mode only ClickHouse has history).
-    const historyMinutes = o.storage.history === null && !isClusterStorage(config) ? config.historyRetentionMinutes : 0
+    // Without ClickHouse each partition keeps its own minutes, in its checkpoints (snapshot files or
+    // Redis) and rebuilt from the log records replayed after them, so they survive a crash and move
+    // with the partition in a ring.
+    const historyMinutes = o.storage.history === null ? config.historyRetentionMinutes : 0
     this.index = o.index
     this.config = config
     this.storage = o.storage
@@ -371,9 +372,7 @@ export class Shard {
     const h = fnv1a32(key)
     const s = this.stateOf(h % this.config.partitions)
     if (s.historyMinutes === 0) {
-      throw new CounterdError('not_found', isClusterStorage(this.config)
-        ? 'history in cluster storage mode needs CLICKHOUSE_URL'
-        : 'history is off on this node (HISTORY_RETENTION_MINUTES=0); set it, or CLICKHOUSE_URL')
+      throw new CounterdError('not_found', 'history is off on this node (HISTORY_RETENTION_MINUTES=0); set it, or CLICKHOUSE_URL')
     }
     if (!Object.prototype.hasOwnProperty.call(STEP_SECONDS, step)) throw new CounterdError('invalid_argument', 'step must be one of minute, hour, day')
     if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to <= from) {

@@ -26,13 +26,14 @@ import { httpReads } from './suites/http-reads'
 import { httpWrk } from './suites/http-wrk'
 import { ingest } from './suites/ingest'
 import { memory } from './suites/memory'
+import { metricsCost } from './suites/metrics-cost'
 import { naiveBaseline } from './suites/naive-baseline'
 import { recovery } from './suites/recovery'
 import { resp } from './suites/resp'
 import { ring } from './suites/ring'
 import { wsStream } from './suites/ws-stream'
 
-export const SUITES: Suite[] = [httpIncrements, httpReads, httpWrk, wsStream, memory, recovery, naiveBaseline, resp, ingest, ring, hot]
+export const SUITES: Suite[] = [httpIncrements, httpReads, httpWrk, wsStream, memory, recovery, naiveBaseline, resp, ingest, ring, hot, metricsCost]
 
 interface Args {
   quick: boolean

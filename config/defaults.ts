@@ -28,6 +28,9 @@ export const DEFAULTS = {
   logLevel: 'info',
   authFile: '', // API keys and their scopes (README "Security"); '' = open
   metricsOpen: false, // with AUTH_FILE: /metrics without a key
+  // false: the per-request, per-frame, per-commit and forwarding histograms record nothing (their
+  // series stay at 0); the other metrics are read at scrape time either way. For measuring their cost.
+  metricsHistograms: true,
   tlsCertFile: '', // PEM certificate (chain): HTTPS and WSS on PORT; with tlsKeyFile
   tlsKeyFile: '', // PEM private key of tlsCertFile
   keyOpsPerSecond: 0, // with AUTH_FILE: ops per second each API key may send (node-wide; a second's worth may come at once); 0 = no limit
@@ -38,7 +41,7 @@ export const DEFAULTS = {
   redisUrl: '', // redis://host:port, or a comma-separated list of Redis Cluster nodes
   clickhouseUrl: '', // set → per-minute history in ClickHouse (either storage mode)
   historyFlushMs: 5000,
-  historyRetentionMinutes: 1440, // per-minute history kept by each partition without ClickHouse (embedded mode); 0: none
+  historyRetentionMinutes: 1440, // per-minute history kept by each partition without ClickHouse (either storage mode); 0: none
   replicaId: 'main', // this deployment's (region's) id in every counter's PN-counter
   sampleSize: 16, // actors kept per counter's reservoir sample
   likesPerMinute: 100, // per user, per node: like/unlike token bucket refill (and burst)

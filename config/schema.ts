@@ -91,6 +91,7 @@ export const SCHEMA: { [K in keyof Defaults]: { env: string, parse: Parser<Defau
   keyOpsPerSecond: { env: 'KEY_OPS_PER_SECOND', parse: integer(0, 1_000_000_000) },
   clusterSecret: { env: 'CLUSTER_SECRET', parse: secret },
   metricsOpen: { env: 'METRICS_OPEN', parse: (raw, name) => oneOf('true', 'false')(raw, name) === 'true' },
+  metricsHistograms: { env: 'METRICS_HISTOGRAMS', parse: (raw, name) => oneOf('true', 'false')(raw, name) === 'true' },
   kafkaBrokers: { env: 'KAFKA_BROKERS', parse: pattern(BROKERS_RE, 'a comma-separated list of host:port') },
   kafkaTopic: { env: 'KAFKA_TOPIC', parse: pattern(TOPIC_RE, 'a Kafka topic name ([A-Za-z0-9._-]{1,249})') },
   redisUrl: { env: 'REDIS_URL', parse: pattern(/^rediss?:\/\/\S+$/, 'a redis:// URL or a comma-separated list of them') },

@@ -290,3 +290,34 @@ t.test('MinuteHistory on its own: open minute queried before and after compactio
   t.same(got(1), [[16, 2]], 'minute 10 is older than 5 minutes before minute 16: dropped')
   t.equal(h.begin(11 * MIN), false, 'a record older than the retention is not kept')
 })
+
+t.test('MinuteHistory against a model: many distinct counters per minute (the accumulator grows), late records', async (t) => {
+  const h = new MinuteHistory(30)
+  const model = new Map<string, number>()
+  let s = 12345
+  const rand = (n: number): number => { s = (Math.imul(s, 1103515245) + 12345) >>> 0; return s % n }
+  for (let minute = 100; minute < 104; minute++) {
+    for (let record = 0; record < 400; record++) {
+      // Now and then a record of the minute before (a clock that stepped back).
+      const m = record % 97 === 96 && minute > 100 ? minute - 1 : minute
+      t.equal(h.begin(m * MIN + rand(60_000)), true)
+      const n = 1 + rand(60)
+      for (let i = 0; i < n; i++) {
+        const e = rand(6000) < 3000 ? rand(30) : rand(6000) // hot and cold counters
+        const d = rand(11) - 3
+        h.push(e, d)
+        model.set(`${e}:${m}`, (model.get(`${e}:${m}`) ?? 0) + d)
+      }
+      h.end()
+    }
+  }
+  let wrong = 0
+  for (let e = 0; e < 6000; e++) {
+    const want: Array<[number, number]> = []
+    for (let m = 100; m < 104; m++) { const v = model.get(`${e}:${m}`) ?? 0; if (v !== 0) want.push([m, v]) }
+    const got: Array<[number, number]> = []
+    h.series(e, 0, 1e9, (m, d) => got.push([m, d]))
+    if (JSON.stringify(got) !== JSON.stringify(want)) wrong++
+  }
+  t.equal(wrong, 0, 'every counter\'s minutes equal the model\'s')
+})

@@ -32,9 +32,9 @@ const LABELS: Record<System, string> = {
   naive: 'naive server POST'
 }
 
-interface Files { postIds: string, getIds: string, expected: string }
+export interface Files { postIds: string, getIds: string, expected: string }
 
-interface WrkTarget {
+export interface WrkTarget {
   ports: number[]
   mode: 'increment' | 'get'
   pids: Record<string, number>
@@ -61,7 +61,7 @@ async function loadBare (port: number): Promise<void> {
   }
 }
 
-function wrkOptions (t: WrkTarget, files: Files, threads: number, durationSec: number, type: string): WrkOptions {
+export function wrkOptions (t: WrkTarget, files: Files, threads: number, durationSec: number, type: string): WrkOptions {
   return {
     ports: t.ports,
     threads,
@@ -74,7 +74,7 @@ function wrkOptions (t: WrkTarget, files: Files, threads: number, durationSec: n
   }
 }
 
-async function wrkRun (round: number, t: WrkTarget, o: WrkOptions): Promise<Run> {
+export async function wrkRun (round: number, t: WrkTarget, o: WrkOptions): Promise<Run> {
   const meter = new CpuMeter(t.pids)
   const r = await runWrk(o)
   // wrk has exited by now: its CPU is in this process' reaped-children time.

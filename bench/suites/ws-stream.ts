@@ -25,14 +25,14 @@ export const WS = {
 const REDIS_CONNECTIONS = 50
 const REDIS_PIPELINE = 64
 
-interface StreamTarget {
+export interface StreamTarget {
   urls: string[]
   pids: Record<string, number>
   /** counterd: the run's counters, read back for the per-key check; the ceiling has none */
   readBack?: (type: string) => Promise<Float64Array>
 }
 
-async function streamRun (round: number, t: StreamTarget, type: string, durationMs: number, seed: number): Promise<Run> {
+export async function streamRun (round: number, t: StreamTarget, type: string, durationMs: number, seed: number): Promise<Run> {
   const templates = buildStreamTemplates({
     count: WS.templates,
     opsPerFrame: WS.opsPerFrame,

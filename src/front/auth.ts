@@ -75,7 +75,7 @@ export function guardRoutes (app: TemplatedApp, ctx: FrontContext): TemplatedApp
       return (pattern: string, handler: Handler) => {
         const scope = scopeOf(`${method} ${pattern}`, ctx.config.metricsOpen)
         const register = Reflect.get(target, prop, receiver) as (p: string, h: (res: HttpResponse, req: HttpRequest) => void) => TemplatedApp
-        register(pattern, scope === null
+        register.call(target, pattern, scope === null
           ? handler
           : (res: HttpResponse, req: HttpRequest) => {
               if (ctx.auth === null) { handler(res, req); return } // an open node reads no header

@@ -110,7 +110,7 @@ function build (): Json {
       get: {
         operationId: 'history',
         summary: 'Net change per UTC minute, hour or day over the minutes starting in [from, to)',
-        description: 'With CLICKHOUSE_URL the series comes from ClickHouse. Without it (embedded storage) each partition keeps per-minute buckets for the last HISTORY_RETENTION_MINUTES (default 1440): a range reaching further back answers what is kept. 404 not_found when no history is kept (HISTORY_RETENTION_MINUTES=0, or cluster storage without ClickHouse).',
+        description: 'With CLICKHOUSE_URL the series comes from ClickHouse. Without it (embedded or cluster storage) each partition keeps per-minute buckets for the last HISTORY_RETENTION_MINUTES (default 1440): a range reaching further back answers what is kept. 404 not_found when no history is kept (HISTORY_RETENTION_MINUTES=0 without ClickHouse).',
         parameters: [
           query('from', 'ms since the Unix epoch or ISO 8601 (default: to − 1 hour)', { type: 'string' }),
           query('to', 'ms since the Unix epoch or ISO 8601 (default: now)', { type: 'string' }),

@@ -58,7 +58,7 @@ class FrameAck implements UnitOwner {
         `${this.refusedOps} of ${this.ops} ops would take a value outside ±(2^53-1) and were not applied; the others were`)
     }
     if (this.error === null) this.ctx.metrics.add(F_INCREMENTS_ACKED, this.ops)
-    this.ctx.threadMetrics.streamAcked(this.t0)
+    if (this.ctx.config.metricsHistograms) this.ctx.threadMetrics.streamAcked(this.t0)
     if (this.conn.open) this.batcher.add(this)
   }
 }

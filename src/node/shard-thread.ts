@@ -51,6 +51,8 @@ const sockets = new Set<WebSocket<StreamConn>>()
 const inflight = new InflightGauge(init.inflight, config.maxInflightOps)
 const cluster = config.kafkaBrokers !== ''
 const threadMetrics = new ThreadMetrics({ shard: index, board, row, inflight, log: cluster ? 'kafka' : 'wal', checkpoints: cluster ? 'redis' : 'snapshot', ingestTopic: config.ingestTopic })
+// METRICS_HISTOGRAMS=false: nothing is timed or observed per request, frame, commit or hop.
+const observer = config.metricsHistograms ? threadMetrics : undefined
 const ctx: FrontContext = { config, router: null as unknown as Router, ring: null, selfUrl: '', metrics: row, threadMetrics, auth: init.auth === null ? null : new ApiKeyVerifier(init.auth), keyLimit: init.keyRates === null ? null : new KeyRateLimiter(init.keyRates, config.keyOpsPerSecond), board, inflight, logger }
 let shard: Shard | null = null
 let listenSocket: unknown = null
@@ -67,7 +69,7 @@ let ring: RingRouting | null = null
 const app = config.tlsCertFile === '' ? uws.App() : uws.SSLApp({ cert_file_name: config.tlsCertFile, key_file_name: config.tlsKeyFile })
 installStream(app, ctx, sockets)
 // Timing outermost, so refused requests are timed too; then the key check; then the route.
-const timed = guardRoutes(timeRoutes(app, threadMetrics), ctx)
+const timed = guardRoutes(config.metricsHistograms ? timeRoutes(app, threadMetrics) : app, ctx)
 installFeatureRoutes(timed, ctx)
 installCounterRoutes(timed, ctx)
 installNodeRoutes(timed, ctx)
@@ -110,7 +112,7 @@ async function recover (): Promise<void> {
     config,
     storage,
     logger,
-    observer: threadMetrics,
+    observer,
     dynamic: ringMode,
     // Fenced: a successor owns a partition this shard still wrote. Nothing since is acknowledged;
     // the node stops (its supervisor restarts it, and it rejoins the ring under a new epoch).
@@ -133,7 +135,7 @@ async function recover (): Promise<void> {
     outboxLimit: config.shardRingBytes,
     parkMs: ringMode ? Math.max(config.clusterSessionMs, PARK_MIN_MS) : 0,
     logger,
-    observer: threadMetrics
+    observer
   })
   router.handlers.set('sample', (a: { key: string, n: number }) => s.sample(a.key, a.n))
   router.handlers.set('replicas', (a: { key: string }) => s.replicas(a.key))

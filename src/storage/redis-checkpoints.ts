@@ -10,6 +10,9 @@
 //   counterd:{p7}:dedup   hash  "<kind>:<tag>" → "<value> <ts>"  (the partition's live dedup table)
 //   counterd:{p7}:pn      hash  counter key → "<P> <N>": this replica's PN-counter totals
 //   counterd:{p7}:features string  everything else of the partition, encoded (likes, HLLs, samples, ...)
+//   counterd:{p7}:history string   the partition's per-minute buckets as of `seq`, encoded (without
+//                               ClickHouse; absent when none are kept): replaying the Kafka tail
+//                               after `seq` completes them, so they survive a crash like the counters
 //   counterd:{p7}:hll:<key> string a counter's unique-actor HyperLogLog as a Redis HLL (PFCOUNT reads it)
 // Another service reads a counter's checkpointed value with one command:
 //   HGET counterd:{p<fnv1a32(key) mod PARTITIONS>}:values <key>
@@ -41,7 +44,7 @@ export interface RedisCheckpointStoreOptions {
 }
 
 /** Where a partition's checkpoint lives. */
-export function checkpointKeys (prefix: string, partition: number): { values: string, meta: string, dedup: string, pn: string, features: string, hll: (key: string) => string } {
+export function checkpointKeys (prefix: string, partition: number): { values: string, meta: string, dedup: string, pn: string, features: string, history: string, hll: (key: string) => string } {
   const tag = `${prefix}:{p${partition}}`
   return {
     values: `${tag}:values`,
@@ -49,14 +52,16 @@ export function checkpointKeys (prefix: string, partition: number): { values: st
     dedup: `${tag}:dedup`,
     pn: `${tag}:pn`,
     features: `${tag}:features`,
+    history: `${tag}:history`,
     hll: (key) => `${tag}:hll:${key}`
   }
 }
 
-// KEYS: meta, values, dedup, pn, features, then one HLL key per HLL.
+// KEYS: meta, values, dedup, pn, features, history, then one HLL key per HLL.
 // ARGV: epoch, seq, ts, logOffset ('' = unknown), hasPN ('1'/'0'), nPairs,
 //   nPairs × (key, value[, "p n" when hasPN]), nDedup, nDedup × (field, value),
-//   features ('' = none, else 's' followed by the blob in the next arg), then one blob per HLL key,
+//   features and then history (each '' = none, else 's' followed by the blob in the next arg),
+//   then one blob per HLL key,
 //   then the owner mode: '0' no claim expected; '1' this store claimed the partition, so a meta
 //   without `owner` means Redis lost the partition's keys; '2' a full rewrite after such a loss,
 //   which claims the partition again.
@@ -116,14 +121,16 @@ for _ = 1, tonumber(ARGV[i]) do
 end
 put('HSET', KEYS[3], d, true)
 i = i + 1
-if ARGV[i] == 's' then
-  redis.call('SET', KEYS[5], ARGV[i + 1])
-  i = i + 2
-else
-  redis.call('DEL', KEYS[5])
-  i = i + 1
+for k = 5, 6 do
+  if ARGV[i] == 's' then
+    redis.call('SET', KEYS[k], ARGV[i + 1])
+    i = i + 2
+  else
+    redis.call('DEL', KEYS[k])
+    i = i + 1
+  end
 end
-for k = 6, #KEYS do
+for k = 7, #KEYS do
   redis.call('SET', KEYS[k], ARGV[i])
   i = i + 1
 end
@@ -291,7 +298,7 @@ export class RedisCheckpointStore implements CheckpointStore {
     let res: Array<[Error | null, unknown]> | null
     try {
       // One MULTI: everything of one save, never a mix of two.
-      res = await this.client.multi().hgetall(k.meta).hgetall(k.values).hgetall(k.dedup).hgetall(k.pn).getBuffer(k.features).exec()
+      res = await this.client.multi().hgetall(k.meta).hgetall(k.values).hgetall(k.dedup).hgetall(k.pn).getBuffer(k.features).getBuffer(k.history).exec()
     } catch (err) {
       throw asUnavailable(err, `loading the checkpoint of partition ${partition} from Redis failed`)
     }
@@ -303,6 +310,7 @@ export class RedisCheckpointStore implements CheckpointStore {
     const dedupHash = res[2][1] as Record<string, string>
     const pn = res[3][1] as Record<string, string>
     const features = res[4][1] as Buffer | null
+    const history = res[5][1] as Buffer | null
     // Counters at 0 have no value field but may still have replica totals (P = N).
     const keys = Object.keys(values)
     for (const key in pn) if (values[key] === undefined) keys.push(key)
@@ -343,6 +351,7 @@ export class RedisCheckpointStore implements CheckpointStore {
       dedup
     }
     if (features !== null) cp.features = features
+    if (history !== null) cp.history = history
     if (meta.logOffset !== undefined) cp.logOffset = parseInteger(meta.logOffset, `${k.meta} logOffset`)
     return cp
   }
@@ -394,7 +403,7 @@ export class RedisCheckpointStore implements CheckpointStore {
     const mode = lostAt !== undefined ? '2' : this.claimed.has(cp.partition) ? '1' : '0'
     const k = checkpointKeys(this.keyPrefix, cp.partition)
     const hlls = cp.hlls ?? []
-    const keys: string[] = [k.meta, k.values, k.dedup, k.pn, k.features]
+    const keys: string[] = [k.meta, k.values, k.dedup, k.pn, k.features, k.history]
     for (const [key] of hlls) keys.push(k.hll(key))
     const withPN = cp.ps !== undefined && cp.ns !== undefined
     const argv: Array<string | Buffer> = [String(cp.epoch), String(cp.seq), String(cp.ts), cp.logOffset === undefined ? '' : String(cp.logOffset), withPN ? '1' : '0', String(cp.keys.length)]
@@ -406,6 +415,8 @@ export class RedisCheckpointStore implements CheckpointStore {
     for (const d of cp.dedup) argv.push(`${d.kind}:${d.tag}`, `${d.value} ${d.ts}`)
     if (cp.features === undefined) argv.push('')
     else argv.push('s', cp.features)
+    if (cp.history === undefined) argv.push('')
+    else argv.push('s', cp.history)
     for (const [, blob] of hlls) argv.push(blob)
     argv.push(mode)
     let res: Array<number | string | null>
@@ -447,7 +458,7 @@ export class RedisCheckpointStore implements CheckpointStore {
 /**
  * `newer` plus what of `older` (an earlier checkpoint of the same partition whose save failed) it
  * does not supersede: counters and HyperLogLogs `newer` lacks have not changed since `older`, so
- * their values there are still current. Everything else (seq, dedup, features) comes from `newer`.
+ * their values there are still current. Everything else (seq, dedup, features, history) comes from `newer`.
  */
 function carryInto (older: Checkpoint, newer: Checkpoint): Checkpoint {
   const have = new Set(newer.keys)
