@@ -13,7 +13,7 @@ import path from 'node:path'
 import { Redis } from 'ioredis'
 import { CounterStream } from '../client'
 import { freePort } from '../src/node/free-port'
-import { MAIN } from './trial'
+import { MAIN, sleep, until200 } from './trial'
 
 export interface RingTrialOptions {
   /**
@@ -42,6 +42,8 @@ export interface RingTrialResult {
 }
 
 const PARTITIONS = 64
+/** A request may wait this long (a partition moving to a node that is restarting). */
+const ATTEMPT_MS = 10_000
 
 interface RingNode { port: number, dataDir: string, base: string, proc: ChildProcess, exited: Promise<void>, output: () => string }
 
@@ -57,7 +59,6 @@ function startNode (port: number, env: Record<string, string>, dataDir = fs.mkdt
   return { port, dataDir, base: `http://127.0.0.1:${port}`, proc, exited, output: () => out }
 }
 
-const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
 
 /** The partitions the node serves now (counterd_partitions_owned), 0 when it does not answer. */
 async function owned (node: RingNode): Promise<number> {
@@ -78,24 +79,6 @@ async function settled (nodes: RingNode[], timeoutMs = 120_000): Promise<void> {
     if (counts.every((c) => c > 0) && counts.reduce((a, b) => a + b, 0) === PARTITIONS) return
     if (Date.now() > deadline) throw new Error(`the ring did not settle within ${timeoutMs} ms (owned ${counts.join(' + ')})`)
     await sleep(100)
-  }
-}
-
-class Refused extends Error {}
-
-/** Sends until the node answers 200; network errors and 503 (moving, unreachable, recovering) are retried. */
-async function until200 (url: string, init: RequestInit, stop: () => boolean): Promise<any> {
-  for (;;) {
-    try {
-      const r = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) })
-      const body = await r.json()
-      if (r.status === 200) return body
-      if (r.status !== 503) throw new Refused(`${init.method ?? 'GET'} ${url}: ${r.status} ${JSON.stringify(body)}`)
-    } catch (err) {
-      if (err instanceof Refused) throw err
-      if (stop()) throw new Error(`gave up on ${url}: ${(err as Error).message}`)
-    }
-    await sleep(20)
   }
 }
 
@@ -132,7 +115,7 @@ export async function runRingTrial (o: RingTrialOptions): Promise<RingTrialResul
         const key = `h${rnd(40)}`
         const by = 1 + rnd(3)
         add(`rc:${key}`, by)
-        await until200(`${via()}/v1/counter/rc/${key}/increment`, { method: 'POST', body: JSON.stringify({ by }), headers: { 'idempotency-key': `w${w}-${serial++}` } }, () => givingUp)
+        await until200(`${via()}/v1/counter/rc/${key}/increment`, { method: 'POST', body: JSON.stringify({ by }), headers: { 'idempotency-key': `w${w}-${serial++}` } }, () => givingUp, ATTEMPT_MS)
         result.acked++
       }
     }
@@ -142,7 +125,7 @@ export async function runRingTrial (o: RingTrialOptions): Promise<RingTrialResul
         const actor = `a${rnd(100)}`
         actors.add(actor)
         add('rc:uniq', 1)
-        await until200(`${via()}/v1/counter/rc/uniq/increment`, { method: 'POST', body: JSON.stringify({ by: 1, actor }), headers: { 'idempotency-key': `act-${serial++}` } }, () => givingUp)
+        await until200(`${via()}/v1/counter/rc/uniq/increment`, { method: 'POST', body: JSON.stringify({ by: 1, actor }), headers: { 'idempotency-key': `act-${serial++}` } }, () => givingUp, ATTEMPT_MS)
         result.acked++
       }
     }
@@ -153,7 +136,7 @@ export async function runRingTrial (o: RingTrialOptions): Promise<RingTrialResul
         const user = `u${rnd(300)}`
         if (!likers.has(item)) likers.set(item, new Set())
         ;(likers.get(item) as Set<string>).add(user)
-        await until200(`${via()}/v1/like`, { method: 'POST', body: JSON.stringify({ user_id: user, item_id: item, item_type: 'rc' }) }, () => givingUp)
+        await until200(`${via()}/v1/like`, { method: 'POST', body: JSON.stringify({ user_id: user, item_id: item, item_type: 'rc' }) }, () => givingUp, ATTEMPT_MS)
         result.acked++
       }
     }
@@ -195,7 +178,7 @@ export async function runRingTrial (o: RingTrialOptions): Promise<RingTrialResul
     // Through every node: each counter, like count and the unique count against what was sent.
     const keys = [...expected.keys()]
     for (const [i, node] of nodes.entries()) {
-      const values = (await until200(`${node.base}/v1/counters/query`, { method: 'POST', body: JSON.stringify({ keys }) }, () => true)).values as Record<string, number>
+      const values = (await until200(`${node.base}/v1/counters/query`, { method: 'POST', body: JSON.stringify({ keys }) }, () => true, ATTEMPT_MS)).values as Record<string, number>
       for (const key of keys) {
         const want = expected.get(key) ?? 0
         const got = values[key]
@@ -207,7 +190,7 @@ export async function runRingTrial (o: RingTrialOptions): Promise<RingTrialResul
         }
       }
       for (const [item, users] of likers) {
-        const count = (await until200(`${node.base}/v1/count?item_type=rc&item_id=${item}`, {}, () => true)).count as number
+        const count = (await until200(`${node.base}/v1/count?item_type=rc&item_id=${item}`, {}, () => true, ATTEMPT_MS)).count as number
         if (count === users.size) continue
         result.problems.push(`node ${i}: likes of rc:${item}: ${count} instead of ${users.size}`)
         if (i === 0) {
@@ -217,7 +200,7 @@ export async function runRingTrial (o: RingTrialOptions): Promise<RingTrialResul
       }
     }
     // The HyperLogLog: exact while it keeps its exact set; after a restart from a checkpoint, its estimate.
-    const unique = (await until200(`${nodes[0].base}/v1/counter/rc/uniq/unique`, {}, () => true)).unique as number
+    const unique = (await until200(`${nodes[0].base}/v1/counter/rc/uniq/unique`, {}, () => true, ATTEMPT_MS)).unique as number
     const tolerance = Math.max(1, Math.ceil(0.03 * actors.size))
     if (Math.abs(unique - actors.size) > tolerance) result.problems.push(`rc:uniq: ${unique} unique actors instead of ${actors.size} (± ${tolerance})`)
     return result

@@ -66,16 +66,19 @@ async function waitReady (base: string, node: NodeHandle, timeoutMs = 60_000): P
   }
 }
 
-const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
+export const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
 
 /** An answer that retrying cannot change (a 4xx): the trial's own mistake, so it stops the trial. */
-class Refused extends Error {}
+export class Refused extends Error {}
 
-/** Sends until the node answers 200 (network errors and 503 are retried as they are). */
-async function until200 (url: string, init: RequestInit, stop: () => boolean): Promise<any> {
+/**
+ * Sends until the node answers 200 (network errors and 503 — down, recovering, a partition
+ * moving or unreachable — are retried as they are); each attempt may take `timeoutMs`.
+ */
+export async function until200 (url: string, init: RequestInit, stop: () => boolean, timeoutMs = 5000): Promise<any> {
   for (;;) {
     try {
-      const r = await fetch(url, { ...init, signal: AbortSignal.timeout(5000) })
+      const r = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) })
       const body = await r.json()
       if (r.status === 200) return body
       if (r.status !== 503) throw new Refused(`${init.method ?? 'GET'} ${url}: ${r.status} ${JSON.stringify(body)}`)
