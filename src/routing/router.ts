@@ -336,14 +336,14 @@ export class Router {
   /** An op on "type:id" (`key`, FNV-1a hash `hash`), with a delta and an argument as its kind wants. */
   op (kind: number, hash: number, key: string, delta = 0, arg: string | null = null): void {
     const p = hash % this.partitions
-    if (this.hot !== null && this.hot.homes[p] !== 0 && kind === OP_INCR && this.toSub(key, delta)) return
+    if (this.hot !== null && this.hot.homes[p] !== 0 && kind === OP_INCR && this.spreads && this.toSub(key, delta)) return
     this.sinkFor(p).op(kind, hash, key, delta, arg)
   }
 
   /** An op whose key and argument are copied straight from request bytes (the Redis-protocol front). */
   opFromBytes (kind: number, hash: number, src: Uint8Array, keyStart: number, keyLen: number, delta: number, argStart: number, argLen: number): void {
     const p = hash % this.partitions
-    if (this.hot !== null && this.hot.homes[p] !== 0 && kind === OP_INCR &&
+    if (this.hot !== null && this.hot.homes[p] !== 0 && kind === OP_INCR && this.spreads &&
       this.toSub(Buffer.from(src.buffer, src.byteOffset + keyStart, keyLen).toString('latin1'), delta)) return
     this.sinkFor(p).opFromBytes(kind, hash, src, keyStart, keyLen, delta, argStart, argLen)
   }
@@ -352,7 +352,7 @@ export class Router {
   incrementFromFrame (hash: number, src: Uint8Array, typeStart: number, typeLen: number, idStart: number, idLen: number,
     delta: number, actorStart: number, actorLen: number, prefix: Uint8Array | null = null): void {
     const p = hash % this.partitions
-    if (this.hot !== null && this.hot.homes[p] !== 0 && actorStart < 0) {
+    if (this.hot !== null && this.hot.homes[p] !== 0 && actorStart < 0 && this.spreads) {
       const b = Buffer.from(src.buffer, src.byteOffset, src.byteLength)
       const ns = prefix === null ? '' : Buffer.from(prefix.buffer, prefix.byteOffset, prefix.byteLength).toString('latin1')
       if (this.toSub(ns + b.toString('latin1', typeStart, typeStart + typeLen) + ':' + b.toString('latin1', idStart, idStart + idLen), delta)) return
@@ -361,12 +361,16 @@ export class Router {
   }
 
   /**
-   * A plain increment of a split counter goes to one of its sub-counters (hot-routes.ts). Only in
-   * units without a dedup tag (a resend must reach the partition whose dedup saw the first send)
-   * that do not answer values (the counter's value needs every part).
+   * Whether the unit's plain increments of a split counter may go to its sub-counters: only without
+   * a dedup tag (a resend must reach the partition whose dedup saw the first send) and without
+   * values to answer (the counter's value needs every part).
    */
+  private get spreads (): boolean {
+    return this.tag === null && (this.flags & UNIT_VALUES) === 0
+  }
+
+  /** A plain increment of a split counter goes to one of its sub-counters (hot-routes.ts), if routable. */
   private toSub (key: string, delta: number): boolean {
-    if (this.tag !== null || (this.flags & UNIT_VALUES) !== 0) return false
     const hot = this.hot as HotRoutes
     const j = hot.pick(key)
     if (j < 0) return false
