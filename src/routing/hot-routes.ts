@@ -29,6 +29,8 @@ export interface HotEntry {
 
 export class HotRoutes {
   private readonly byKey = new Map<string, HotEntry>()
+  // The hot path finds a split by the op's hash (no key string), then checks the key's bytes.
+  private readonly byHash = new Map<number, HotEntry>()
   /** Per partition: split counters homed there (any state): the hot path's one check. */
   readonly homes: Uint8Array
 
@@ -70,7 +72,24 @@ export class HotRoutes {
       else e.routable = !e.merging && heard.has(key) && now - e.firstSeen >= this.routableAfterMs && now - e.refreshed < this.staleAfterMs
     }
     this.homes.fill(0)
-    for (const e of this.byKey.values()) this.homes[e.names.partition] = 1
+    this.byHash.clear()
+    for (const e of this.byKey.values()) {
+      this.homes[e.names.partition] = 1
+      this.byHash.set(e.names.hash, e) // two splits of one hash: one spreads, the other counts at home
+    }
+  }
+
+  /** The split counter of hash `hash` if its increments may go to sub-counters now, else null. */
+  routable (hash: number): HotEntry | null {
+    const e = this.byHash.get(hash)
+    return e === undefined || !e.routable ? null : e
+  }
+
+  /** The sub-counter index the next increment of `e` goes to (round-robin over the near ones). */
+  next (e: HotEntry): number {
+    const j = e.near[e.next]
+    e.next = e.next + 1 === e.near.length ? 0 : e.next + 1
+    return j
   }
 
   /** Stops routing to splits no poll confirmed lately (a poll that hangs must not keep them routable). */
@@ -89,14 +108,6 @@ export class HotRoutes {
     for (const e of this.byKey.values()) this.nearOf(e, route)
   }
 
-  /** The sub-counter index an increment of `key` goes to, or −1: to the home counter. */
-  pick (key: string): number {
-    const e = this.byKey.get(key)
-    if (e === undefined || !e.routable) return -1
-    const j = e.near[e.next]
-    e.next = e.next + 1 === e.near.length ? 0 : e.next + 1
-    return j
-  }
 
   private nearOf (e: HotEntry, route: Int32Array): void {
     const parts = e.names.subPartitions
@@ -110,6 +121,22 @@ export class HotRoutes {
     e.near = mine.length > 0 ? mine : node.length > 0 ? node : parts.map((_, j) => j)
     e.next = 0
   }
+}
+
+/** Whether bytes src[start…start+len) spell `key` (ASCII). */
+export function bytesEqual (src: Uint8Array, start: number, len: number, key: string): boolean {
+  if (len !== key.length) return false
+  for (let i = 0; i < len; i++) if (src[start + i] !== key.charCodeAt(i)) return false
+  return true
+}
+
+/** Whether a stream frame's key (namespace prefix, type, ':', id) spells `key`. */
+export function frameKeyEquals (prefix: Uint8Array | null, src: Uint8Array, typeStart: number, typeLen: number, idStart: number, idLen: number, key: string): boolean {
+  const pl = prefix === null ? 0 : prefix.length
+  if (pl + typeLen + 1 + idLen !== key.length) return false
+  for (let i = 0; i < pl; i++) if ((prefix as Uint8Array)[i] !== key.charCodeAt(i)) return false
+  if (!bytesEqual(src, typeStart, typeLen, key.slice(pl, pl + typeLen))) return false
+  return key.charCodeAt(pl + typeLen) === 0x3a && bytesEqual(src, idStart, idLen, key.slice(pl + typeLen + 1))
 }
 
 /**

@@ -19,7 +19,7 @@ import type { DurableWaiter } from '../../actors/group-commit'
 import { UnitResult, type Shard } from '../../actors/shard'
 import { CounterdError, asCounterdError, fromWire, type WireError } from '../core/errors'
 import { ByteSink, OP_INCR, opSize } from '../core/op-codec'
-import type { HotRoutes } from './hot-routes'
+import { bytesEqual, frameKeyEquals, type HotEntry, type HotRoutes } from './hot-routes'
 import type { InflightGauge } from './inflight'
 import { Outbox } from './outbox'
 import type { RecordSender } from './peer-link'
@@ -336,15 +336,20 @@ export class Router {
   /** An op on "type:id" (`key`, FNV-1a hash `hash`), with a delta and an argument as its kind wants. */
   op (kind: number, hash: number, key: string, delta = 0, arg: string | null = null): void {
     const p = hash % this.partitions
-    if (this.hot !== null && this.hot.homes[p] !== 0 && kind === OP_INCR && this.spreads && this.toSub(key, delta)) return
+    if (this.hot !== null && this.hot.homes[p] !== 0 && kind === OP_INCR && this.spreads) {
+      const e = this.hot.routable(hash)
+      if (e !== null && e.names.key === key) { this.toSub(e, delta); return }
+    }
     this.sinkFor(p).op(kind, hash, key, delta, arg)
   }
 
   /** An op whose key and argument are copied straight from request bytes (the Redis-protocol front). */
   opFromBytes (kind: number, hash: number, src: Uint8Array, keyStart: number, keyLen: number, delta: number, argStart: number, argLen: number): void {
     const p = hash % this.partitions
-    if (this.hot !== null && this.hot.homes[p] !== 0 && kind === OP_INCR && this.spreads &&
-      this.toSub(Buffer.from(src.buffer, src.byteOffset + keyStart, keyLen).toString('latin1'), delta)) return
+    if (this.hot !== null && this.hot.homes[p] !== 0 && kind === OP_INCR && this.spreads) {
+      const e = this.hot.routable(hash)
+      if (e !== null && bytesEqual(src, keyStart, keyLen, e.names.key)) { this.toSub(e, delta); return }
+    }
     this.sinkFor(p).opFromBytes(kind, hash, src, keyStart, keyLen, delta, argStart, argLen)
   }
 
@@ -353,9 +358,8 @@ export class Router {
     delta: number, actorStart: number, actorLen: number, prefix: Uint8Array | null = null): void {
     const p = hash % this.partitions
     if (this.hot !== null && this.hot.homes[p] !== 0 && actorStart < 0 && this.spreads) {
-      const b = Buffer.from(src.buffer, src.byteOffset, src.byteLength)
-      const ns = prefix === null ? '' : Buffer.from(prefix.buffer, prefix.byteOffset, prefix.byteLength).toString('latin1')
-      if (this.toSub(ns + b.toString('latin1', typeStart, typeStart + typeLen) + ':' + b.toString('latin1', idStart, idStart + idLen), delta)) return
+      const e = this.hot.routable(hash)
+      if (e !== null && frameKeyEquals(prefix, src, typeStart, typeLen, idStart, idLen, e.names.key)) { this.toSub(e, delta); return }
     }
     this.sinkFor(p).incrementFromFrame(hash, src, typeStart, typeLen, idStart, idLen, delta, actorStart, actorLen, prefix)
   }
@@ -369,14 +373,11 @@ export class Router {
     return this.tag === null && (this.flags & UNIT_VALUES) === 0
   }
 
-  /** A plain increment of a split counter goes to one of its sub-counters (hot-routes.ts), if routable. */
-  private toSub (key: string, delta: number): boolean {
-    const hot = this.hot as HotRoutes
-    const j = hot.pick(key)
-    if (j < 0) return false
-    const names = (hot.get(key) as NonNullable<ReturnType<HotRoutes['get']>>).names
-    this.sinkFor(names.subPartitions[j]).op(OP_INCR, names.subHashes[j], names.subs[j], delta, null)
-    return true
+  /** A plain increment of a split counter, to one of its sub-counters near this shard (hot-routes.ts). */
+  private toSub (e: HotEntry, delta: number): void {
+    const j = (this.hot as HotRoutes).next(e)
+    const n = e.names
+    this.sinkFor(n.subPartitions[j]).op(OP_INCR, n.subHashes[j], n.subs[j], delta, null)
   }
 
   /** The route table (hot counters pick near sub-counters by it). */
