@@ -553,7 +553,8 @@ export class Shard {
    * Ring mode: from now on this shard owns exactly `want`. Partitions it has and is no longer
    * given are released first (no new ops; what was applied is committed; a full checkpoint; the
    * holder mark cleared), then new ones are acquired: once their previous holder released them
-   * (or left the ring: `members`), a higher epoch is claimed (fencing the previous owner), then
+   * (or is not in `members`, the ids that may still hold partitions: a crash), a higher epoch is
+   * claimed (fencing the previous owner), then
    * the checkpoint is loaded and the log after it replayed. Changes run one at a time.
    */
   async own (want: readonly number[], self: string, members: readonly string[], waitMs: number): Promise<OwnershipChange> {

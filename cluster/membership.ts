@@ -66,8 +66,16 @@ export interface MembershipOptions {
 }
 
 /** Redis keys of a cluster's ring (both in one Redis Cluster slot). */
-export function ringKeys (cluster: string): { view: string, generation: string } {
-  return { view: `counterd:ring:{${cluster}}`, generation: `counterd:ring:{${cluster}}:generation` }
+export function ringKeys (cluster: string): RingKeys {
+  const base = `counterd:ring:{${cluster}}`
+  return { view: base, generation: `${base}:generation`, leaving: `${base}:leaving` }
+}
+
+interface RingKeys {
+  view: string
+  generation: string
+  /** Hash: id of a member leaving with SIGTERM → until when (Redis clock, ms) it may hold partitions. */
+  leaving: string
 }
 
 const ASSIGNER_NAME = 'CounterdRing'
@@ -99,6 +107,26 @@ const TIME_SCRIPT = `
 local t = redis.call('TIME')
 return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
+// Lua: marks ARGV[1] as leaving for ARGV[2] ms of the Redis server's clock.
+const LEAVING_SCRIPT = `
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[1], ARGV[1], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2]))
+return 1
+`
+// Lua: the stored view and the ids whose leaving marks have not expired (expired ones are dropped),
+// read together so a view never comes with marks older than itself.
+const VIEW_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local marks = redis.call('HGETALL', KEYS[2])
+local leaving = {}
+for i = 1, #marks, 2 do
+  if tonumber(marks[i + 1]) > now then leaving[#leaving + 1] = marks[i] else redis.call('HDEL', KEYS[2], marks[i]) end
+end
+return { redis.call('GET', KEYS[1]), leaving }
+`
+/** How long a leaving mark lasts, in session timeouts: longer than a leaver's release may take. */
+const LEAVING_SESSIONS = 3
 /** A rejoin with no accepted heartbeat or join for this many session timeouts is stuck. */
 const JOIN_STALL_SESSIONS = 3
 
@@ -122,7 +150,7 @@ export class Membership extends EventEmitter {
   private readonly log: MembershipLogger
   private readonly kafka: Kafka
   private readonly redis: RedisClient
-  private readonly keys: { view: string, generation: string }
+  private readonly keys: RingKeys
   private readonly topic: string
   private readonly groupId: string
   private readonly startedAt = Date.now()
@@ -149,6 +177,9 @@ export class Membership extends EventEmitter {
     const { client: redis } = await connectRedis(o.redisUrl, { commandTimeoutMs: o.redisTimeoutMs, startTimeoutMs: START_TIMEOUT_MS })
     const m = new Membership(o, redis)
     try {
+      // A mark left by this id's previous life (a SIGTERM a moment ago) would make the others wait
+      // for a release that this life does not owe.
+      await redis.hdel(m.keys.leaving, o.self.id)
       await withDeadline(START_TIMEOUT_MS, `Kafka brokers ${o.brokers.join(',')} not reachable`, async () => { await m.runConsumer() })
     } catch (err) {
       await m.stop()
@@ -209,12 +240,26 @@ export class Membership extends EventEmitter {
     while (this.joining && Date.now() < until) await sleep(20)
     const consumer = this.consumer
     this.consumer = null
+    if (before !== null && before.members.length > 1) await this.markLeaving()
     if (consumer !== null) await consumer.disconnect().catch((err: Error) => this.log.warn({ cluster: this.o.cluster, err: err.message }, 'ring membership: Kafka consumer did not disconnect cleanly'))
     const successor = before !== null && before.members.length > 1 && successorWaitMs > 0 ? await this.successorOf(before, successorWaitMs) : null
     await this.redis.quit().catch(() => { this.redis.disconnect() })
     if (this.joinedAt !== null) this.log.info({ cluster: this.o.cluster, id: this.o.self.id, generation: this.view?.generation ?? null }, 'left the ring')
     else this.log.info({ cluster: this.o.cluster, id: this.o.self.id }, 'ring membership stopped before joining')
     return successor
+  }
+
+  /**
+   * Before LeaveGroup: tells the members that take this node's partitions to wait for its release
+   * (final commits and checkpoint) instead of taking them at once as after a crash; their appends
+   * would otherwise fence the commits this node still has in flight. Without Redis the others
+   * take over at once, and those commits fail (they are not acknowledged).
+   */
+  private async markLeaving (): Promise<void> {
+    const ms = LEAVING_SESSIONS * this.o.sessionTimeoutMs
+    await this.redis.eval(LEAVING_SCRIPT, 1, this.keys.leaving, this.o.self.id, String(ms)).catch((err: Error) => {
+      this.log.warn({ cluster: this.o.cluster, err: err.message }, 'ring membership: could not mark this member as leaving; the others take its partitions at once')
+    })
   }
 
   /** The first view after `before` that no longer has this member (polled in Redis), or null by the deadline. */
@@ -406,9 +451,13 @@ export class Membership extends EventEmitter {
     let problem = 'no view yet'
     for (;;) {
       try {
-        const raw = await this.redis.get(this.keys.view)
+        const [raw, leaving] = await this.redis.eval(VIEW_SCRIPT, 2, this.keys.view, this.keys.leaving) as [string | null, string[]]
         if (seq !== this.joinSeq || this.stopped) return
         const view = raw === null ? 'no view stored' : parseView(raw, this.o.cluster)
+        if (typeof view !== 'string') {
+          const gone = leaving.filter((id) => !view.members.some((m) => m.id === id))
+          if (gone.length > 0) view.leaving = gone
+        }
         if (typeof view === 'string') problem = view
         else if (!view.members.some((m) => m.id === this.o.self.id)) problem = `generation ${view.generation} does not include this member`
         else if (view.owners.length !== this.o.partitions) problem = `generation ${view.generation} has ${view.owners.length} partitions, this member ${this.o.partitions}`

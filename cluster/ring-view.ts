@@ -20,4 +20,10 @@ export interface RingView {
   members: MemberInfo[]
   /** Owner member id of each partition. */
   owners: string[]
+  /**
+   * Members that left with SIGTERM and may still hold partitions until their release completes
+   * (membership.ts marks them in Redis before leaving). Filled by each member when it adopts the
+   * view, not by the leader; absent: none.
+   */
+  leaving?: string[]
 }

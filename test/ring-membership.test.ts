@@ -172,7 +172,14 @@ t.test('planned leave: the survivors get a view without the leaver', async (t) =
   sameViews(t, survivors)
   for (const x of survivors) t.same(x.lost, [], `${x.self.id}: a rebalance is not a loss`)
   t.same(leaver.lost, [], 'a planned stop emits no lost event')
-  await stopAll(survivors)
+  t.same(view.leaving, [leaver.self.id], 'the view names the leaver as leaving: its successors wait for its release')
+
+  // Started again under the same id, it clears its mark: nobody waits for a release it does not owe.
+  const back = await join(t, e, 2)
+  const all = [...survivors, back]
+  await waitFor('the leaver back in one view', () => converged(all, all.map((x) => x.self.id)))
+  for (const x of all) t.equal(x.m.current?.leaving, undefined, `${x.self.id}: no member is leaving`)
+  await stopAll(all)
 })
 
 t.test('crash: a member killed without LeaveGroup drops out after its session timeout', async (t) => {
@@ -217,6 +224,7 @@ t.test('crash: a member killed without LeaveGroup drops out after its session ti
   t.same(view.owners.length, PARTITIONS)
   sameViews(t, ms)
   for (const x of ms) t.same(x.lost, [], `${x.self.id}: survivors never lost their membership`)
+  t.equal(view.leaving, undefined, 'a crashed member is not leaving: its partitions are taken at once')
   await stopAll(ms)
 })
 

@@ -187,7 +187,9 @@ async function adoptRing (view: RingView | null, self: string, waitMs: number): 
   const generation = view?.generation ?? -1
   try {
     const want = view === null ? [] : routing.apply(view, self)
-    const change = await s.own(want, self, view === null ? [] : view.members.map((m) => m.id), waitMs)
+    // A member that left with SIGTERM still holds its partitions until it released them.
+    const holders = view === null ? [] : [...view.members.map((m) => m.id), ...(view.leaving ?? [])]
+    const change = await s.own(want, self, holders, waitMs)
     if (change.acquired.length > 0 || change.released.length > 0) logger.info({ generation, ...change }, 'partitions moved')
     send({ t: 'owned', generation, change })
   } catch (err) {

@@ -35,6 +35,11 @@ export interface KafkaDeltaLogOptions {
   connectTimeoutMs?: number
   /** Per-request timeout: how long a hung broker can hold one produce attempt (default 10 s). */
   requestTimeoutMs?: number
+  /**
+   * Called once Kafka has confirmed an append, before append resolves: a rejection (fencing, see
+   * RedisCheckpointStore.checkOwners) fails the append although the records are in Kafka.
+   */
+  confirm?: (records: DeltaRecord[]) => Promise<void>
   /** Backoff between produce attempts during an outage: doubles from min to max (default 50 ms to 2 s). */
   retryMinMs?: number
   retryMaxMs?: number
@@ -100,7 +105,7 @@ export class KafkaDeltaLog implements DeltaLog {
   private readonly producer: Producer
   private readonly admin: Admin
   private readonly kafka: Kafka
-  private readonly opts: Required<Omit<KafkaDeltaLogOptions, 'logger'>> & Pick<KafkaDeltaLogOptions, 'logger'>
+  private readonly opts: Required<Omit<KafkaDeltaLogOptions, 'logger' | 'confirm'>> & Pick<KafkaDeltaLogOptions, 'logger' | 'confirm'>
   private queue: Pending[] = []
   private sending = false
   private closed = false
@@ -164,10 +169,12 @@ export class KafkaDeltaLog implements DeltaLog {
   append (records: DeltaRecord[]): Promise<void> {
     if (this.closed) return Promise.reject(new CounterdError('shutting_down', 'the Kafka log is closed'))
     if (records.length === 0) return Promise.resolve()
-    return new Promise((resolve, reject) => {
+    const appended = new Promise<void>((resolve, reject) => {
       this.queue.push({ records, resolve, reject })
       if (!this.sending) void this.pump()
     })
+    const confirm = this.opts.confirm
+    return confirm === undefined ? appended : appended.then(async () => await confirm(records))
   }
 
   // One produce at a time, oldest first; everything queued meanwhile goes out together.
@@ -469,7 +476,8 @@ function validate (o: KafkaDeltaLogOptions): KafkaDeltaLog['opts'] {
     retryMaxMs: int('retryMaxMs', o.retryMaxMs ?? 2000, 1, 600_000),
     stallMs: int('stallMs', o.stallMs ?? 1000, 1, 600_000),
     maxRequestBytes: int('maxRequestBytes', o.maxRequestBytes ?? 900_000, 1024, 1024 * 1024 * 1024),
-    logger: o.logger
+    logger: o.logger,
+    confirm: o.confirm
   }
 }
 

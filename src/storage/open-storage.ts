@@ -7,6 +7,8 @@ import { isClusterStorage, type Config } from '../../config/loader'
 import type { ClickHouseHistory } from './clickhouse-history'
 import { SnapshotStore } from './snapshot-store'
 import type { CheckpointStore, DeltaLog } from './types'
+import { CounterdError } from '../core/errors'
+import type { DeltaRecord } from '../core/records'
 import { WalLog } from './wal'
 
 export interface Storage {
@@ -49,7 +51,9 @@ export async function openStorage (config: Config, shard: number, shards: number
     topic: config.kafkaTopic,
     clientId: `counterd-shard-${shard}`,
     numPartitions: config.partitions,
-    logger: hooks.logger
+    logger: hooks.logger,
+    // Fencing: an append is acknowledged only while no successor has claimed its partitions.
+    confirm: async (records) => await confirmOwners(checkpoints, records)
   })
   const claimed = await checkpoints.claimEpoch(partitions, epoch)
   return {
@@ -67,3 +71,23 @@ export async function openStorage (config: Config, shard: number, shards: number
   }
 }
 
+/** How long an append's acknowledgement waits for Redis to confirm its partitions' owners. */
+const FENCE_WAIT_MS = 250
+
+/**
+ * Fencing of log appends (cluster/README.md): refused only when Redis answers that a successor
+ * claimed a partition. A Redis that is down, or slower than FENCE_WAIT_MS, cannot say; the append
+ * is then acknowledged as without fencing (the membership group still vouches for this node), so
+ * a Redis outage never stops writes — their log is Kafka.
+ */
+async function confirmOwners (store: { checkOwners: (records: DeltaRecord[]) => Promise<void> }, records: DeltaRecord[]): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const check = store.checkOwners(records).then(() => null, (err: unknown) => err)
+  const late = new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), FENCE_WAIT_MS) })
+  try {
+    const err = await Promise.race([check, late])
+    if (err instanceof CounterdError && err.code === 'fenced') throw err
+  } finally {
+    clearTimeout(timer)
+  }
+}

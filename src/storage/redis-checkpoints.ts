@@ -22,7 +22,7 @@
 // stored one is refused too, so a delayed retry cannot roll values back.
 import type { Cluster, Redis } from 'ioredis'
 import { CounterdError } from '../core/errors'
-import type { Checkpoint, DedupEntry, DedupKind } from '../core/records'
+import type { Checkpoint, DedupEntry, DedupKind, DeltaRecord } from '../core/records'
 import type { CheckpointStore } from './types'
 import { connectRedis, redisUnavailable } from './redis-connect'
 
@@ -248,6 +248,27 @@ export class RedisCheckpointStore implements CheckpointStore {
       // Someone holds a higher epoch somewhere: claim everything again above it.
       epoch = top + 1
       if (epoch > 0xffffffff) throw new CounterdError('internal', 'epoch would exceed 2^32-1')
+    }
+  }
+
+  /**
+   * Fencing of log appends: refuses (code `fenced`) records of a partition whose owner epoch in
+   * Redis is higher than theirs — a successor claimed it, so this node's copy is stale and what it
+   * just appended must not be acknowledged (replay ignores such records: partition-state.ts).
+   */
+  async checkOwners (records: readonly DeltaRecord[]): Promise<void> {
+    const epochs = new Map<number, number>()
+    for (const r of records) epochs.set(r.partition, Math.min(r.epoch, epochs.get(r.partition) ?? r.epoch))
+    let owners: Array<string | null>
+    try {
+      owners = await Promise.all([...epochs.keys()].map(async (p) => await this.client.hget(checkpointKeys(this.keyPrefix, p).meta, 'owner')))
+    } catch (err) {
+      throw asUnavailable(err, 'reading partition owners from Redis failed')
+    }
+    let i = 0
+    for (const [p, epoch] of epochs) {
+      const owner = Number(owners[i++] ?? 0)
+      if (owner > epoch) throw new CounterdError('fenced', `partition ${p} was claimed by a newer owner (epoch ${owner}) than this node's (${epoch}); its writes here are not acknowledged`)
     }
   }
 
