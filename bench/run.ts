@@ -31,9 +31,10 @@ import { naiveBaseline } from './suites/naive-baseline'
 import { recovery } from './suites/recovery'
 import { resp } from './suites/resp'
 import { ring } from './suites/ring'
+import { ringHot } from './suites/ring-hot'
 import { wsStream } from './suites/ws-stream'
 
-export const SUITES: Suite[] = [httpIncrements, httpReads, httpWrk, wsStream, memory, recovery, naiveBaseline, resp, ingest, ring, hot, metricsCost]
+export const SUITES: Suite[] = [httpIncrements, httpReads, httpWrk, wsStream, memory, recovery, naiveBaseline, resp, ingest, ring, hot, ringHot, metricsCost]
 
 interface Args {
   quick: boolean

@@ -24,11 +24,11 @@ const LABELS: Record<System, string> = {
   bare: 'bare uWS'
 }
 
-const TYPE = 'viral'
-const ID = '1'
+export const TYPE = 'viral'
+export const ID = '1'
 
 /** The key's value through the batch query (the bare peer sums its threads' counts only there). */
-async function readValue (port: number): Promise<number> {
+export async function readValue (port: number): Promise<number> {
   const agent = new http.Agent({ keepAlive: false })
   try {
     const { status, json } = await postJson(agent, port, '/v1/counters/query', { keys: [`${TYPE}:${ID}`] })
@@ -39,7 +39,8 @@ async function readValue (port: number): Promise<number> {
   }
 }
 
-async function splitState (port: number): Promise<string> {
+/** 'split N ways' or 'not split', as GET …?shards=true reports the viral key on this node. */
+export async function splitState (port: number): Promise<string> {
   return await new Promise((resolve, reject) => {
     http.get({ host: '127.0.0.1', port, path: `/v1/counter/${TYPE}/${ID}?shards=true` }, (res) => {
       let body = ''

@@ -101,8 +101,8 @@ async function readyOf (port: number): Promise<number> {
   return await fetch(`http://127.0.0.1:${port}/ready`).then(async (r) => { await r.arrayBuffer(); return r.status }, () => 0)
 }
 
-/** Waits until both nodes are ready and see the same two-member ring. */
-async function waitForRing (nodes: Counterd[], timeoutMs = 90_000): Promise<RingView> {
+/** Waits until every node is ready and all see the same ring of exactly these nodes. */
+export async function waitForRing (nodes: Counterd[], timeoutMs = 90_000): Promise<RingView> {
   const urls = nodes.map((n) => `http://127.0.0.1:${n.port}`)
   const deadline = Date.now() + timeoutMs
   let last = ''
@@ -112,7 +112,7 @@ async function waitForRing (nodes: Counterd[], timeoutMs = 90_000): Promise<Ring
     last = ringProblem(views, urls)
     if (last === '' && !ready.every((s) => s === 200)) last = `/ready answers ${ready.join(', ')}`
     if (last === '') return views[0] as RingView
-    if (Date.now() > deadline) throw new Error(`the two nodes did not form a ring within ${timeoutMs} ms: ${last}`)
+    if (Date.now() > deadline) throw new Error(`the ${nodes.length} nodes did not form a ring within ${timeoutMs} ms: ${last}`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
 }
