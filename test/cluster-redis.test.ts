@@ -2,7 +2,7 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
 import { partitionOf } from '../src/core/keys'
-import type { Checkpoint } from '../src/core/records'
+import type { Checkpoint, DeltaRecord } from '../src/core/records'
 import { checkpointKeys, RedisCheckpointStore, type RedisCheckpointStoreOptions } from '../src/storage/redis-checkpoints'
 import { freePort } from './support/ports'
 import { startRedis } from './support/redis'
@@ -146,6 +146,11 @@ for (const mode of ['single', 'cluster'] as const) {
     t.equal(await store.load(20), null, 'a claim alone is not a checkpoint')
     await store.save([cp(p, 5, 15, { 'post:1': 7 })])
     t.equal(await store.claimEpoch([p], 5), 6, 'a second claim goes above the first')
+
+    // Appends are confirmed against the owners: records of epoch 6 pass, one of epoch 5 is fenced.
+    const rec = (partition: number, epoch: number): DeltaRecord => ({ partition, epoch, seq: 1, ts: 0, keys: [], deltas: [], dedup: [] } as unknown as DeltaRecord)
+    await t.resolves(store.checkOwners([rec(p, 6), rec(9, 6), rec(40, 1)]), 'the current owner\'s records (and an unclaimed partition\'s) are confirmed')
+    await t.rejects(store.checkOwners([rec(40, 1), rec(p, 5), rec(9, 6)]), { code: 'fenced', message: new RegExp(`partition ${p} was claimed by a newer owner \\(epoch 6\\) than this node's \\(5\\)`) }, 'a stale owner\'s records are fenced, naming the partition')
 
     // A batch where one partition is fenced still saves the others, then reports the fence.
     await t.rejects(store.save([cp(p, 1, 1, { 'post:1': 0 }), cp(30, 1, 1, { 'y:1': 3 })]), { code: 'fenced', message: new RegExp(`partition ${p}`) })
