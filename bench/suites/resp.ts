@@ -219,7 +219,8 @@ export const resp: Suite = {
     }
     notes.push('Each round runs, for -P 1 and then -P 16: counterd ack=durable, Redis appendfsync always, counterd ack=applied, Redis without persistence, the bare Node RESP server; every run INCRs keys of its own (a fresh prefix for counterd and the bare server, an emptied Redis).')
     notes.push('Exactness: after each run the run\'s counters are read back (counterd through POST /v1/counters/query, Redis by SCAN, the bare server by its SUMPREFIX command) and must sum to the INCRs redis-benchmark sent.')
-    notes.push('counterd takes every RESP connection on shard 0 (Node 20 cannot share a plain TCP port between threads); ops of the other shard\'s partitions cross the shared-memory ring. redis-benchmark shares the 2 cores with the servers.')
+    notes.push('counterd takes every RESP connection on shard 0; ops of the other shard\'s partitions cross the shared-memory ring and back, which costs a thread wake-up each way when the other shard sleeps. redis-benchmark shares the 2 cores with the servers.')
+    notes.push('Spreading RESP connections over the shard threads is not open to Node 20: a worker thread cannot be handed an accepted socket (handles travel only to child processes), net has no SO_REUSEPORT before Node 22.12 (`reusePort`), and uWS.js, which shares the HTTP port, has no raw-TCP server. Listening on the same descriptor in every thread (`listen({ fd })`) would work in the kernel but leaves one descriptor owned by several event loops whose closes race.')
     return { comparisons, notes }
   }
 }
