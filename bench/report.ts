@@ -70,7 +70,7 @@ function fmtTargets (c: Comparison): string {
   return c.targets.map(t => `${t.met === null ? '?' : t.met ? '✅' : '❌'} ${t.text}`).join('<br>')
 }
 
-const SERVERS = ['counterd', 'redis', 'naive server', 'bare uWS', 'ws ceiling', 'node A (owner)', 'node B (non-owner)']
+const SERVERS = ['counterd', 'redis', 'naive server', 'bare uWS', 'ws ceiling', 'bare Node RESP', 'node A (owner)', 'node B (non-owner)']
 
 /** Median CPU share per process; for servers in a throughput run also CPU time per operation. */
 function cpuLine (runs: Run[], unit: string): string {
@@ -125,7 +125,9 @@ export function summaryTable (results: BenchResults): string {
       continue
     }
     for (const c of s.comparisons) {
-      lines.push(`| ${c.label} | ${fmtSide(c.subject, c.unit)} | ${c.peer.system}: ${fmtSide(c.peer, c.unit)} | ${fmtRatio(c)} | ` +
+      // A row whose subject is not counterd (a ceiling against a peer) names it.
+      const subject = c.subject.system === 'counterd' ? '' : `${c.subject.system}: `
+      lines.push(`| ${c.label} | ${subject}${fmtSide(c.subject, c.unit)} | ${c.peer.system}: ${fmtSide(c.peer, c.unit)} | ${fmtRatio(c)} | ` +
         `${fmtLatency(c.subject)} | ${fmtLatency(c.peer)} | ${fmtTargets(c)} | ${c.exact ? '✅' : '❌'} | ${otherLoad(c)} |`)
     }
   }
@@ -149,9 +151,9 @@ export function markdown (results: BenchResults): string {
     if (s.error !== undefined) out.push(`**Failed:** ${s.error}`, '')
     for (const c of s.comparisons) {
       out.push(`**${c.label}**`, '')
-      out.push(`- counterd: ${c.subject.config}`)
+      out.push(`- ${c.subject.system}: ${c.subject.config}`)
       out.push(`- ${c.peer.system}: ${c.peer.config}`)
-      for (const [side, name] of [[c.subject, 'counterd'], [c.peer, c.peer.system]] as const) {
+      for (const [side, name] of [[c.subject, c.subject.system], [c.peer, c.peer.system]] as const) {
         for (const r of side.runs) {
           const lat = r.p99Ms === undefined ? '' : `, p50 ${r.p50Ms?.toFixed(2) ?? '?'} ms, p99 ${r.p99Ms.toFixed(2)} ms`
           out.push(`- round ${r.round} ${name}: ${fmtValue(r.value, c.unit)}${lat}; ${r.exact ? 'exact' : '**NOT EXACT**'}: ${r.check}`)

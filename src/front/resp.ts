@@ -117,7 +117,9 @@ class Batch implements UnitOwner {
     this.ops = 0
     this.shardN.fill(0)
     this.statics.len = 0
-    if (this.keys.length > 0) this.keys = []
+    this.keyed = false
+    this.src = null
+    this.prefix = conn.prefix
   }
 
   command (kind: number, a: number, b: number): void {
@@ -137,7 +139,10 @@ class Batch implements UnitOwner {
     const i = this.ops++
     if (i === this.values.length) {
       const v = new Float64Array(i * 2); v.set(this.values); this.values = v
+      const ks = new Int32Array(i * 2); ks.set(this.keyStart); this.keyStart = ks
+      const kl = new Int32Array(i * 2); kl.set(this.keyLen); this.keyLen = kl
     }
+    this.keyLen[i] = 0
     if (shard >= this.shardN.length) {
       const n = new Int32Array(shard + 1); n.set(this.shardN); this.shardN = n
       while (this.shardOps.length <= shard) this.shardOps.push(new Int32Array(16))
@@ -159,7 +164,7 @@ class Batch implements UnitOwner {
   onPartDone (err: CounterdError | null): void {
     if (err !== null) this.error ??= err
     if (--this.parts > 0) return
-    if (this.error === null && this.keys.length > 0) {
+    if (this.error === null && this.keyed) {
       // A split counter's home answers a read or an increment with its ways + 0.5
       // (src/core/hot-keys.ts): its value is the sum of its parts.
       const splits: Array<Promise<void>> = []
@@ -167,8 +172,8 @@ class Batch implements UnitOwner {
         const kind = this.kind[c]
         if (kind === R_STATIC) continue
         for (let i = this.a[c]; i < this.a[c] + this.b[c]; i++) {
-          const key = this.keys[i]
-          if (Number.isInteger(this.values[i]) || key === undefined) continue
+          if (Number.isInteger(this.values[i]) || this.keyLen[i] === 0) continue
+          const key = this.keyOf(i)
           // An increment answered its home's value + 0.5, a read its ways + 0.5.
           const home = kind === R_INCR ? Math.floor(this.values[i]) : null
           splits.push(this.front.readSplit(key, home).then((v) => { this.values[i] = v }))
@@ -187,8 +192,29 @@ class Batch implements UnitOwner {
     this.front.completed(this.conn)
   }
 
-  /** The keys of reads and increments, when counters may be split (HOT_SPLIT_RATE > 0). */
-  keys: string[] = []
+  // Where the keys of reads and increments lie in the request bytes, when counters may be split
+  // (HOT_SPLIT_RATE > 0): a key string is built only for the rare value that needs it, not per op.
+  // Every op of a batch comes from one parse of one buffer, under one namespace prefix.
+  keyed = false
+  src: Buffer | null = null
+  prefix: Buffer | null = null
+  keyStart = new Int32Array(16)
+  keyLen = new Int32Array(16) // 0: no key kept (the op cannot be a split counter's)
+
+  /** Keeps where op i's key is (the op registered last). */
+  keepKey (i: number, src: Buffer, start: number, len: number): void {
+    this.keyed = true
+    this.src = src
+    this.keyStart[i] = start
+    this.keyLen[i] = len
+  }
+
+  /** Op i's key as stored (with the namespace prefix). */
+  private keyOf (i: number): string {
+    const start = this.keyStart[i]
+    const key = (this.src as Buffer).toString('latin1', start, start + this.keyLen[i])
+    return this.prefix === null ? key : this.prefix.toString('latin1') + key
+  }
 }
 
 export interface RespStats {
@@ -371,6 +397,7 @@ export class RespFront {
     while (conn.head < q.length && q[conn.head].done) {
       const b = q[conn.head++]
       if (!conn.closed) this.encode(b, out)
+      b.src = null // the request bytes are not kept alive by a spare batch
       this.spare.push(b)
     }
     if (conn.head === q.length) { q.length = 0; conn.head = 0 }
@@ -578,8 +605,8 @@ export class RespFront {
     const b = this.unitBatch(conn, false)
     if (b instanceof CounterdError) { this.replyError(conn, b); return }
     b.command(R_INCR, b.ops, 1)
-    if (this.ctx.router.hot !== null) b.keys[b.ops] = storedKey(conn, buf, ks, kl)
     b.op(this.shardOfHash(hash))
+    if (this.ctx.router.hot !== null) b.keepKey(b.ops - 1, buf, ks, kl)
     this.opFromBytes(conn, OP_INCR, hash, buf, ks, kl, by, -1, 0)
   }
 
@@ -594,8 +621,8 @@ export class RespFront {
     const keyed = read && this.ctx.router.hot !== null
     for (let i = from; i < to; i++) {
       const hash = checkKey(buf, cmd.start[i], cmd.len[i], conn.seed)
-      if (keyed) b.keys[b.ops] = storedKey(conn, buf, cmd.start[i], cmd.len[i])
       b.op(this.shardOfHash(hash))
+      if (keyed) b.keepKey(b.ops - 1, buf, cmd.start[i], cmd.len[i])
       this.opFromBytes(conn, kind, hash, buf, cmd.start[i], cmd.len[i], 0, -1, 0)
     }
   }
@@ -674,6 +701,7 @@ export class RespFront {
         conn.name = ''
         conn.scopes = null
         conn.apiKey = null
+        this.endBatch(conn) // a batch's keys are under one prefix
         conn.prefix = null
         conn.seed = FNV_OFFSET
         this.replyOk(conn, 'RESET')
@@ -693,6 +721,7 @@ export class RespFront {
           if (key === null) { this.replyError(conn, new CounterdError('wrong_password')); return }
           conn.scopes = key.scopes
           conn.apiKey = key
+          this.endBatch(conn) // a batch's keys are under one prefix
           conn.prefix = Buffer.from(prefixOf(key.namespace), 'latin1')
           conn.seed = prefixHash(key.namespace)
           this.replyOk(conn)
@@ -852,12 +881,6 @@ export class RespFront {
  * The FNV-1a hash of a valid key "type:id" at buf[start…start+len) (continued from `seed`: a
  * namespace's prefix), or −1 when it breaks the key rules.
  */
-/** A key as stored: with the connection's namespace prefix (only for hot counters' reads: a string). */
-function storedKey (conn: RespConn, buf: Buffer, start: number, len: number): string {
-  const key = buf.toString('latin1', start, start + len)
-  return conn.prefix === null ? key : conn.prefix.toString('latin1') + key
-}
-
 function checkKey (buf: Uint8Array, start: number, len: number, seed = FNV_OFFSET): number {
   const end = start + len
   let i = start
