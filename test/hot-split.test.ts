@@ -124,6 +124,29 @@ t.test('one node: a hot counter splits, survives kill -9 (also mid-merge) and me
   t.same(await r.json(), { type: 'post', id: 'viral', value }, 'a plain read answers the same')
 })
 
+t.test('a split counter under deep INCR pipelines and a small in-flight bound: every INCR answered, none refused', async (t) => {
+  // Each INCR of a split counter is answered with its home's value plus the other parts, read right
+  // after: a read unit per INCR. Past the in-flight bound those reads wait; refusing them would
+  // answer an applied increment with an error (and a client retrying it would count it twice).
+  const node = await startNode(t, { env: { WORKERS: '2', RESP_PORT: '0', ...HOT_ENV, MAX_INFLIGHT_OPS: '2000' } })
+  const load = new ViralLoad([node.base], 'post', 'deep', 8)
+  await waitFor(t, 'the counter splits under load', async () => (await shardsOf(node.base, 'post', 'deep')).split !== null)
+  await load.stop()
+  const before = (await shardsOf(node.base, 'post', 'deep')).value
+  t.equal(before, load.acked, 'the split counter holds what was acknowledged')
+  const depth = 5000
+  const clients = await Promise.all(Array.from({ length: 4 }, async () => await connectResp(t, node.respPort)))
+  const answers = await Promise.all(clients.map(async (c) => await c.pipeline(Array.from({ length: depth }, () => ['INCR', 'post:deep']))))
+  for (const [n, replies] of answers.entries()) {
+    const bad = replies.findIndex((r, i) => typeof r !== 'number' || r <= before || (i > 0 && r <= (replies[i - 1] as number)))
+    t.equal(bad, -1, `client ${n}: every INCR answered with a value above the last${bad < 0 ? '' : ` (reply ${bad}: ${JSON.stringify(replies[bad])})`}`)
+  }
+  const after = (await shardsOf(node.base, 'post', 'deep')).value
+  t.equal(after, before + 4 * depth, 'and the counter grew by exactly the INCRs sent')
+  t.equal(Math.max(...answers.map((r) => r[depth - 1] as number)), after, 'the last answer is the final value')
+  for (const c of clients) c.socket.destroy()
+})
+
 t.test('a ring of three nodes: a viral key written through all three splits, stays exact, merges back', async (t) => {
   const [kafka, redis] = await Promise.all([startKafka(t), startRedis(t)])
   const { env } = ringEnv(kafka, redis, 'hot')

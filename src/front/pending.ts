@@ -53,8 +53,7 @@ export class ValueReply extends PendingRequest {
       // A split counter's home answered a read with its ways + 0.5, an increment with its own
       // value + 0.5 (src/core/hot-keys.ts): add the other parts.
       const home = this.countsIncrement ? Math.floor(this.value) : null
-      const read = new SumRead(this.key, (v) => { this.value = v; this.answer() }, (err) => this.fail(err), home)
-      if (!read.send(this.ctx.router)) this.fail(new CounterdError('overloaded'))
+      new SumRead(this.key, (v) => { this.value = v; this.answer() }, (err) => this.fail(err), home).start(this.ctx.router)
       return
     }
     this.answer()
@@ -153,8 +152,7 @@ export class KeysReply extends PendingRequest {
       if (Number.isInteger(this.values[i])) continue
       const key = this.keys[i]
       splits.push(new Promise<number>((resolve, reject) => {
-        const read = new SumRead(this.prefix + key, resolve, reject)
-        if (!read.send(this.ctx.router)) reject(new CounterdError('overloaded'))
+        new SumRead(this.prefix + key, resolve, reject).start(this.ctx.router)
       }).then((v) => { this.values[i] = v }))
     }
     if (splits.length > 0) {

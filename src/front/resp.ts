@@ -630,8 +630,7 @@ export class RespFront {
   /** The value of a split counter (every part read and summed; `home`: see SumRead). */
   async readSplit (key: string, home: number | null): Promise<number> {
     return await new Promise<number>((resolve, reject) => {
-      const read = new SumRead(key, resolve, reject, home)
-      if (!read.send(this.ctx.router)) reject(new CounterdError('overloaded'))
+      new SumRead(key, resolve, reject, home).start(this.ctx.router)
     })
   }
 

@@ -170,6 +170,20 @@ export abstract class PartsRead implements UnitOwner {
     return total
   }
 
+  /**
+   * Sends the unit, and while the router refuses it (its rings or the in-flight bound are full)
+   * tries again shortly instead of failing: these reads complete a command the node already took
+   * (an increment they answer is applied), so they wait as the commands behind them do. What is in
+   * flight completes and frees room, so the wait ends.
+   */
+  start (router: Router): void {
+    if (this.send(router)) { this.retryMs = 0; return }
+    this.retryMs = Math.min(Math.max(1, this.retryMs * 2), 50)
+    setTimeout(() => this.start(router), this.retryMs)
+  }
+
+  private retryMs = 0
+
   /** Sends the unit; false when the router refused it (overloaded). */
   send (router: Router): boolean {
     this.router = router
@@ -207,7 +221,7 @@ export abstract class PartsRead implements UnitOwner {
       if (this.names === null || this.names.ways !== ways) {
         const router = this.router as Router
         this.names = hotNames(this.home.key, ways, router.partitions)
-        if (!this.send(router)) this.done(new CounterdError('overloaded'))
+        this.start(router)
         return
       }
     }
