@@ -144,6 +144,12 @@ t.test('a split counter under deep INCR pipelines and a small in-flight bound: e
   const after = (await shardsOf(node.base, 'post', 'deep')).value
   t.equal(after, before + 4 * depth, 'and the counter grew by exactly the INCRs sent')
   t.equal(Math.max(...answers.map((r) => r[depth - 1] as number)), after, 'the last answer is the final value')
+
+  t.equal(await clients[0].call('DEL', 'post:deep', 'post:never'), 1, 'Redis DEL of the split counter and of a zero one: one was non-zero')
+  const s = await shardsOf(node.base, 'post', 'deep')
+  t.equal(s.value, 0, 'the split counter reads 0 after DEL')
+  t.same(s.shards.filter((p) => p.value !== 0), [], 'every part was reset, not only the home counter')
+  t.equal(await clients[0].call('DEL', 'post:deep'), 0, 'a second DEL finds nothing non-zero')
   for (const c of clients) c.socket.destroy()
 })
 

@@ -17,7 +17,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import os from 'node:os'
 import { asCounterdError, CounterdError } from '../core/errors'
-import { FNV_OFFSET, fnv1a32Bytes, isIdByte, isTypeByte, MAX_ID_LEN, MAX_TYPE_LEN } from '../core/keys'
+import { FNV_OFFSET, fnv1a32, fnv1a32Bytes, isIdByte, isTypeByte, MAX_ID_LEN, MAX_TYPE_LEN } from '../core/keys'
 import { OP_ADD_ACTOR, OP_GET, OP_INCR, OP_RESET, OP_UNIQUE, ByteSink } from '../core/op-codec'
 import {
   argIs, arrayHeader, bulkBytes, bulkInteger, bulkString, errorReply, INCOMPLETE, integer, mapHeader, nullReply, parseCommand,
@@ -120,7 +120,11 @@ class Batch implements UnitOwner {
     this.keyed = false
     this.src = null
     this.prefix = conn.prefix
+    if (this.folds.length > 0) this.folds = []
   }
+
+  /** DEL of a split counter: pairs (part op, key op); the key was non-zero if any part was. */
+  folds: number[] = []
 
   command (kind: number, a: number, b: number): void {
     if (this.n === this.kind.length) {
@@ -164,6 +168,10 @@ class Batch implements UnitOwner {
   onPartDone (err: CounterdError | null): void {
     if (err !== null) this.error ??= err
     if (--this.parts > 0) return
+    for (let f = 0; f < this.folds.length; f += 2) {
+      if (this.values[this.folds[f]] !== 0) this.values[this.folds[f + 1]] = 1
+      this.values[this.folds[f]] = 0
+    }
     if (this.error === null && this.keyed) {
       // A split counter's home answers a read or an increment with its ways + 0.5
       // (src/core/hot-keys.ts): its value is the sum of its parts.
@@ -625,6 +633,30 @@ export class RespFront {
       if (keyed) b.keepKey(b.ops - 1, buf, cmd.start[i], cmd.len[i])
       this.opFromBytes(conn, kind, hash, buf, cmd.start[i], cmd.len[i], 0, -1, 0)
     }
+    if (kind === OP_RESET && this.ctx.router.hot !== null) this.resetSplitParts(conn, b, buf, cmd, from, to)
+  }
+
+  /**
+   * DEL of a split counter this thread knows of resets every part too, as HTTP DELETE does (in the
+   * same unit); the key's answer folds them in (Batch.folds). DEL is rare: key strings are fine here.
+   */
+  private resetSplitParts (conn: RespConn, b: Batch, buf: Buffer, cmd: RespCommand, from: number, to: number): void {
+    const hot = this.ctx.router.hot
+    if (hot === null) return
+    const first = b.ops - (to - from)
+    for (let i = from; i < to; i++) {
+      const key = buf.toString('latin1', cmd.start[i], cmd.start[i] + cmd.len[i])
+      const split = hot.get(conn.prefix === null ? key : conn.prefix.toString('latin1') + key)
+      if (split === undefined) continue
+      const { subs, drained, absorbed } = split.names
+      for (const part of [...subs, ...drained, ...absorbed]) {
+        const hash = fnv1a32(part)
+        b.op(this.shardOfHash(hash))
+        this.ctx.router.op(OP_RESET, hash, part)
+        b.folds.push(b.ops - 1, first + i - from)
+      }
+    }
+    b.b[b.n - 1] = b.ops - first
   }
 
   /** The value of a split counter (every part read and summed; `home`: see SumRead). */
