@@ -8,15 +8,16 @@
 //   closed minutes: entries sorted ascending (u32) with their deltas (i32 when every delta of the
 //     minute fits, else f64) in exact-size arrays: 8 or 12 bytes per counter per minute; a query
 //     finds a counter in a minute by binary search.
-//   the open (newest) minute: a 256-slot direct-mapped accumulator (a hot counter adds to its
-//     slot) in front of pairs appended in 16 KiB chunks of 2048 from the thread's chunk pool (no
-//     array grown by copying, no holes among transient buffers; deltas i32 while they fit). A
-//     counter pushed out of the accumulator again and again has several pairs until the minute
-//     is compacted (summed per counter in entry order, zeros dropped): each time its pairs
-//     double, and when it closes.
+//   the open (newest) minute: each record's pairs appended as they come (a sealed record's all at
+//     once), in 16 KiB chunks of 2048 from the thread's chunk pool (no array grown by copying, no
+//     holes among transient buffers; deltas i32 while they fit). A counter sealed in many records
+//     has several pairs until the minute is compacted (summed per counter in entry order, zeros
+//     dropped): each time its pairs double, and when it closes. An append is a sequential store;
+//     the hashed per-counter accumulator that stood in front of the pairs missed the cache on
+//     nearly every pair of a busy shard and cost more than the compactions it saved.
 // Worst case per counter that changes every minute: `retention` pairs, 1440 × 12 B ≈ 17 KiB at the
-// default retention (11.3 KiB while each minute's net change fits in 32 bits), plus at most two
-// pairs of the open minute until it is compacted.
+// default retention (11.3 KiB while each minute's net change fits in 32 bits), plus the open
+// minute's pairs until it is compacted.
 // Entry indexes are the partition's KeyTable entries (never reused while the process lives);
 // snapshots store keys instead (PartitionState encodes them).
 
@@ -28,7 +29,6 @@ const CHUNK = 1 << CHUNK_BITS // pairs per chunk of the open minute (the first s
 const CHUNK_BYTES = 16384 // a full chunk: CHUNK entries (u32) then CHUNK deltas (i32), from the thread's chunk pool
 const MIN_COMPACT = 4096 // the open minute is first compacted at this many pairs
 const INT32_MAX = 0x7fffffff
-const ACC_BITS = 8 // slots of the open minute's accumulator: 2^8 × 12 bytes
 const RADIX_BITS = 11
 const RADIX = 1 << RADIX_BITS
 
@@ -165,12 +165,6 @@ export class MinuteHistory {
   private openRaw: Array<Uint8Array | null> = [] // a full chunk's memory, given back to the pool when dropped
   private openN = 0 // pairs in the open minute
   private compactAt = MIN_COMPACT
-  // A small direct-mapped accumulator in front of the open minute's pairs (entry + 1, 0: empty):
-  // a counter sealed again and again (a hot one) adds to its slot, in a few cache lines, rather than
-  // appending a pair, so busy minutes are seldom compacted; a counter pushed out of its slot
-  // appends its sum. Emptied into the pairs before anything reads them.
-  private accE: Uint32Array | null = null
-  private accD: Float64Array | null = null
   // Pairs of a record older than the open minute (a clock that stepped back): merged at end().
   private lateMinute = -1
   private lateE: number[] = []
@@ -205,17 +199,55 @@ export class MinuteHistory {
       this.lateD.push(d)
       return
     }
-    const accE = this.accE ??= new Uint32Array(1 << ACC_BITS)
-    const accD = this.accD ??= new Float64Array(1 << ACC_BITS)
-    const slot = Math.imul(e, 0x9e3779b1) >>> (32 - ACC_BITS)
-    const held = accE[slot]
-    if (held === e + 1) {
-      accD[slot] += d
+    if (d === 0) return
+    this.room()
+    const n = this.openN
+    const c = n >>> CHUNK_BITS
+    let ds = this.openD[c]
+    if (!fitsInt32(d) && ds instanceof Int32Array) ds = this.openD[c] = Float64Array.from(ds)
+    this.openE[c][n & (CHUNK - 1)] = e
+    ds[n & (CHUNK - 1)] = d
+    this.openN = n + 1
+  }
+
+  /**
+   * push() of n pairs at once (a sealed record's): a copy per chunk, with no call per pair. Zero
+   * deltas are kept (a compaction drops them).
+   */
+  pushMany (es: Int32Array, ds: Float64Array, n: number): void {
+    if (this.lateMinute >= 0) {
+      for (let i = 0; i < n; i++) { this.lateE.push(es[i]); this.lateD.push(ds[i]) }
       return
     }
-    if (held !== 0) this.append(held - 1, accD[slot])
-    accE[slot] = e + 1
-    accD[slot] = d
+    let i = 0
+    while (i < n) {
+      this.room()
+      const at0 = this.openN
+      const c = at0 >>> CHUNK_BITS
+      const base = at0 & (CHUNK - 1)
+      const E = this.openE[c]
+      const k = Math.min(n - i, E.length - base)
+      const D = this.openD[c]
+      let j = 0
+      if (D instanceof Int32Array) {
+        for (; j < k; j++) {
+          const d = ds[i + j]
+          if (d > INT32_MAX || d < -INT32_MAX) break
+          E[base + j] = es[i + j]
+          D[base + j] = d
+        }
+      }
+      if (j < k) {
+        // A delta past 32 bits: this chunk's deltas become f64 (Float64 already, or converted now).
+        const F = D instanceof Float64Array ? D : (this.openD[c] = Float64Array.from(D))
+        for (; j < k; j++) {
+          E[base + j] = es[i + j]
+          F[base + j] = ds[i + j]
+        }
+      }
+      this.openN = at0 + k
+      i += k
+    }
   }
 
   end (): void {
@@ -228,7 +260,6 @@ export class MinuteHistory {
 
   /** Net change of entry e per minute, for minutes in [fromMin, toMin): calls out(minute, delta). */
   series (e: number, fromMin: number, toMin: number, out: (minute: number, delta: number) => void): void {
-    this.flushAcc()
     for (const m of this.closed) {
       if (m.minute < fromMin || m.minute >= toMin) continue
       const i = find(m.entries, e)
@@ -258,7 +289,6 @@ export class MinuteHistory {
 
   /** Pairs kept (4 + 4 or 8 bytes each, besides the open minute's last chunk). */
   get pairs (): number {
-    this.flushAcc()
     let n = this.openN
     for (const m of this.closed) n += m.entries.length
     return n
@@ -271,20 +301,8 @@ export class MinuteHistory {
     this.closed.length = 0
   }
 
-  /** Moves what the accumulator holds into the open minute's pairs. */
-  private flushAcc (): void {
-    const accE = this.accE
-    const accD = this.accD
-    if (accE === null || accD === null) return
-    for (let i = 0; i < accE.length; i++) {
-      if (accE[i] === 0) continue
-      this.append(accE[i] - 1, accD[i])
-      accE[i] = 0
-    }
-  }
-
-  private append (e: number, d: number): void {
-    if (d === 0) return
+  /** Makes the pair at openN writable: a first chunk, a larger first chunk, or a new full chunk. */
+  private room (): void {
     const n = this.openN
     const c = n >>> CHUNK_BITS
     const at = n & (CHUNK - 1)
@@ -311,11 +329,6 @@ export class MinuteHistory {
       this.openE[c].set(oldE)
       this.openD[c].set(oldD)
     }
-    let ds = this.openD[c]
-    if (!fitsInt32(d) && ds instanceof Int32Array) ds = this.openD[c] = Float64Array.from(ds)
-    this.openE[c][at] = e
-    ds[at] = d
-    this.openN = n + 1
   }
 
   /**
@@ -375,7 +388,6 @@ export class MinuteHistory {
    * from the chunks into a per-thread array indexed by entry and writes the sums back in order.
    */
   private compactOpen (): void {
-    this.flushAcc()
     const n = this.openN
     let max = 0
     for (let c = 0; c < this.openE.length; c++) {
