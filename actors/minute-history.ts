@@ -8,13 +8,14 @@
 //   closed minutes: entries sorted ascending (u32) with their deltas (i32 when every delta of the
 //     minute fits, else f64) in exact-size arrays: 8 or 12 bytes per counter per minute; a query
 //     finds a counter in a minute by binary search.
-//   the open (newest) minute: each record's pairs appended as they come (a sealed record's all at
-//     once), in 16 KiB chunks of 2048 from the thread's chunk pool (no array grown by copying, no
-//     holes among transient buffers; deltas i32 while they fit). A counter sealed in many records
-//     has several pairs until the minute is compacted (summed per counter in entry order, zeros
-//     dropped): each time its pairs double, and when it closes. An append is a sequential store;
-//     the hashed per-counter accumulator that stood in front of the pairs missed the cache on
-//     nearly every pair of a busy shard and cost more than the compactions it saved.
+//   the open (newest) minute: each record's pairs appended as they come, in 16 KiB chunks of 2048
+//     from the thread's chunk pool (no array grown by copying, no holes among transient buffers;
+//     deltas i32 while they fit); a sealed record's pairs wait in a per-thread stage first (see
+//     flushStage). A counter sealed in many records has several pairs until the minute is
+//     compacted (summed per counter in entry order, zeros dropped): each time its pairs double,
+//     and when it closes. The hashed per-counter accumulator that once stood in front of the
+//     pairs missed the cache on nearly every pair of a busy shard and cost more than the
+//     compactions it saved.
 // Worst case per counter that changes every minute: `retention` pairs, 1440 × 12 B ≈ 17 KiB at the
 // default retention (11.3 KiB while each minute's net change fits in 32 bits), plus the open
 // minute's pairs until it is compacted.
