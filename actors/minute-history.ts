@@ -8,15 +8,17 @@
 //   closed minutes: entries sorted ascending (u32) with their deltas (i32 when every delta of the
 //     minute fits, else f64) in exact-size arrays: 8 or 12 bytes per counter per minute; a query
 //     finds a counter in a minute by binary search.
-//   the open (newest) minute: a 256-slot direct-mapped accumulator (a hot counter adds to its
-//     slot) in front of pairs appended in 16 KiB chunks of 2048 from the thread's chunk pool (no
-//     array grown by copying, no holes among transient buffers; deltas i32 while they fit). A
-//     counter pushed out of the accumulator again and again has several pairs until the minute
-//     is compacted (summed per counter in entry order, zeros dropped): each time its pairs
-//     double, and when it closes.
+//   the open (newest) minute: each record's pairs appended as they come, in 16 KiB chunks of 2048
+//     from the thread's chunk pool (no array grown by copying, no holes among transient buffers;
+//     deltas i32 while they fit); a sealed record's pairs wait in a per-thread stage first (see
+//     flushStage). A counter sealed in many records has several pairs until the minute is
+//     compacted (summed per counter in entry order, zeros dropped): each time its pairs double,
+//     and when it closes. The hashed per-counter accumulator that once stood in front of the
+//     pairs missed the cache on nearly every pair of a busy shard and cost more than the
+//     compactions it saved.
 // Worst case per counter that changes every minute: `retention` pairs, 1440 × 12 B ≈ 17 KiB at the
-// default retention (11.3 KiB while each minute's net change fits in 32 bits), plus at most two
-// pairs of the open minute until it is compacted.
+// default retention (11.3 KiB while each minute's net change fits in 32 bits), plus the open
+// minute's pairs until it is compacted.
 // Entry indexes are the partition's KeyTable entries (never reused while the process lives);
 // snapshots store keys instead (PartitionState encodes them).
 
@@ -28,7 +30,6 @@ const CHUNK = 1 << CHUNK_BITS // pairs per chunk of the open minute (the first s
 const CHUNK_BYTES = 16384 // a full chunk: CHUNK entries (u32) then CHUNK deltas (i32), from the thread's chunk pool
 const MIN_COMPACT = 4096 // the open minute is first compacted at this many pairs
 const INT32_MAX = 0x7fffffff
-const ACC_BITS = 8 // slots of the open minute's accumulator: 2^8 × 12 bytes
 const RADIX_BITS = 11
 const RADIX = 1 << RADIX_BITS
 
@@ -156,6 +157,31 @@ function find (entries: Uint32Array, e: number): number {
   return -1
 }
 
+// Per thread: sealed records' pairs on their way to their partitions' open minutes. Appending a
+// record's few pairs straight to its partition's chunks missed the cache on that partition's
+// arrays at nearly every record (a shard seals each of its partitions per commit, with much else
+// in between); staged here they are copied to each partition in one run per partition, when the
+// stage is full or before anything reads or closes a minute holding staged pairs.
+const STAGE = 8192 // pairs (and at most as many records)
+let stageE: Int32Array | null = null
+let stageD: Float64Array | null = null
+let stageN = 0
+let segs = 0 // records staged
+const segStart = new Int32Array(STAGE)
+const segLen = new Int32Array(STAGE)
+const segNext = new Int32Array(STAGE) // the owner's next staged record, −1: none
+const stagedOwners: MinuteHistory[] = [] // histories with staged records, in the order first staged
+
+/** Moves every staged pair into its history's open minute (the minute open when it was staged). */
+function flushStage (): void {
+  const e = stageE as Int32Array
+  const d = stageD as Float64Array
+  for (const h of stagedOwners) h.takeStaged(e, d)
+  stagedOwners.length = 0
+  stageN = 0
+  segs = 0
+}
+
 export class MinuteHistory {
   /** Closed minutes, oldest first. */
   readonly closed: ClosedMinute[] = []
@@ -165,16 +191,13 @@ export class MinuteHistory {
   private openRaw: Array<Uint8Array | null> = [] // a full chunk's memory, given back to the pool when dropped
   private openN = 0 // pairs in the open minute
   private compactAt = MIN_COMPACT
-  // A small direct-mapped accumulator in front of the open minute's pairs (entry + 1, 0: empty):
-  // a counter sealed again and again (a hot one) adds to its slot, in a few cache lines, rather than
-  // appending a pair, so busy minutes are seldom compacted; a counter pushed out of its slot
-  // appends its sum. Emptied into the pairs before anything reads them.
-  private accE: Uint32Array | null = null
-  private accD: Float64Array | null = null
   // Pairs of a record older than the open minute (a clock that stepped back): merged at end().
   private lateMinute = -1
   private lateE: number[] = []
   private lateD: number[] = []
+  // This history's staged records (segment indexes into the thread's stage), −1: none.
+  private stageFirst = -1
+  private stageLast = -1
 
   constructor (readonly retention: number) {}
 
@@ -188,6 +211,7 @@ export class MinuteHistory {
   begin (ts: number): boolean {
     const m = Math.floor(ts / 60_000)
     if (m > this.openMinute) {
+      if (this.stageFirst >= 0) flushStage()
       this.closeOpen()
       this.openMinute = m
       this.evict()
@@ -205,17 +229,91 @@ export class MinuteHistory {
       this.lateD.push(d)
       return
     }
-    const accE = this.accE ??= new Uint32Array(1 << ACC_BITS)
-    const accD = this.accD ??= new Float64Array(1 << ACC_BITS)
-    const slot = Math.imul(e, 0x9e3779b1) >>> (32 - ACC_BITS)
-    const held = accE[slot]
-    if (held === e + 1) {
-      accD[slot] += d
+    if (d === 0) return
+    this.room()
+    const n = this.openN
+    const c = n >>> CHUNK_BITS
+    let ds = this.openD[c]
+    if (!fitsInt32(d) && ds instanceof Int32Array) ds = this.openD[c] = Float64Array.from(ds)
+    this.openE[c][n & (CHUNK - 1)] = e
+    ds[n & (CHUNK - 1)] = d
+    this.openN = n + 1
+  }
+
+  /**
+   * push() of a record's n pairs at once (a sealed record's): staged, then copied to the open
+   * minute with other records of this partition. Zero deltas are kept (a compaction drops them).
+   */
+  pushMany (es: Int32Array, ds: Float64Array, n: number): void {
+    if (this.lateMinute >= 0) {
+      for (let i = 0; i < n; i++) { this.lateE.push(es[i]); this.lateD.push(ds[i]) }
       return
     }
-    if (held !== 0) this.append(held - 1, accD[slot])
-    accE[slot] = e + 1
-    accD[slot] = d
+    if (n === 0) return
+    if (n > STAGE >>> 2) { // a large record is a run on its own
+      if (this.stageFirst >= 0) flushStage()
+      this.appendMany(es, ds, 0, n)
+      return
+    }
+    if (stageN + n > STAGE || segs === STAGE) flushStage()
+    const e = stageE ??= new Int32Array(STAGE)
+    const d = stageD ??= new Float64Array(STAGE)
+    const at = stageN
+    for (let i = 0; i < n; i++) { e[at + i] = es[i]; d[at + i] = ds[i] }
+    stageN = at + n
+    const seg = segs++
+    segStart[seg] = at
+    segLen[seg] = n
+    segNext[seg] = -1
+    if (this.stageLast < 0) {
+      this.stageFirst = seg
+      stagedOwners.push(this)
+    } else {
+      segNext[this.stageLast] = seg
+    }
+    this.stageLast = seg
+  }
+
+  /** flushStage()'s part for this history: its staged records into the open minute. */
+  takeStaged (e: Int32Array, d: Float64Array): void {
+    for (let s = this.stageFirst; s >= 0; s = segNext[s]) this.appendMany(e, d, segStart[s], segLen[s])
+    this.stageFirst = -1
+    this.stageLast = -1
+    if (this.openN >= this.compactAt) this.compactOpen()
+  }
+
+  /** Appends pairs from..from+n of es/ds to the open minute: a copy per chunk. */
+  private appendMany (es: Int32Array, ds: Float64Array, from: number, n: number): void {
+    let i = from
+    const stop = from + n
+    while (i < stop) {
+      this.room()
+      const at0 = this.openN
+      const c = at0 >>> CHUNK_BITS
+      const base = at0 & (CHUNK - 1)
+      const E = this.openE[c]
+      const k = Math.min(stop - i, E.length - base)
+      const D = this.openD[c]
+      let j = 0
+      if (D instanceof Int32Array) {
+        for (; j < k; j++) {
+          const d = ds[i + j]
+          if (d > INT32_MAX || d < -INT32_MAX) break
+          E[base + j] = es[i + j]
+          D[base + j] = d
+        }
+      }
+      if (j < k) {
+        // A delta past 32 bits: this chunk's deltas become f64 (Float64 already, or converted now).
+        const F = D instanceof Float64Array ? D : (this.openD[c] = Float64Array.from(D))
+        for (; j < k; j++) {
+          E[base + j] = es[i + j]
+          F[base + j] = ds[i + j]
+        }
+      }
+      this.openN = at0 + k
+      i += k
+    }
   }
 
   end (): void {
@@ -228,7 +326,7 @@ export class MinuteHistory {
 
   /** Net change of entry e per minute, for minutes in [fromMin, toMin): calls out(minute, delta). */
   series (e: number, fromMin: number, toMin: number, out: (minute: number, delta: number) => void): void {
-    this.flushAcc()
+    if (this.stageFirst >= 0) flushStage()
     for (const m of this.closed) {
       if (m.minute < fromMin || m.minute >= toMin) continue
       const i = find(m.entries, e)
@@ -248,6 +346,7 @@ export class MinuteHistory {
 
   /** Every minute kept, oldest first (the open one compacted): (minute, entries sorted, deltas, n). */
   forEachMinute (cb: (minute: number, entries: Uint32Array, deltas: Int32Array | Float64Array, n: number) => void): void {
+    if (this.stageFirst >= 0) flushStage()
     for (const m of this.closed) cb(m.minute, m.entries, m.deltas, m.entries.length)
     this.compactOpen()
     if (this.openN > 0) {
@@ -258,7 +357,7 @@ export class MinuteHistory {
 
   /** Pairs kept (4 + 4 or 8 bytes each, besides the open minute's last chunk). */
   get pairs (): number {
-    this.flushAcc()
+    if (this.stageFirst >= 0) flushStage()
     let n = this.openN
     for (const m of this.closed) n += m.entries.length
     return n
@@ -266,25 +365,14 @@ export class MinuteHistory {
 
   /** Gives the open minute's chunks back to the pool; the history must not be used afterwards. */
   dispose (): void {
+    if (this.stageFirst >= 0) flushStage()
     this.keepChunks(0)
     this.openN = 0
     this.closed.length = 0
   }
 
-  /** Moves what the accumulator holds into the open minute's pairs. */
-  private flushAcc (): void {
-    const accE = this.accE
-    const accD = this.accD
-    if (accE === null || accD === null) return
-    for (let i = 0; i < accE.length; i++) {
-      if (accE[i] === 0) continue
-      this.append(accE[i] - 1, accD[i])
-      accE[i] = 0
-    }
-  }
-
-  private append (e: number, d: number): void {
-    if (d === 0) return
+  /** Makes the pair at openN writable: a first chunk, a larger first chunk, or a new full chunk. */
+  private room (): void {
     const n = this.openN
     const c = n >>> CHUNK_BITS
     const at = n & (CHUNK - 1)
@@ -311,11 +399,6 @@ export class MinuteHistory {
       this.openE[c].set(oldE)
       this.openD[c].set(oldD)
     }
-    let ds = this.openD[c]
-    if (!fitsInt32(d) && ds instanceof Int32Array) ds = this.openD[c] = Float64Array.from(ds)
-    this.openE[c][at] = e
-    ds[at] = d
-    this.openN = n + 1
   }
 
   /**
@@ -375,7 +458,6 @@ export class MinuteHistory {
    * from the chunks into a per-thread array indexed by entry and writes the sums back in order.
    */
   private compactOpen (): void {
-    this.flushAcc()
     const n = this.openN
     let max = 0
     for (let c = 0; c < this.openE.length; c++) {

@@ -18,6 +18,7 @@
 // Per-minute history (without ClickHouse) is not kept per entry either: each sealed or replayed
 // record adds its net deltas to the minute of its ts (minute-history.ts), so a counter costs
 // nothing there until it changes, and then a pair per minute it changed in.
+import os from 'node:os'
 import { NS_SEPARATOR_BYTE, prefixOf } from '../src/core/namespaces'
 import {
   EncodedRecord, RecordFormatError, decodeTail, dedupSize, featuresSize, recordHeaderSize, writeDedupEntries, writeFeatures, writeRecordHeader,
@@ -90,6 +91,43 @@ export class DedupTable {
   }
 
   get size (): number { return this.entries.size }
+}
+
+const LITTLE_ENDIAN = os.endianness() === 'LE'
+
+/** Writes a's first n elements at buf[o] little-endian (a byte copy on a little-endian host); returns the end. */
+function putLE (buf: Buffer, o: number, a: Uint32Array | Int32Array | Float64Array, n: number): number {
+  const bytes = n * a.BYTES_PER_ELEMENT
+  if (LITTLE_ENDIAN) {
+    buf.set(new Uint8Array(a.buffer, a.byteOffset, bytes), o)
+    return o + bytes
+  }
+  for (let i = 0; i < n; i++) {
+    if (a instanceof Float64Array) o = buf.writeDoubleLE(a[i], o)
+    else if (a instanceof Int32Array) o = buf.writeInt32LE(a[i], o)
+    else o = buf.writeUInt32LE(a[i], o)
+  }
+  return o
+}
+
+/** Whether a minute's deltas need f64 in a snapshot (some delta past 32 bits). */
+function isWide (d: Int32Array | Float64Array, n: number): boolean {
+  if (d instanceof Int32Array) return false
+  for (let i = 0; i < n; i++) if (d[i] > 0x7fffffff || d[i] < -0x7fffffff) return true
+  return false
+}
+
+// Per thread: encodeHistory's work arrays, grown as needed (every partition of the thread uses them in turn).
+const encodeScratch = { index: new Int32Array(0), order: new Int32Array(0), u32: new Uint32Array(0), i32: new Int32Array(0) }
+
+// Per thread: a sealed record's net deltas on their way to the minute history. Kept up to
+// SEAL_DELTAS_KEEP (a record of a larger burst gets its own).
+const SEAL_DELTAS_KEEP = 1 << 14
+let sealDeltasScratch = new Float64Array(256)
+function sealDeltas (n: number): Float64Array {
+  if (n <= sealDeltasScratch.length) return sealDeltasScratch
+  if (n > SEAL_DELTAS_KEEP) return new Float64Array(n)
+  return (sealDeltasScratch = new Float64Array(Math.min(SEAL_DELTAS_KEEP, Math.max(n, 2 * sealDeltasScratch.length))))
 }
 
 function grown<T extends Int32Array | Uint8Array | Float64Array | Float32Array> (a: T, n: number): T {
@@ -510,6 +548,8 @@ export class PartitionState {
     let o = writeRecordHeader(buf, 0, this.partition, this.epoch, seq, now, this.replica, false, n)
     const w = this.rateWeight(now)
     const hist = this.historyAt(now)
+    // The record's deltas for history, handed over at once after the loop.
+    const hd = hist === null ? null : sealDeltas(n)
     for (let i = 0; i < n; i++) {
       const e = list[i]
       o = t.copyKey(e, buf, o)
@@ -519,9 +559,12 @@ export class PartitionState {
       this.countOwn(e, d, w, d)
       base[i] = v // sealed: nothing pending for e any more
       this.markDirty(e)
-      if (hist !== null) hist.push(e, d)
+      if (hd !== null) hd[i] = d
     }
-    hist?.end()
+    if (hist !== null && hd !== null) {
+      hist.pushMany(list, hd, n)
+      hist.end()
+    }
     o = writeDedupEntries(buf, o, this.pendingDedup)
     writeFeatures(buf, o, this.pendingFeatures)
     this.clearTouched()
@@ -702,46 +745,56 @@ export class PartitionState {
    * The minute history as snapshot bytes: keys are stored rather than entries (entries are
    * renumbered by a load). u32 nKeys | nKeys × (u8 len | key) | u32 nMinutes | nMinutes ×
    * (f64 minute | u32 n | u8 width (4: i32 deltas, 8: f64) | n × u32 key index | n × delta).
+   * A checkpoint rewrites all of it and runs too seldom for its code to be optimised, so the
+   * per-pair work is a few tight loops and the arrays are copied as bytes.
    */
   private encodeHistory (): Buffer | undefined {
     const h = this.minutes
     if (h === null) return undefined
     const t = this.table
-    const index = new Int32Array(t.count).fill(-1)
-    const order: number[] = []
-    let keyBytes = 0
+    const minutes: Array<{ m: number, e: Uint32Array, d: Int32Array | Float64Array, n: number }> = []
+    h.forEachMinute((m, e, d, n) => { minutes.push({ m, e, d, n }) })
+    // index: entry → key index, −1 until seen; order: key index → entry.
+    const index = encodeScratch.index.length >= t.count ? encodeScratch.index : (encodeScratch.index = new Int32Array(t.count + (t.count >> 1)))
+    const order = encodeScratch.order.length >= t.count ? encodeScratch.order : (encodeScratch.order = new Int32Array(index.length))
+    index.fill(-1, 0, t.count)
+    let nKeys = 0
+    let maxN = 0
     let size = 4 + 4
-    const wide = (deltas: Int32Array | Float64Array, n: number): boolean => {
-      if (deltas instanceof Int32Array) return false
-      for (let i = 0; i < n; i++) if (deltas[i] > 0x7fffffff || deltas[i] < -0x7fffffff) return true
-      return false
-    }
-    h.forEachMinute((_m, entries, deltas, n) => {
-      size += 8 + 4 + 1 + n * (4 + (wide(deltas, n) ? 8 : 4))
+    const wide: boolean[] = []
+    for (const { e, d, n } of minutes) {
+      const w = isWide(d, n)
+      wide.push(w)
+      size += 8 + 4 + 1 + n * (4 + (w ? 8 : 4))
+      if (n > maxN) maxN = n
       for (let i = 0; i < n; i++) {
-        const e = entries[i]
-        if (index[e] >= 0) continue
-        index[e] = order.length
-        order.push(e)
-        keyBytes += 1 + t.keyLength(e)
+        const x = e[i]
+        if (index[x] < 0) { index[x] = nKeys; order[nKeys++] = x }
       }
-    })
+    }
+    let keyBytes = 0
+    for (let k = 0; k < nKeys; k++) keyBytes += 1 + t.keyLength(order[k])
     const buf = Buffer.allocUnsafe(size + keyBytes)
-    let o = buf.writeUInt32LE(order.length, 0)
-    for (const e of order) o = t.copyKey(e, buf, o)
-    const countAt = o
-    o += 4
-    let minutes = 0
-    h.forEachMinute((m, entries, deltas, n) => {
-      minutes++
+    let o = buf.writeUInt32LE(nKeys, 0)
+    for (let k = 0; k < nKeys; k++) o = t.copyKey(order[k], buf, o)
+    o = buf.writeUInt32LE(minutes.length, o)
+    const ix = encodeScratch.u32.length >= maxN ? encodeScratch.u32 : (encodeScratch.u32 = new Uint32Array(maxN))
+    for (let k = 0; k < minutes.length; k++) {
+      const { m, e, d, n } = minutes[k]
       o = buf.writeDoubleLE(m, o)
       o = buf.writeUInt32LE(n, o)
-      const w = wide(deltas, n)
-      o = buf.writeUInt8(w ? 8 : 4, o)
-      for (let i = 0; i < n; i++) o = buf.writeUInt32LE(index[entries[i]], o)
-      for (let i = 0; i < n; i++) o = w ? buf.writeDoubleLE(deltas[i], o) : buf.writeInt32LE(deltas[i], o)
-    })
-    buf.writeUInt32LE(minutes, countAt)
+      o = buf.writeUInt8(wide[k] ? 8 : 4, o)
+      for (let i = 0; i < n; i++) ix[i] = index[e[i]]
+      o = putLE(buf, o, ix, n)
+      if (wide[k] || d instanceof Int32Array) {
+        o = putLE(buf, o, d, n)
+      } else {
+        // f64 deltas that all fit in 32 bits are written as i32, as the minute would be once closed.
+        const narrow = encodeScratch.i32.length >= n ? encodeScratch.i32 : (encodeScratch.i32 = new Int32Array(maxN))
+        narrow.set(d.subarray(0, n))
+        o = putLE(buf, o, narrow, n)
+      }
+    }
     return buf.subarray(0, o)
   }
 

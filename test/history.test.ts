@@ -321,3 +321,38 @@ t.test('MinuteHistory against a model: many distinct counters per minute (the ac
   }
   t.equal(wrong, 0, 'every counter\'s minutes equal the model\'s')
 })
+
+t.test('MinuteHistory.pushMany equals push per pair: several histories staged at once, large records, deltas past 32 bits, late records', async (t) => {
+  const one = [new MinuteHistory(30), new MinuteHistory(30), new MinuteHistory(30)]
+  const many = [new MinuteHistory(30), new MinuteHistory(30), new MinuteHistory(30)]
+  let s = 777
+  const rand = (n: number): number => { s = (Math.imul(s, 1103515245) + 12345) >>> 0; return (s >>> 8) % n }
+  const es = new Int32Array(5000)
+  const ds = new Float64Array(5000)
+  const series = (h: MinuteHistory, e: number): string => {
+    const a: Array<[number, number]> = []
+    h.series(e, 0, 1e9, (m, d) => a.push([m, d]))
+    return JSON.stringify(a)
+  }
+  const minutes = [200, 200, 200]
+  for (let record = 0; record < 1200; record++) {
+    const h = rand(3)
+    if (rand(60) === 0) minutes[h]++
+    const m = rand(13) === 0 && minutes[h] > 200 ? minutes[h] - 1 : minutes[h]
+    const ts = m * MIN + rand(60_000)
+    const n = rand(30) === 0 ? 2500 + rand(2500) : rand(40)
+    for (let i = 0; i < n; i++) {
+      es[i] = rand(8000)
+      ds[i] = rand(500) === 0 ? 3_000_000_000 * (rand(2) === 0 ? 1 : -1) : rand(9) - 3
+    }
+    t.equal(one[h].begin(ts), many[h].begin(ts))
+    for (let i = 0; i < n; i++) one[h].push(es[i], ds[i])
+    many[h].pushMany(es, ds, n)
+    one[h].end()
+    many[h].end()
+    if (rand(100) === 0) { const e = es[0]; t.equal(series(many[h], e), series(one[h], e), 'a query between records sees every record') }
+  }
+  let wrong = 0
+  for (let h = 0; h < 3; h++) for (let e = 0; e < 8000; e++) if (series(one[h], e) !== series(many[h], e)) wrong++
+  t.equal(wrong, 0, 'every counter\'s minutes are the same')
+})
