@@ -146,9 +146,6 @@ export function frameKeyEquals (prefix: Uint8Array | null, src: Uint8Array, type
  * 1 home's stored value, 2…W+1 subs, then drained, then absorbed; a shard answers the parts it
  * was given in the order they were added.
  */
-/** How long PartsRead.start keeps trying a refused read: as long as a part waits for a moving partition. */
-const START_WAIT_MS = 30_000
-
 export abstract class PartsRead implements UnitOwner {
   parts = 0
   values: Float64Array
@@ -177,20 +174,15 @@ export abstract class PartsRead implements UnitOwner {
    * Sends the unit, and while the router refuses it (its rings or the in-flight bound are full)
    * tries again shortly instead of failing: these reads complete a command the node already took
    * (an increment they answer is applied), so they wait as the commands behind them do. What is in
-   * flight completes and frees room, so the wait ends; a router that still refuses after
-   * START_WAIT_MS (a peer link down that long) fails the read as overloaded.
+   * flight completes and frees room, so the wait ends.
    */
   start (router: Router): void {
-    if (this.send(router)) { this.retryMs = 0; this.giveUpAt = 0; return }
-    const now = Date.now()
-    if (this.giveUpAt === 0) this.giveUpAt = now + START_WAIT_MS
-    else if (now >= this.giveUpAt) { this.done(new CounterdError('overloaded', 'the parts of a split counter could not be read: the node is too busy or a peer is unreachable')); return }
+    if (this.send(router)) { this.retryMs = 0; return }
     this.retryMs = Math.min(Math.max(1, this.retryMs * 2), 50)
     setTimeout(() => this.start(router), this.retryMs)
   }
 
   private retryMs = 0
-  private giveUpAt = 0
 
   /** Sends the unit; false when the router refused it (overloaded). */
   send (router: Router): boolean {
