@@ -91,6 +91,14 @@ export function hotNames (key: string, ways: number, partitions: number): HotNam
   }
 }
 
+/**
+ * The counters besides the home that hold part of a split counter's value, in this order: its
+ * subs, their drained counters, then the absorbed ones (which count negatively).
+ */
+export function valueParts (n: HotNames): string[] {
+  return [...n.subs, ...n.drained, ...n.absorbed]
+}
+
 /** The marker that holds a counter's ways, found without knowing them (a split's state is in home's partition). */
 export function waysKeyOf (key: string, partitions: number): string {
   return saltedName(key + PART_MARK + 'w' + PART_MARK, fnv1a32(key) % partitions, partitions)

@@ -4,6 +4,7 @@
 // {"error":{code,message}}.
 import { CounterdError } from '../core/errors'
 import type { HistoryPoint } from '../core/history'
+import { valueParts } from '../core/hot-keys'
 import { jsonIdString } from '../core/json-ids'
 import { fnv1a32, isValidId, isValidType, splitKey } from '../core/keys'
 import { prefixOf, qualify } from '../core/namespaces'
@@ -186,7 +187,7 @@ export function installCounterRoutes (app: TemplatedApp, ctx: FrontContext): voi
     ctx.router.beginUnit(pending, null, -1, true)
     ctx.router.op(OP_RESET, fnv1a32(key), key)
     const split = ctx.router.hot?.get(key)
-    if (split !== undefined) for (const part of [...split.names.subs, ...split.names.drained, ...split.names.absorbed]) ctx.router.op(OP_RESET, fnv1a32(part), part)
+    if (split !== undefined) for (const part of valueParts(split.names)) ctx.router.op(OP_RESET, fnv1a32(part), part)
     if (!ctx.router.endUnit()) fail(res, pending, overloaded())
   })
 
@@ -223,7 +224,7 @@ async function historyOf (ctx: FrontContext, key: string, range: { from: number,
   const split = ctx.router.hot?.get(key)
   if (split === undefined) return await ask(key)
   const n = split.names
-  const parts = [key, ...n.subs, ...n.drained, ...n.absorbed]
+  const parts = [key, ...valueParts(n)]
   const answers = await Promise.all(parts.map(ask))
   const sums = new Map<number, number>()
   answers.forEach((points, i) => {
@@ -248,7 +249,7 @@ export function readKeys (ctx: FrontContext, res: HttpResponse, state: Abortable
     if (split !== undefined) {
       // A split counter's value is the sum of its parts (src/core/hot-keys.ts).
       const n = split.names
-      for (const part of [...n.subs, ...n.drained, ...n.absorbed]) {
+      for (const part of valueParts(n)) {
         const h = fnv1a32(part)
         pending.added(router.shardOf(h % router.partitions), i, n.absorbed.includes(part))
         router.op(OP_GET, h, part)

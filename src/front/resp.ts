@@ -10,6 +10,7 @@
 // at once still waits for the durable write sent before it (ack=durable: a write's reply is sent
 // after its owner's commit).
 import type { ApiKey, Scope } from '../core/api-keys'
+import { valueParts } from '../core/hot-keys'
 import { prefixHash, prefixOf } from '../core/namespaces'
 import { chargeKey } from './auth'
 import fs from 'node:fs'
@@ -648,8 +649,7 @@ export class RespFront {
       const key = buf.toString('latin1', cmd.start[i], cmd.start[i] + cmd.len[i])
       const split = hot.get(conn.prefix === null ? key : conn.prefix.toString('latin1') + key)
       if (split === undefined) continue
-      const { subs, drained, absorbed } = split.names
-      for (const part of [...subs, ...drained, ...absorbed]) {
+      for (const part of valueParts(split.names)) {
         const hash = fnv1a32(part)
         b.op(this.shardOfHash(hash))
         this.ctx.router.op(OP_RESET, hash, part)
